@@ -1,0 +1,208 @@
+/**
+ * The only reader of `process.env`. Every variable of SPEC §7 is parsed here once, checked,
+ * and returned as a frozen, typed object. A bad value becomes a `ConfigError` whose message is
+ * one line per problem, naming the variable and the form it takes.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+
+export type RateLimit = { max: number; windowMs: number; label: string } | null;
+export type Role = 'all' | 'api' | 'worker';
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  host: string;
+  port: number;
+  /** Port of the worker role's operations server (`/healthz`, `/readyz`, `/metrics`); 0 = off. */
+  workerPort: number;
+  redisUrl: string | null;
+  /** BullMQ key prefix; a `{hash tag}` keeps every key in one Redis Cluster slot. */
+  queuePrefix: string;
+  dataDir: string;
+  apiKey: string | null;
+  llmBaseUrl: string;
+  llmModel: string;
+  llmFallbackModels: readonly string[];
+  systemPrompt: string;
+  llmTimeoutMs: number;
+  llmRetryScheduleMs: readonly number[];
+  historyMaxMessages: number;
+  historyTtlSeconds: number;
+  workerConcurrency: number;
+  rateLimit: RateLimit;
+  trustProxy: boolean;
+  apiTokens: readonly string[];
+  webhookSecret: string | null;
+  callbackTimeoutMs: number;
+  callbackRetryScheduleMs: readonly number[];
+  callbackAllowedHosts: readonly string[];
+  callbackAllowPrivate: boolean;
+  bodyLimitBytes: number;
+  messageMaxChars: number;
+  taskRetentionSeconds: number;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const RATE_WINDOWS_MS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000 };
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Parses `250ms`, `5s`, `5m`, `2h` into milliseconds; `null` when the text is not a duration. */
+export function parseDurationMs(text: string): number | null {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim());
+  if (!match) return null;
+  return Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+}
+
+/** Parses a comma-separated schedule of durations; an empty text is an empty schedule. */
+export function parseScheduleMs(text: string): number[] | null {
+  if (text.trim() === '') return [];
+  const parts = text.split(',').map(parseDurationMs);
+  return parts.every((ms): ms is number => ms !== null) ? parts : null;
+}
+
+/** Parses `N/second|minute|hour` or `off`. */
+export function parseRateLimit(text: string): RateLimit | undefined {
+  const trimmed = text.trim().toLowerCase();
+  if (trimmed === 'off') return null;
+  const match = /^(\d+)\s*\/\s*(second|minute|hour)$/.exec(trimmed);
+  if (!match || Number(match[1]) < 1) return undefined;
+  return { max: Number(match[1]), windowMs: RATE_WINDOWS_MS[match[2]!]!, label: `${match[1]} per 1 ${match[2]}` };
+}
+
+function list(text: string): string[] {
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+/**
+ * Builds the configuration from `env` (default `process.env`, after loading `.env` from the
+ * working directory when present). Throws a `ConfigError` listing every bad variable.
+ */
+export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
+  const problems: string[] = [];
+  const text = (name: string, fallback: string): string => {
+    const value = env[name];
+    return value === undefined || value === '' ? fallback : value;
+  };
+  const integer = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = text(name, String(fallback)).trim();
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) {
+      problems.push(`${name}=${JSON.stringify(raw)} is invalid: expected an integer from ${min} to ${max}`);
+      return fallback;
+    }
+    return value;
+  };
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = text(name, String(fallback)).trim().toLowerCase();
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(raw)} is invalid: expected true or false`);
+    return fallback;
+  };
+  const schedule = (name: string, fallback: string): number[] => {
+    const raw = text(name, fallback);
+    const parsed = parseScheduleMs(raw);
+    if (parsed === null) {
+      problems.push(
+        `${name}=${JSON.stringify(raw)} is invalid: expected comma-separated durations such as 250ms,5s,5m,2h`,
+      );
+      return parseScheduleMs(fallback) ?? [];
+    }
+    return parsed;
+  };
+  const url = (name: string, fallback: string | null, schemes: readonly string[]): string | null => {
+    const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!.trim();
+    if (raw === null) return null;
+    try {
+      const parsed = new URL(raw);
+      if (schemes.includes(parsed.protocol.slice(0, -1))) return raw;
+    } catch {
+      // reported below
+    }
+    problems.push(`${name}=${JSON.stringify(raw)} is invalid: expected a ${schemes.join(' or ')} URL`);
+    return fallback;
+  };
+
+  const rateLimitText = text('RATE_LIMIT', '5/minute');
+  let rateLimit = parseRateLimit(rateLimitText);
+  if (rateLimit === undefined) {
+    problems.push(
+      `RATE_LIMIT=${JSON.stringify(rateLimitText)} is invalid: expected N/second, N/minute, N/hour or off`,
+    );
+    rateLimit = parseRateLimit('5/minute')!;
+  }
+
+  const webhookSecret = text('WEBHOOK_SECRET', '').trim() || null;
+  if (webhookSecret !== null && !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(webhookSecret)) {
+    problems.push('WEBHOOK_SECRET is invalid: expected whsec_ followed by base64');
+  }
+
+  const logLevelText = text('LOG_LEVEL', 'info').trim().toLowerCase();
+  if (!LOG_LEVELS.includes(logLevelText as LogLevel)) {
+    problems.push(`LOG_LEVEL=${JSON.stringify(logLevelText)} is invalid: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  const queuePrefix = text('QUEUE_PREFIX', '{llm-webhook}');
+  if (!/^[\w{}:.-]+$/.test(queuePrefix)) {
+    problems.push(
+      `QUEUE_PREFIX=${JSON.stringify(queuePrefix)} is invalid: expected letters, digits and {}:._- such as {llm-webhook}`,
+    );
+  }
+
+  const config: Config = {
+    host: text('HOST', '0.0.0.0').trim(),
+    port: integer('PORT', 8000, 0, 65535),
+    workerPort: integer('WORKER_PORT', 0, 0, 65535),
+    redisUrl: url('REDIS_URL', null, ['redis', 'rediss']),
+    queuePrefix,
+    dataDir: resolve(text('DATA_DIR', './data')),
+    apiKey: (env.API_KEY || env.LLM_API_KEY || '').trim() || null,
+    llmBaseUrl: url('LLM_BASE_URL', 'https://openrouter.ai/api/v1', ['http', 'https'])!,
+    llmModel: text('LLM_MODEL', 'openai/gpt-3.5-turbo-1106').trim(),
+    llmFallbackModels: list(text('LLM_FALLBACK_MODELS', '')),
+    systemPrompt: text('SYSTEM_PROMPT', ''),
+    llmTimeoutMs: integer('LLM_TIMEOUT_MS', 60_000, 1),
+    llmRetryScheduleMs: schedule('LLM_RETRY_SCHEDULE', '1s,5s,30s'),
+    historyMaxMessages: integer('HISTORY_MAX_MESSAGES', 20, 0),
+    historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
+    workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
+    rateLimit,
+    trustProxy: boolean('TRUST_PROXY', false),
+    apiTokens: list(text('API_TOKENS', '')),
+    webhookSecret,
+    callbackTimeoutMs: integer('CALLBACK_TIMEOUT_MS', 10_000, 1),
+    callbackRetryScheduleMs: schedule('CALLBACK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h'),
+    callbackAllowedHosts: list(text('CALLBACK_ALLOWED_HOSTS', '')),
+    callbackAllowPrivate: boolean('CALLBACK_ALLOW_PRIVATE', false),
+    bodyLimitBytes: integer('BODY_LIMIT_BYTES', 262_144, 1024, 100 * 1024 * 1024),
+    messageMaxChars: integer('MESSAGE_MAX_CHARS', 32_000, 1),
+    taskRetentionSeconds: integer('TASK_RETENTION_SECONDS', 604_800, 1),
+    shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+    logLevel: LOG_LEVELS.includes(logLevelText as LogLevel) ? (logLevelText as LogLevel) : 'info',
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+function readProcessEnv(): Env {
+  const envFile = resolve('.env');
+  // `.env` never overrides what the environment already holds.
+  if (existsSync(envFile)) process.loadEnvFile(envFile);
+  return process.env;
+}

@@ -1,0 +1,79 @@
+/**
+ * THE queue seam. Every driver (SQLite for the embedded mode, BullMQ for the redis mode)
+ * implements `JobQueue` and passes `defineJobQueueContractTests` (job-queue.contract.ts).
+ *
+ * Invariants every driver keeps:
+ * - Durable: once `enqueue` resolves, the job survives a SIGKILL of any process; a job that was
+ *   running when its process died runs again (at least once).
+ * - Deduplicated: a second `enqueue` with the id of a job that still exists is a no-op.
+ * - Ordered groups: jobs sharing a `group` run one at a time, in `enqueue` order; a job waiting
+ *   for its retry delay keeps its group blocked. Jobs of different groups (or without a group)
+ *   run in parallel, up to `concurrency` per consumer process.
+ * - Retries: a handler returning `{ type: 'retry', delayMs }` runs again after the delay with
+ *   `attempt + 1`; a handler throwing `PermanentJobError` ends the job; any other throw is retried
+ *   with a backoff (`defaultBackoffMs`).
+ */
+
+export const JOB_NAMES = { generate: 'generate', deliver: 'deliver' } as const;
+export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
+
+export interface NewJob {
+  /** Unique id; enqueueing an id that still exists does nothing. */
+  id: string;
+  name: JobName;
+  taskId: string;
+  /** Jobs of one group run one at a time in enqueue order (a conversation). */
+  group?: string | undefined;
+  /** Run no sooner than this many milliseconds from now. */
+  delayMs?: number | undefined;
+}
+
+export interface Job {
+  id: string;
+  name: JobName;
+  taskId: string;
+  group: string | null;
+  /** 1 on the first run, then +1 on every retry or restart of the job. */
+  attempt: number;
+}
+
+export type JobResult = { type: 'done' } | { type: 'retry'; delayMs: number };
+
+export type JobHandler = (job: Job) => Promise<JobResult>;
+
+export interface JobCounts {
+  waiting: number;
+  active: number;
+  delayed: number;
+}
+
+export interface ConsumeOptions {
+  /** Most jobs run at once by this process. */
+  concurrency: number;
+}
+
+export interface CloseOptions {
+  /** How long to wait for running handlers before handing their jobs back to the queue. */
+  timeoutMs: number;
+}
+
+/** Backoff for a handler that threw something other than `PermanentJobError`. */
+export function defaultBackoffMs(attempt: number): number {
+  return Math.min(1000 * 2 ** Math.max(0, attempt - 1), 60_000);
+}
+
+export interface JobQueue {
+  /** Stores the job durably; resolves once it would survive a crash. Resolves `false` for a duplicate id. */
+  enqueue(job: NewJob): Promise<boolean>;
+  /** Starts running jobs with `handler` in this process. Called at most once. */
+  consume(handler: JobHandler, options: ConsumeOptions): void;
+  /** Jobs not finished: waiting to run, running, and waiting for a delay (group-blocked jobs count as waiting). */
+  counts(): Promise<JobCounts>;
+  /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */
+  ping(): Promise<void>;
+  /**
+   * Stops taking new jobs, waits up to `timeoutMs` for running handlers, hands unfinished jobs
+   * back to the queue (they run again later), and releases connections. Idempotent.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
