@@ -1,0 +1,270 @@
+/**
+ * The whole service in one process (embedded mode, a real SQLite file), against a real mock LLM
+ * and a real callback receiver on 127.0.0.1: processing (SPEC §4) and delivery (SPEC §5).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type CallbackReceiver, startCallbackReceiver } from '../test/support/callback-receiver.js';
+import { type App, createApp } from './app.js';
+import { loadConfig } from './config.js';
+import { type MockLlm, startMockLlm } from './dev/mock-llm.js';
+import { createLogger } from './shared/logger.js';
+
+const SECRET = `whsec_${Buffer.from('a test secret of enough length!!').toString('base64')}`;
+
+let llm: MockLlm;
+let receiver: CallbackReceiver;
+const running: Array<{ app: App; dir: string }> = [];
+
+beforeAll(async () => {
+  llm = await startMockLlm();
+  receiver = await startCallbackReceiver();
+});
+
+afterAll(async () => {
+  await llm.close();
+  await receiver.close();
+});
+
+afterEach(async () => {
+  for (const { app, dir } of running.splice(0)) {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  llm.reset();
+  receiver.reset();
+});
+
+async function startApp(env: Record<string, string> = {}): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'llm-webhook-app-'));
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dir,
+    API_KEY: 'test-key',
+    LLM_BASE_URL: llm.url,
+    LLM_MODEL: 'mock/primary',
+    LLM_RETRY_SCHEDULE: '50ms,50ms',
+    CALLBACK_RETRY_SCHEDULE: '50ms,50ms,50ms',
+    CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+    RATE_LIMIT: 'off',
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const app = await createApp(config, createLogger(config.logLevel), 'all');
+  running.push({ app, dir });
+  const url = await app.start();
+  return url!;
+}
+
+async function post(base: string, body: Record<string, unknown>): Promise<string> {
+  const response = await fetch(`${base}/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  expect(response.status).toBe(200);
+  const json = (await response.json()) as { task_id: string; status: string };
+  expect(json.status).toBe('Processing');
+  return json.task_id;
+}
+
+async function task(base: string, id: string): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${base}/tasks/${id}`)).json()) as Record<string, unknown>;
+}
+
+async function waitForStatus(base: string, id: string, statuses: string[]): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const record = await task(base, id);
+    if (statuses.includes(record.status as string)) return record;
+    if (Date.now() > deadline) throw new Error(`task ${id} stayed ${String(record.status)}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('processing', () => {
+  it('answers three messages of one conversation with 1, 3 and 5 messages in the prompt', async () => {
+    const base = await startApp();
+    const hook = `${receiver.url}/three`;
+    for (const message of ['one', 'two', 'three']) {
+      const id = await post(base, { message, callback_url: hook });
+      await receiver.waitFor((entries) => entries.some((entry) => entry.json?.task_id === id), 20_000);
+    }
+    expect(llm.requests.map((request) => request.messages.length)).toEqual([1, 3, 5]);
+    const last = llm.requests[2]!.messages;
+    expect(last.map((m) => m.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user']);
+    expect(last.filter((m) => m.role === 'user').map((m) => m.content)).toEqual(['one', 'two', 'three']);
+    expect(llm.requests[0]!.model).toBe('mock/primary');
+  });
+
+  it('puts SYSTEM_PROMPT first and keeps at most HISTORY_MAX_MESSAGES of history', async () => {
+    const base = await startApp({ SYSTEM_PROMPT: 'Be brief.', HISTORY_MAX_MESSAGES: '2' });
+    for (const message of ['a', 'b', 'c']) {
+      const id = await post(base, { message, callback_url: `${receiver.url}/window` });
+      await waitForStatus(base, id, ['completed']);
+    }
+    const prompt = llm.requests[2]!.messages;
+    expect(prompt[0]).toEqual({ role: 'system', content: 'Be brief.' });
+    expect(prompt.slice(1).map((m) => m.content)[2]).toBe('c');
+    expect(prompt).toHaveLength(1 + 2 + 1);
+    expect(prompt[1]!.content).toBe('b');
+  });
+
+  it('answers a burst of six concurrent messages of one conversation in order, history growing', async () => {
+    const base = await startApp();
+    llm.setLatency(30);
+    const ids = await Promise.all(
+      [1, 2, 3, 4, 5, 6].map((n) =>
+        post(base, { message: `burst ${n}`, callback_url: `${receiver.url}/burst`, conversation_id: 'burst' }),
+      ),
+    );
+    await receiver.waitFor((entries) => entries.filter((e) => e.json?.conversation_id === 'burst').length === 6, 20_000);
+    const prompts = llm.requests.map((request) => request.messages);
+    expect(prompts.map((messages) => messages.length)).toEqual([1, 3, 5, 7, 9, 11]);
+    // Each prompt extends the one before: every earlier exchange is there, in the same order.
+    for (let i = 1; i < prompts.length; i += 1) {
+      expect(prompts[i]!.slice(0, prompts[i - 1]!.length)).toEqual(prompts[i - 1]);
+    }
+    // Callbacks arrive in the order the conversation was answered.
+    const answered = prompts.map((messages) => messages.at(-1)!.content);
+    const delivered = receiver.received
+      .filter((entry) => entry.json?.conversation_id === 'burst')
+      .map((entry) => ids.indexOf(entry.json!.task_id as string));
+    expect(delivered.map((index) => `burst ${index + 1}`)).toEqual(answered);
+  });
+
+  it('keeps two conversations apart', async () => {
+    const base = await startApp();
+    await Promise.all(
+      ['a', 'b'].map(async (name) => {
+        for (let n = 1; n <= 2; n += 1) {
+          const id = await post(base, { message: `${name}${n}`, callback_url: `${receiver.url}/${name}` });
+          await waitForStatus(base, id, ['completed']);
+        }
+      }),
+    );
+    for (const request of llm.requests) {
+      const users = request.messages.filter((m) => m.role === 'user').map((m) => m.content[0]);
+      expect(new Set(users).size).toBe(1);
+    }
+    const history = (await (
+      await fetch(`${base}/conversations/${encodeURIComponent(`${receiver.url}/a`)}/messages`)
+    ).json()) as { messages: Array<{ content: string }> };
+    expect(history.messages.map((m) => m.content).filter((c) => c.startsWith('a') || c.startsWith('b'))).toEqual([
+      'a1',
+      'a2',
+    ]);
+  });
+
+  it('retries an LLM 500 and then succeeds', async () => {
+    const base = await startApp();
+    llm.script([{ status: 500, body: { error: { message: 'boom' } } }]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/retry` });
+    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    expect(record.status).toBe('completed');
+    expect(record.attempts).toMatchObject({ llm: 2 });
+    expect(llm.requests).toHaveLength(2);
+  });
+
+  it('moves to the fallback model when the retries of the primary are spent', async () => {
+    const base = await startApp({ LLM_FALLBACK_MODELS: 'mock/fallback', LLM_RETRY_SCHEDULE: '20ms' });
+    llm.script([{ status: 503 }, { status: 503 }]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/fallback` });
+    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    expect(record.status).toBe('completed');
+    expect(llm.requests.map((request) => request.model)).toEqual(['mock/primary', 'mock/primary', 'mock/fallback']);
+  });
+
+  it('fails a task on LLM 401 at once, delivers the failure, adds nothing to history', async () => {
+    const base = await startApp();
+    llm.script([{ status: 401, body: { error: { message: 'bad key' } } }]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/auth`, conversation_id: 'auth' });
+    const [entry] = await receiver.waitFor((entries) => entries.some((e) => e.json?.task_id === id), 20_000);
+    const callback = receiver.received.find((e) => e.json?.task_id === id)!.json!;
+    expect(entry).toBeDefined();
+    expect(callback).toMatchObject({ task_id: id, status: 'failed', error: { type: 'llm_auth' } });
+    expect(callback).not.toHaveProperty('generated_response');
+    const record = await waitForStatus(base, id, ['failed']);
+    expect(record.attempts).toMatchObject({ llm: 1 });
+    expect(llm.requests).toHaveLength(1);
+    const history = (await (await fetch(`${base}/conversations/auth/messages`)).json()) as { messages: unknown[] };
+    expect(history.messages).toEqual([]);
+  });
+
+  it('fails tasks with a clear error while API_KEY is unset', async () => {
+    const base = await startApp({ API_KEY: '' });
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/nokey` });
+    const record = await waitForStatus(base, id, ['failed']);
+    expect(record.error).toMatchObject({ type: 'config_missing_api_key' });
+    expect(String((record.error as { message: string }).message)).toContain('API_KEY');
+    expect(llm.requests).toHaveLength(0);
+  });
+});
+
+describe('delivery', () => {
+  it('delivers after 500, 500, 200 with three recorded attempts, signed with one webhook-id', async () => {
+    const base = await startApp({ WEBHOOK_SECRET: SECRET });
+    receiver.script([500, 500, 200]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/flaky`, metadata: { k: 'v' } });
+    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    expect(record.status).toBe('completed');
+    expect(record.attempts).toMatchObject({ callback: 3 });
+    const deliveries = record.deliveries as Array<{ status_code: number; duration_ms: number; at: string }>;
+    expect(deliveries.map((d) => d.status_code)).toEqual([500, 500, 200]);
+    const attempts = receiver.received.filter((entry) => entry.json?.task_id === id);
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((entry) => entry.headers['webhook-id']))).toEqual(new Set([id]));
+    const verifier = new Webhook(SECRET);
+    for (const entry of attempts) {
+      const payload = verifier.verify(entry.body, {
+        'webhook-id': entry.headers['webhook-id'] as string,
+        'webhook-timestamp': entry.headers['webhook-timestamp'] as string,
+        'webhook-signature': entry.headers['webhook-signature'] as string,
+      });
+      expect(payload).toMatchObject({ task_id: id, status: 'completed', metadata: { k: 'v' } });
+    }
+    expect(() =>
+      verifier.verify(`${attempts[0]!.body} `, {
+        'webhook-id': id,
+        'webhook-timestamp': attempts[0]!.headers['webhook-timestamp'] as string,
+        'webhook-signature': attempts[0]!.headers['webhook-signature'] as string,
+      }),
+    ).toThrow();
+    expect(attempts[0]!.headers['user-agent']).toMatch(/^llm-webhook\/\d/);
+    expect(attempts[0]!.headers['content-type']).toContain('application/json');
+    expect(attempts[0]!.json).toMatchObject({
+      conversation_id: `${receiver.url}/flaky`,
+      model: 'mock/primary',
+      usage: { total_tokens: expect.any(Number) },
+      generated_response: expect.any(String),
+      created_at: expect.any(String),
+      completed_at: expect.any(String),
+    });
+  });
+
+  it('stops at once on 410 Gone', async () => {
+    const base = await startApp();
+    receiver.script([410]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/gone` });
+    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    expect(record.status).toBe('failed');
+    expect(record.attempts).toMatchObject({ callback: 1 });
+    // Give a retry (50 ms schedule) every chance to happen; none may.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(receiver.received.filter((entry) => entry.json?.task_id === id)).toHaveLength(1);
+  });
+
+  it('marks a task failed when the callback retries are spent', async () => {
+    const base = await startApp({ CALLBACK_RETRY_SCHEDULE: '20ms' });
+    receiver.script([503, 503]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/down` });
+    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    expect(record.status).toBe('failed');
+    expect(record.error).toMatchObject({ type: 'callback_failed' });
+    expect(record.attempts).toMatchObject({ callback: 2 });
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * Assembles the service for one role from a configuration: backends, metrics, the HTTP API
+ * (roles `all` and `api`) and the worker (roles `all` and `worker`). `main.ts` owns the process
+ * (signals, exit codes); tests build the same app in-process.
+ */
+import type { FastifyInstance } from 'fastify';
+import { createBackends } from './backends.js';
+import type { Config, Role } from './config.js';
+import { createCallbackSender } from './delivery/send-callback.js';
+import { createSigner } from './delivery/sign.js';
+import { createSsrfPolicy } from './delivery/ssrf-guard.js';
+import { buildOpsServer } from './http/ops-server.js';
+import { buildServer } from './http/server.js';
+import { createJobHandler } from './jobs/handle-job.js';
+import { createLlmClient } from './llm/llm-client.js';
+import type { Logger } from './shared/logger.js';
+import { createMetrics } from './shared/metrics.js';
+import { USER_AGENT } from './shared/version.js';
+
+export interface App {
+  /** Listens (API on HOST:PORT; a worker's operations server on WORKER_PORT when set); resolves the base URL, if any. */
+  start(): Promise<string | null>;
+  /**
+   * Stops accepting requests, lets running jobs finish for up to SHUTDOWN_TIMEOUT_MS, hands the
+   * rest back to the queue, and closes every connection. Idempotent.
+   */
+  close(): Promise<void>;
+  readonly server: FastifyInstance | null;
+}
+
+export async function createApp(config: Readonly<Config>, logger: Logger, role: Role): Promise<App> {
+  if (config.redisUrl === null && role !== 'all') {
+    throw new Error(`Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`);
+  }
+  const backends = await createBackends(config, logger);
+  const { store, queue } = backends;
+  const metrics = createMetrics({ queueCounts: () => queue.counts() });
+
+  const runsApi = role !== 'worker';
+  const runsWorker = role !== 'api';
+
+  const sender = runsWorker
+    ? createCallbackSender({
+        timeoutMs: config.callbackTimeoutMs,
+        policy: createSsrfPolicy(config),
+        userAgent: USER_AGENT,
+      })
+    : null;
+  const llm = runsWorker
+    ? createLlmClient({ baseUrl: config.llmBaseUrl, apiKey: config.apiKey, timeoutMs: config.llmTimeoutMs })
+    : null;
+
+  const server = runsApi
+    ? await buildServer({
+        config,
+        logger,
+        store,
+        queue,
+        metrics,
+        ...(backends.rateLimitRedis === undefined ? {} : { rateLimitRedis: backends.rateLimitRedis }),
+      })
+    : config.workerPort > 0
+      ? await buildOpsServer({ logger, store, queue, metrics })
+      : null;
+
+  let closing: Promise<void> | null = null;
+
+  return {
+    server,
+    async start() {
+      if (sender !== null && llm !== null) {
+        queue.consume(
+          createJobHandler({ config, logger, store, queue, llm, sender, sign: createSigner(config.webhookSecret), metrics }),
+          { concurrency: config.workerConcurrency },
+        );
+        logger.info({ concurrency: config.workerConcurrency, mode: backends.mode }, 'worker started');
+      }
+      if (server === null) return null;
+      const port = runsApi ? config.port : config.workerPort;
+      const url = await server.listen({ host: config.host, port });
+      logger.info({ url, role, mode: backends.mode }, 'listening');
+      return url;
+    },
+    close() {
+      closing ??= (async () => {
+        // Stop taking requests first (in-flight ones finish), then drain the worker.
+        await server?.close();
+        await queue.close({ timeoutMs: config.shutdownTimeoutMs });
+        await sender?.close();
+        llm?.close?.();
+        await backends.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Picks the drivers behind the two seams from the configuration (SPEC §2): SQLite in one file
+ * under DATA_DIR when REDIS_URL is unset, Redis otherwise. The Redis drivers are imported
+ * lazily, so the embedded mode never loads BullMQ or ioredis.
+ */
+import { join } from 'node:path';
+import type { Config } from './config.js';
+import type { JobQueue } from './queue/job-queue.js';
+import type { Logger } from './shared/logger.js';
+import type { Store, StoreLimits } from './store/store.js';
+
+export interface Backends {
+  mode: 'embedded' | 'redis';
+  store: Store;
+  queue: JobQueue;
+  /** The ioredis client for shared rate-limit counters (redis mode only). */
+  rateLimitRedis?: unknown;
+  /** Closes the store and connections; call after `queue.close()`. */
+  close(): Promise<void>;
+}
+
+export async function createBackends(config: Readonly<Config>, logger: Logger): Promise<Backends> {
+  const limits: StoreLimits = {
+    historyMaxMessages: config.historyMaxMessages,
+    historyTtlSeconds: config.historyTtlSeconds,
+    taskRetentionSeconds: config.taskRetentionSeconds,
+  };
+  if (config.redisUrl === null) {
+    const { openSqliteDatabase } = await import('./store/sqlite-database.js');
+    const { createSqliteStore } = await import('./store/sqlite-store.js');
+    const { createSqliteJobQueue } = await import('./queue/sqlite-job-queue.js');
+    const db = openSqliteDatabase({ path: join(config.dataDir, 'llm-webhook.db') });
+    const store = createSqliteStore(db, limits);
+    const queue = createSqliteJobQueue(db, { logger });
+    return {
+      mode: 'embedded',
+      store,
+      queue,
+      close: async () => {
+        await store.close();
+        db.close();
+      },
+    };
+  }
+  const { createRedisClient } = await import('./shared/redis-connection.js');
+  const { createRedisStore } = await import('./store/redis-store.js');
+  const { createBullmqJobQueue } = await import('./queue/bullmq-job-queue.js');
+  const client = createRedisClient(config.redisUrl, { role: 'command', logger });
+  const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
+  const queue = createBullmqJobQueue({ url: config.redisUrl, prefix: config.queuePrefix, logger });
+  return {
+    mode: 'redis',
+    store,
+    queue,
+    rateLimitRedis: client,
+    close: async () => {
+      await store.close();
+      client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDurationMs, parseRateLimit, parseScheduleMs } from './config.js';
+
+const readmeTableVariables = (): string[] => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const section = readme.slice(readme.indexOf('## Configuration'));
+  return [...section.matchAll(/^\| `([A-Z_]+)`/gm)].map((match) => match[1]!);
+};
+
+const sampleVariables = (): string[] => {
+  const sample = readFileSync(new URL('../.env-sample', import.meta.url), 'utf8');
+  return [...sample.matchAll(/^([A-Z_]+)=/gm)].map((match) => match[1]!);
+};
+
+describe('loadConfig', () => {
+  it('gives the SPEC defaults with an empty environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      host: '0.0.0.0',
+      port: 8000,
+      redisUrl: null,
+      apiKey: null,
+      llmBaseUrl: 'https://openrouter.ai/api/v1',
+      llmModel: 'openai/gpt-3.5-turbo-1106',
+      llmFallbackModels: [],
+      systemPrompt: '',
+      llmTimeoutMs: 60_000,
+      llmRetryScheduleMs: [1000, 5000, 30_000],
+      historyMaxMessages: 20,
+      historyTtlSeconds: 604_800,
+      workerConcurrency: 100,
+      rateLimit: { max: 5, windowMs: 60_000, label: '5 per 1 minute' },
+      trustProxy: false,
+      apiTokens: [],
+      webhookSecret: null,
+      callbackTimeoutMs: 10_000,
+      callbackRetryScheduleMs: [5000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000],
+      callbackAllowedHosts: [],
+      callbackAllowPrivate: false,
+      bodyLimitBytes: 262_144,
+      messageMaxChars: 32_000,
+      taskRetentionSeconds: 604_800,
+      shutdownTimeoutMs: 10_000,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('accepts LLM_API_KEY as an alias of API_KEY', () => {
+    expect(loadConfig({ LLM_API_KEY: 'k1' }).apiKey).toBe('k1');
+    expect(loadConfig({ API_KEY: 'k2', LLM_API_KEY: 'k1' }).apiKey).toBe('k2');
+  });
+
+  it('lists every bad variable, one line each, naming it and its form', () => {
+    let error: unknown;
+    try {
+      loadConfig({ PORT: 'eighty', RATE_LIMIT: '5 per minute', LLM_RETRY_SCHEDULE: '1s,soon', WEBHOOK_SECRET: 'plain' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const lines = (error as ConfigError).message.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(/^PORT="eighty" is invalid: expected an integer from 0 to 65535$/);
+    expect(lines.find((line) => line.startsWith('RATE_LIMIT'))).toContain('N/second, N/minute, N/hour or off');
+    expect(lines.find((line) => line.startsWith('LLM_RETRY_SCHEDULE'))).toContain('250ms,5s,5m,2h');
+    expect(lines.find((line) => line.startsWith('WEBHOOK_SECRET'))).toContain('whsec_');
+    // The secret's value itself is never echoed.
+    expect((error as ConfigError).message).not.toContain('plain');
+  });
+
+  it('parses durations, schedules and rate limits', () => {
+    expect(parseDurationMs('250ms')).toBe(250);
+    expect(parseDurationMs('2h')).toBe(7_200_000);
+    expect(parseDurationMs('5 s')).toBeNull();
+    expect(parseScheduleMs('')).toEqual([]);
+    expect(parseScheduleMs('1s, 5m')).toEqual([1000, 300_000]);
+    expect(parseRateLimit('off')).toBeNull();
+    expect(parseRateLimit('100/second')).toEqual({ max: 100, windowMs: 1000, label: '100 per 1 second' });
+    expect(parseRateLimit('0/minute')).toBeUndefined();
+  });
+
+  it('keeps .env-sample and the README table in step with each other', () => {
+    const sample = sampleVariables();
+    const table = readmeTableVariables();
+    expect(sample.length).toBeGreaterThan(25);
+    expect(new Set(table)).toEqual(new Set(sample));
+  });
+
+  it('reads every variable of .env-sample', () => {
+    const source = readFileSync(new URL('./config.ts', import.meta.url), 'utf8');
+    for (const name of sampleVariables()) expect(source, name).toMatch(new RegExp(`\\b${name}\\b`));
+  });
+});

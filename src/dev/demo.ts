@@ -1,0 +1,119 @@
+/**
+ * `npm run demo`: the whole loop in one command, with no API key and no network. Starts the
+ * bundled mock LLM and the service (embedded mode, a throw-away data directory), sends three
+ * messages of one conversation at once with the service's own `/callback` as the target, and
+ * prints the exchange as the callbacks arrive, in conversation order.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startMockLlm } from './mock-llm.js';
+
+const MESSAGES = [
+  'Hello! My name is Ada.',
+  'What is the capital of France?',
+  'Do you remember my name?',
+];
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  if (address === null || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+async function waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => null);
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+interface ReceivedCallback {
+  task_id?: string;
+  status?: string;
+  generated_response?: string;
+  error?: { message?: string };
+}
+
+async function main(): Promise<void> {
+  const llm = await startMockLlm({ latencyMs: 200 });
+  const port = await freePort();
+  const dataDir = mkdtempSync(join(tmpdir(), 'llm-webhook-demo-'));
+  const base = `http://127.0.0.1:${port}`;
+  const service: ChildProcess = spawn(
+    process.execPath,
+    [fileURLToPath(new URL('../main.js', import.meta.url)), 'all'],
+    {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        DATA_DIR: dataDir,
+        LLM_BASE_URL: llm.url,
+        API_KEY: 'demo-key',
+        LLM_MODEL: 'mock/demo-model',
+        CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+        RATE_LIMIT: 'off',
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    },
+  );
+  try {
+    await waitFor(async () => ((await fetch(`${base}/healthz`)).ok ? true : null), 20_000, 'the service');
+    console.log(`llm-webhook is up at ${base} (embedded mode), mock LLM at ${llm.url}\n`);
+
+    // Sent all at once: the service still answers them one at a time, in order, with history.
+    const taskIds = await Promise.all(
+      MESSAGES.map(async (message, index) => {
+        await new Promise((resolve) => setTimeout(resolve, index * 20));
+        const response = await fetch(`${base}/webhook`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ message, callback_url: `${base}/callback`, conversation_id: 'demo' }),
+        });
+        const body = (await response.json()) as { task_id: string; status: string };
+        console.log(`POST /webhook ${response.status} ${JSON.stringify(body)}`);
+        return body.task_id;
+      }),
+    );
+
+    const received = await waitFor(
+      async () => {
+        const body = (await (await fetch(`${base}/callback`)).json()) as { received: ReceivedCallback[] };
+        return body.received.length >= MESSAGES.length ? body.received : null;
+      },
+      30_000,
+      'three callbacks',
+    );
+
+    console.log('\nThe conversation, as delivered to POST /callback:\n');
+    taskIds.forEach((taskId, index) => {
+      const callback = received.find((entry) => entry.task_id === taskId);
+      console.log(`  you: ${MESSAGES[index]}`);
+      console.log(`  llm: ${callback?.generated_response ?? `(failed: ${callback?.error?.message})`}\n`);
+    });
+    const prompts = llm.requests.map((request) => request.messages.length);
+    console.log(`Messages the LLM saw per turn: ${prompts.join(', ')} (each prompt holds the earlier exchanges)`);
+  } finally {
+    service.kill('SIGTERM');
+    await once(service, 'exit');
+    await llm.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,99 @@
+/**
+ * The `deliver` job (SPEC §5): POST the task's outcome to its callback URL, signed when a secret
+ * is set, recording every attempt. The `webhook-id` is the task id, equal on every retry and
+ * every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
+ */
+import type { Config } from '../config.js';
+import type { CallbackSender } from '../delivery/send-callback.js';
+import { nextRetryDelayMs } from '../delivery/retry-schedule.js';
+import type { Job, JobResult } from '../queue/job-queue.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import type { Store, TaskError, TaskRecord } from '../store/store.js';
+
+export interface DeliverCallbackDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  store: Store;
+  sender: CallbackSender;
+  sign: (msgId: string, timestamp: Date, body: string) => Record<string, string>;
+  metrics: Metrics;
+}
+
+/** The JSON body POSTed to the callback URL. */
+export function callbackPayload(task: TaskRecord): Record<string, unknown> {
+  const common = {
+    task_id: task.taskId,
+    conversation_id: task.conversationId,
+    metadata: task.metadata ?? {},
+    created_at: task.createdAt,
+    completed_at: task.completedAt,
+  };
+  if (task.generatedResponse !== null) {
+    return {
+      ...common,
+      status: 'completed',
+      generated_response: task.generatedResponse,
+      model: task.model,
+      usage: task.usage,
+    };
+  }
+  return {
+    ...common,
+    status: 'failed',
+    error: task.error ?? { type: 'unknown', message: 'The task failed' },
+  };
+}
+
+export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => Promise<JobResult> {
+  const { config, store, sender, sign, metrics } = deps;
+
+  const finish = async (task: TaskRecord, deliveryError: TaskError | null): Promise<JobResult> => {
+    const succeeded = task.generatedResponse !== null && deliveryError === null;
+    // A generation that failed keeps its own error; a failed delivery of a reply records why.
+    const error = task.generatedResponse === null ? task.error : deliveryError;
+    await store.setStatus(task.taskId, succeeded ? 'completed' : 'failed', error);
+    if (succeeded) metrics.tasksCompleted.inc();
+    else metrics.tasksFailed.inc({ reason: error?.type ?? 'unknown' });
+    return { type: 'done' };
+  };
+
+  return async (job) => {
+    const log = deps.logger.child({ task_id: job.taskId, attempt: job.attempt });
+    const task = await store.getTaskById(job.taskId);
+    if (task === null) {
+      log.warn('task record not found; delivery dropped');
+      return { type: 'done' };
+    }
+    const body = JSON.stringify(callbackPayload(task));
+    const startedAt = new Date();
+    const outcome = await sender.send(task.callbackUrl, body, sign(task.taskId, startedAt, body));
+    await store.recordDelivery(task.taskId, {
+      at: startedAt.toISOString(),
+      ...(outcome.statusCode === undefined ? {} : { status_code: outcome.statusCode }),
+      ...(outcome.type === 'delivered' || outcome.error === undefined ? {} : { error: outcome.error }),
+      duration_ms: Math.round(outcome.durationMs),
+    });
+    metrics.callbackAttempts.inc({ outcome: outcome.type });
+
+    switch (outcome.type) {
+      case 'delivered':
+        log.info({ status_code: outcome.statusCode }, 'callback delivered');
+        return finish(task, null);
+      case 'failed':
+        log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback refused; not retried');
+        return finish(task, { type: 'callback_failed', message: outcome.error });
+      case 'retry': {
+        const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, job.attempt);
+        if (delayMs === null) {
+          log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback retries spent');
+          const reason = outcome.error ?? `HTTP ${outcome.statusCode}`;
+          return finish(task, { type: 'callback_failed', message: `Callback not delivered: ${reason}` });
+        }
+        const waitMs = Math.max(delayMs, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
+        log.info({ status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs }, 'callback retry');
+        return { type: 'retry', delayMs: waitMs };
+      }
+    }
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * The `generate` job (SPEC §4): load the conversation's history, ask the LLM, store the exchange,
+ * hand the task to delivery. Every step is safe to run again after a crash: a task whose
+ * generation already ended only makes sure its delivery is queued.
+ *
+ * The LLM retry schedule and the fallback models are derived from the job's attempt number, so
+ * nothing about them needs storing: with a schedule of n delays, attempts 1..n+1 use the first
+ * model, the next n+1 the first fallback, and so on. Retries go back through the queue, which
+ * keeps the conversation's later messages waiting behind this one.
+ */
+import type { Config } from '../config.js';
+import { LlmError } from '../llm/llm-errors.js';
+import type { ChatMessage, LlmClient } from '../llm/llm-client.js';
+import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
+
+export interface GenerateReplyDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  store: Store;
+  queue: JobQueue;
+  llm: LlmClient;
+  metrics: Metrics;
+}
+
+/** Attempts after which a job whose task record never appeared is dropped. */
+const MISSING_TASK_ATTEMPTS = 5;
+
+/** The id of a task's first delivery job; enqueueing it twice is a no-op. */
+export function deliveryJobId(taskId: string): string {
+  return `deliver:${taskId}`;
+}
+
+export interface ModelPlan {
+  model: string;
+  /** Delay before the next attempt when this one fails with a retryable error; `null`: none left. */
+  retryDelayMs: number | null;
+}
+
+/** Which model attempt `attempt` (1-based) uses, and how long to wait before the next one. */
+export function planAttempt(
+  attempt: number,
+  models: readonly string[],
+  scheduleMs: readonly number[],
+): ModelPlan | null {
+  const perModel = scheduleMs.length + 1;
+  const modelIndex = Math.floor((attempt - 1) / perModel);
+  const model = models[modelIndex];
+  if (model === undefined) return null;
+  const retryIndex = (attempt - 1) % perModel;
+  if (retryIndex < scheduleMs.length) return { model, retryDelayMs: scheduleMs[retryIndex]! };
+  // This model's retries are spent: the next model, if any, is tried at once.
+  return { model, retryDelayMs: modelIndex + 1 < models.length ? 0 : null };
+}
+
+export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
+  const { config, store, queue, llm, metrics } = deps;
+  const models = [config.llmModel, ...config.llmFallbackModels];
+
+  const handOver = async (taskId: string): Promise<JobResult> => {
+    await queue.enqueue({ id: deliveryJobId(taskId), name: 'deliver', taskId });
+    return { type: 'done' };
+  };
+
+  const fail = async (task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {
+    log.warn({ err_type: error.type }, `task failed: ${error.message}`);
+    await store.failGeneration(task.taskId, error, new Date().toISOString());
+    return handOver(task.taskId);
+  };
+
+  return async (job) => {
+    const log = deps.logger.child({ task_id: job.taskId, attempt: job.attempt });
+    const task = await store.getTaskById(job.taskId);
+    if (task === null) {
+      // The queue and the store are written side by side at accept time; give the record a
+      // moment to appear, then drop a job whose task was never stored or has expired.
+      if (job.attempt < MISSING_TASK_ATTEMPTS) return { type: 'retry', delayMs: 200 * job.attempt };
+      log.warn('task record not found; job dropped');
+      return { type: 'done' };
+    }
+    if (task.status !== 'queued' && task.status !== 'processing') return handOver(task.taskId);
+    if (task.status === 'queued') await store.setStatus(task.taskId, 'processing');
+
+    const plan = planAttempt(job.attempt, models, config.llmRetryScheduleMs);
+    if (plan === null) {
+      return fail(task, { type: 'llm_unavailable', message: 'LLM retries spent' }, log);
+    }
+
+    const key = conversationKey(task.namespace, task.conversationId);
+    const history = await store.getHistory(key, config.historyMaxMessages);
+    metrics.historyMessages.observe(history.length);
+    const messages: ChatMessage[] = [
+      ...(config.systemPrompt === '' ? [] : [{ role: 'system' as const, content: config.systemPrompt }]),
+      ...history.map((entry) => ({ role: entry.role, content: entry.content })),
+      { role: 'user', content: task.message },
+    ];
+
+    await store.recordLlmAttempt(task.taskId);
+    log.info({ model: plan.model, history: history.length }, 'calling LLM');
+    log.debug({ message: task.message }, 'prompt');
+    const startedAt = performance.now();
+    try {
+      const result = await llm.complete({ model: plan.model, messages });
+      metrics.llmCallDuration.observe(
+        { model: plan.model, outcome: 'success' },
+        (performance.now() - startedAt) / 1000,
+      );
+      log.info({ model: result.model }, 'LLM replied');
+      log.debug({ reply: result.reply }, 'reply');
+      await store.completeGeneration(task.taskId, key, {
+        reply: result.reply,
+        model: result.model,
+        usage: result.usage,
+        completedAt: new Date().toISOString(),
+      });
+      return handOver(task.taskId);
+    } catch (error) {
+      const llmError =
+        error instanceof LlmError
+          ? error
+          : new LlmError({ type: 'llm_error', message: String(error), retryable: true, cause: error });
+      metrics.llmCallDuration.observe(
+        { model: plan.model, outcome: llmError.type },
+        (performance.now() - startedAt) / 1000,
+      );
+      if (llmError.retryable && plan.retryDelayMs !== null) {
+        const delayMs = Math.max(plan.retryDelayMs, llmError.retryAfterMs ?? 0);
+        log.warn({ err_type: llmError.type, status: llmError.status, delay_ms: delayMs }, 'LLM call failed; retrying');
+        return { type: 'retry', delayMs };
+      }
+      return fail(task, { type: llmError.type, message: llmError.message }, log);
+    }
+  };
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+/**
+ * Composition root: reads the configuration, builds the app for the role given as the first
+ * argument (`all` | `api` | `worker`, default `all`), and owns the process: signals and exit codes.
+ */
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Role } from './config.js';
+import { createLogger } from './shared/logger.js';
+
+const ROLES: readonly Role[] = ['all', 'api', 'worker'];
+
+async function main(): Promise<void> {
+  const roleArg = process.argv[2] ?? 'all';
+  if (!ROLES.includes(roleArg as Role)) {
+    process.stderr.write(`Unknown role "${roleArg}": expected one of ${ROLES.join(', ')}\n`);
+    process.exit(2);
+  }
+  const role = roleArg as Role;
+
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+
+  const logger = createLogger(config.logLevel);
+  if (config.apiTokens.length === 0 && role !== 'worker') {
+    logger.warn('API_TOKENS is empty: the API is open to anyone who can reach it');
+  }
+  if (config.apiKey === null && role !== 'api') {
+    logger.warn('API_KEY is not set: every task will fail until it is');
+  }
+
+  const app = await createApp(config, logger, role);
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, timeout_ms: config.shutdownTimeoutMs }, 'shutting down');
+    app.close().then(
+      () => {
+        logger.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  await app.start();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
