@@ -1,0 +1,77 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BackendUnavailableError } from '../shared/errors.js';
+import { openSqliteDatabase } from './sqlite-database.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sqlite-database-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('openSqliteDatabase', () => {
+  it('creates the parent directory, runs in WAL mode and migrates once', () => {
+    const path = join(dir, 'nested', 'a', 'db.sqlite');
+    const db = openSqliteDatabase({ path });
+    const mode = db.prepare<{ journal_mode: string }>('PRAGMA journal_mode').get();
+    const version = db.prepare<{ user_version: number }>('PRAGMA user_version').get();
+    expect(mode?.journal_mode).toBe('wal');
+    expect(version?.user_version).toBeGreaterThan(0);
+    db.close();
+    const again = openSqliteDatabase({ path });
+    expect(again.prepare<{ user_version: number }>('PRAGMA user_version').get()).toEqual(version);
+    again.close();
+  });
+
+  it('fails only the write that threw among the writes of one tick', async () => {
+    const db = openSqliteDatabase({ path: ':memory:' });
+    const insert = db.prepare(
+      'INSERT INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, ?, ?, 0)',
+    );
+    const results = await Promise.allSettled([
+      db.write(() => insert.run('a', 'f', 't1').changes),
+      db.write(() => {
+        insert.run('b', 'f', 't2');
+        throw new Error('boom');
+      }),
+      db.write(() => insert.run('c', 'f', 't3').changes),
+      // A constraint violation fails this write only.
+      db.write(() => insert.run('a', 'f', 't4')),
+    ]);
+    expect(results.map((result) => result.status)).toEqual([
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'rejected',
+    ]);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(Error);
+    const keys = db.prepare<{ key: string }>('SELECT key FROM idempotency_keys ORDER BY key').all();
+    expect(keys.map((row) => row.key)).toEqual(['a', 'c']);
+    db.close();
+  });
+
+  it('keeps committed writes across close and reopen, and commits pending writes on close', async () => {
+    const path = join(dir, 'durable.sqlite');
+    const db = openSqliteDatabase({ path });
+    const insert = db.prepare(
+      'INSERT INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, ?, ?, 0)',
+    );
+    await db.write(() => insert.run('committed', 'f', 't'));
+    const late = db.write(() => insert.run('pending', 'f', 't'));
+    db.close();
+    await expect(late).resolves.toMatchObject({ changes: 1 });
+    const reopened = openSqliteDatabase({ path });
+    const keys = reopened.prepare<{ key: string }>('SELECT key FROM idempotency_keys ORDER BY key').all();
+    expect(keys.map((row) => row.key)).toEqual(['committed', 'pending']);
+    reopened.close();
+  });
+
+  it('rejects with BackendUnavailableError once closed', async () => {
+    const db = openSqliteDatabase({ path: ':memory:' });
+    await expect(db.ping()).resolves.toBeUndefined();
+    db.close();
+    db.close();
+    await expect(db.ping()).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(db.write(() => 1)).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(db.read(() => 1)).rejects.toBeInstanceOf(BackendUnavailableError);
+  });
+});

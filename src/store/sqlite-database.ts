@@ -1,0 +1,316 @@
+/**
+ * The embedded mode's one SQLite file, and the only importer of `better-sqlite3`. It owns the
+ * connection, its pragmas, the schema (migrated with `user_version`) and group commit; the store
+ * and the job queue drivers build on the handle it returns.
+ *
+ * Group commit: every `write` requested in one turn of the event loop runs in ONE transaction on
+ * `setImmediate`, each inside its own SAVEPOINT, and every promise settles only after COMMIT. With
+ * `synchronous = FULL` a resolved write is on disk, and a burst of requests costs one fsync, not
+ * one per request. A write that throws rolls back to its savepoint and fails alone.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { BackendUnavailableError } from '../shared/errors.js';
+
+export type SqlValue = string | number | bigint | Buffer | null;
+
+export interface SqliteRunResult {
+  changes: number;
+  lastInsertRowid: number | bigint;
+}
+
+/** A statement prepared once; positional `?` parameters. */
+export interface SqliteStatement<Row = unknown> {
+  run(...params: SqlValue[]): SqliteRunResult;
+  get(...params: SqlValue[]): Row | undefined;
+  all(...params: SqlValue[]): Row[];
+}
+
+/** What a `write` callback may use: statements run inside the batch transaction. */
+export interface SqliteTransaction {
+  prepare<Row = unknown>(sql: string): SqliteStatement<Row>;
+}
+
+export interface SqliteDatabase {
+  readonly path: string;
+  /**
+   * Prepares `sql` once (cached by its text). Statements that modify data belong inside `write`;
+   * reads may run anywhere, and see only committed data.
+   */
+  prepare<Row = unknown>(sql: string): SqliteStatement<Row>;
+  /**
+   * Runs `fn` in the next group-commit batch; resolves with its result once the batch has
+   * committed. A throw from `fn` undoes only `fn`'s changes and rejects only this promise. `fn`
+   * must be synchronous: the batch transaction cannot span an `await`.
+   */
+  write<T>(fn: (tx: SqliteTransaction) => T): Promise<T>;
+  /** Runs a synchronous read; rejects with `BackendUnavailableError` when the database is closed or broken. */
+  read<T>(fn: () => T): Promise<T>;
+  /** Resolves when the database answers a query; rejects with `BackendUnavailableError` otherwise. */
+  ping(): Promise<void>;
+  /** Commits writes still waiting for their batch, then closes the file. Idempotent. */
+  close(): void;
+  readonly closed: boolean;
+}
+
+export interface OpenSqliteDatabaseOptions {
+  /** A file path (its directory is created), or `:memory:`. */
+  path: string;
+  /** How long a statement waits for a lock held by another connection (default 5000). */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Schema versions, applied in order; `PRAGMA user_version` holds how many have run. Append only:
+ * a released migration is never edited.
+ */
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE tasks (
+    task_id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    callback_url TEXT NOT NULL,
+    metadata TEXT,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    generated_response TEXT,
+    model TEXT,
+    usage TEXT,
+    error TEXT,
+    completed_at TEXT,
+    llm_attempts INTEGER NOT NULL DEFAULT 0,
+    callback_attempts INTEGER NOT NULL DEFAULT 0,
+    deliveries TEXT NOT NULL DEFAULT '[]',
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
+  CREATE INDEX tasks_queued ON tasks (created_at) WHERE status = 'queued';
+
+  CREATE TABLE conversations (
+    conversation_key TEXT PRIMARY KEY,
+    next_position INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX conversations_expiry ON conversations (expires_at_ms);
+
+  CREATE TABLE history (
+    conversation_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX history_by_position ON history (conversation_key, position);
+
+  CREATE TABLE idempotency_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
+
+  CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    grp TEXT,
+    attempt INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0
+  );
+  `,
+];
+
+interface PendingWrite {
+  fn: (tx: SqliteTransaction) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+function unavailable(message: string, cause: unknown): BackendUnavailableError {
+  const detail = cause instanceof Error ? `: ${cause.message}` : '';
+  return new BackendUnavailableError(`${message}${detail}`, { cause });
+}
+
+function migrate(raw: Database.Database): void {
+  const version = raw.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new Error(
+      `The database schema (version ${version}) is newer than this build knows (${MIGRATIONS.length})`,
+    );
+  }
+  for (let index = version; index < MIGRATIONS.length; index++) {
+    raw.transaction(() => {
+      raw.exec(MIGRATIONS[index]!);
+      raw.pragma(`user_version = ${index + 1}`);
+    })();
+  }
+}
+
+/** Opens (creating when needed) and migrates the database at `options.path`. */
+export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDatabase {
+  const inMemory = options.path === ':memory:';
+  if (!inMemory) mkdirSync(dirname(options.path), { recursive: true });
+  const raw = new Database(options.path);
+  try {
+    raw.pragma(`busy_timeout = ${Math.max(0, Math.trunc(options.busyTimeoutMs ?? 5000))}`);
+    if (!inMemory) raw.pragma('journal_mode = WAL');
+    // FULL: a COMMIT that returned survives power loss, which is what a 200 promises.
+    raw.pragma('synchronous = FULL');
+    raw.pragma('temp_store = MEMORY');
+    raw.pragma('journal_size_limit = 67108864');
+    migrate(raw);
+  } catch (error) {
+    raw.close();
+    throw error;
+  }
+
+  const statements = new Map<string, Database.Statement>();
+  const prepare = <Row>(sql: string): SqliteStatement<Row> => {
+    let statement = statements.get(sql);
+    if (statement === undefined) {
+      statement = raw.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement as unknown as SqliteStatement<Row>;
+  };
+  const tx: SqliteTransaction = { prepare };
+
+  const begin = raw.prepare('BEGIN IMMEDIATE');
+  const commit = raw.prepare('COMMIT');
+  const rollback = raw.prepare('ROLLBACK');
+  const savepoint = raw.prepare('SAVEPOINT w');
+  const release = raw.prepare('RELEASE w');
+  const rollbackToSavepoint = raw.prepare('ROLLBACK TO w');
+  const selectOne = raw.prepare('SELECT 1');
+
+  let pending: PendingWrite[] = [];
+  let flushHandle: NodeJS.Immediate | null = null;
+  let closed = false;
+
+  const settle = (batch: readonly PendingWrite[], outcomes: readonly Outcome[]): void => {
+    for (let index = 0; index < batch.length; index++) {
+      const outcome = outcomes[index]!;
+      if (outcome.ok) batch[index]!.resolve(outcome.value);
+      else batch[index]!.reject(outcome.error);
+    }
+  };
+
+  const failAll = (batch: readonly PendingWrite[], error: unknown): void => {
+    for (const write of batch) write.reject(error);
+  };
+
+  /** Runs `batch` in one transaction; returns writes that must go to a fresh transaction. */
+  const runBatch = (batch: PendingWrite[]): PendingWrite[] => {
+    try {
+      begin.run();
+    } catch (error) {
+      failAll(batch, unavailable('The database cannot start a transaction', error));
+      return [];
+    }
+    const outcomes: Outcome[] = [];
+    for (let index = 0; index < batch.length; index++) {
+      const write = batch[index]!;
+      try {
+        savepoint.run();
+        const value = write.fn(tx);
+        release.run();
+        outcomes.push({ ok: true, value });
+      } catch (error) {
+        if (raw.inTransaction) {
+          try {
+            rollbackToSavepoint.run();
+            release.run();
+          } catch {
+            // Handled below: a transaction SQLite already rolled back is detected by inTransaction.
+          }
+        }
+        if (!raw.inTransaction) {
+          // Some errors (disk full, I/O) make SQLite roll back the whole transaction: the writes
+          // before this one are lost too, so they fail; the ones after get a transaction of their own.
+          settle(
+            batch.slice(0, index),
+            outcomes.map((outcome) => (outcome.ok ? { ok: false, error } : outcome)),
+          );
+          write.reject(error);
+          return batch.slice(index + 1);
+        }
+        outcomes.push({ ok: false, error });
+      }
+    }
+    try {
+      commit.run();
+    } catch (error) {
+      if (raw.inTransaction) {
+        try {
+          rollback.run();
+        } catch {
+          // The connection is broken; every write of the batch fails below either way.
+        }
+      }
+      failAll(batch, unavailable('The database could not commit', error));
+      return [];
+    }
+    settle(batch, outcomes);
+    return [];
+  };
+
+  const flush = (): void => {
+    flushHandle = null;
+    let batch = pending;
+    pending = [];
+    while (batch.length > 0) batch = runBatch(batch);
+  };
+
+  const closedError = (): BackendUnavailableError => new BackendUnavailableError('The database is closed');
+
+  return {
+    path: options.path,
+    prepare,
+    get closed() {
+      return closed;
+    },
+    write<T>(fn: (tx: SqliteTransaction) => T): Promise<T> {
+      if (closed) return Promise.reject(closedError());
+      return new Promise<T>((resolve, reject) => {
+        pending.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+        flushHandle ??= setImmediate(flush);
+      });
+    },
+    read<T>(fn: () => T): Promise<T> {
+      if (closed) return Promise.reject(closedError());
+      try {
+        return Promise.resolve(fn());
+      } catch (error) {
+        return Promise.reject(raw.open ? error : unavailable('The database is not open', error));
+      }
+    },
+    ping(): Promise<void> {
+      if (closed) return Promise.reject(closedError());
+      try {
+        selectOne.get();
+        return Promise.resolve();
+      } catch (error) {
+        return Promise.reject(unavailable('The database does not answer', error));
+      }
+    },
+    close(): void {
+      if (closed) return;
+      if (flushHandle !== null) {
+        clearImmediate(flushHandle);
+        flush();
+      }
+      closed = true;
+      statements.clear();
+      raw.close();
+    },
+  };
+}
