@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteDatabase } from './sqlite-database.js';
+import { createSqliteStore } from './sqlite-store.js';
+import { defineStoreContractTests } from './store.contract.js';
+import { conversationKey, type NewTask, type StoreLimits } from './store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const LIMITS: StoreLimits = { historyMaxMessages: 20, historyTtlSeconds: 3600, taskRetentionSeconds: 3600 };
+
+function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    taskId: randomUUID(),
+    namespace: '',
+    conversationId: 'conv',
+    message: 'hello',
+    callbackUrl: 'https://example.com/cb',
+    metadata: { a: 1 },
+    createdAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+defineStoreContractTests('sqlite', async (limits) => {
+  const db = openSqliteDatabase({ path: join(dir, `${randomUUID()}.sqlite`) });
+  const store = createSqliteStore(db, limits);
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      db.close();
+    },
+  };
+});
+
+describe('createSqliteStore', () => {
+  it('keeps tasks, history and idempotency keys across close and reopen of the file', async () => {
+    const path = join(dir, `${randomUUID()}.sqlite`);
+    const db = openSqliteDatabase({ path });
+    const store = createSqliteStore(db, LIMITS);
+    const task = newTask();
+    const key = conversationKey('', task.conversationId);
+    await store.createTask(task);
+    const completedAt = new Date().toISOString();
+    await store.completeGeneration(task.taskId, key, { reply: 'hi', model: 'm', usage: null, completedAt });
+    await store.recordDelivery(task.taskId, { at: completedAt, status_code: 200, duration_ms: 5 });
+    await store.claimIdempotencyKey('k', 'fp', task.taskId, 3600);
+    const before = await store.getTaskById(task.taskId);
+    await store.close();
+    db.close();
+
+    const reopened = openSqliteDatabase({ path });
+    const again = createSqliteStore(reopened, LIMITS);
+    expect(await again.getTaskById(task.taskId)).toEqual(before);
+    expect((await again.getHistory(key, 10)).map((m) => m.content)).toEqual(['hello', 'hi']);
+    expect(await again.claimIdempotencyKey('k', 'fp', randomUUID(), 3600)).toEqual({
+      outcome: 'replay',
+      taskId: task.taskId,
+    });
+    await again.close();
+    reopened.close();
+  });
+
+  it('purges expired rows in the background', async () => {
+    const db = openSqliteDatabase({ path: ':memory:' });
+    const store = createSqliteStore(
+      db,
+      { historyMaxMessages: 20, historyTtlSeconds: 1, taskRetentionSeconds: 1 },
+      { purgeIntervalMs: 50 },
+    );
+    const task = newTask();
+    await store.createTask(task);
+    await store.completeGeneration(task.taskId, 'conv', {
+      reply: 'r',
+      model: 'm',
+      usage: null,
+      completedAt: new Date().toISOString(),
+    });
+    await store.claimIdempotencyKey('k', 'fp', task.taskId, 1);
+    const count = (table: string) => db.prepare<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).get()!.n;
+    expect(count('tasks') + count('history') + count('conversations') + count('idempotency_keys')).toBe(5);
+    await waitFor(
+      () => count('tasks') + count('history') + count('conversations') + count('idempotency_keys') === 0,
+      'expired rows to be purged',
+    );
+    await store.close();
+    db.close();
+  });
+
+  it('keeps at most historyMaxMessages messages per conversation', async () => {
+    const db = openSqliteDatabase({ path: ':memory:' });
+    const store = createSqliteStore(db, { ...LIMITS, historyMaxMessages: 4 });
+    for (let index = 1; index <= 4; index++) {
+      const task = newTask({ message: `m${index}` });
+      await store.createTask(task);
+      await store.completeGeneration(task.taskId, 'conv', {
+        reply: `r${index}`,
+        model: 'm',
+        usage: null,
+        completedAt: new Date().toISOString(),
+      });
+    }
+    expect((await store.getHistory('conv', 100)).map((m) => m.content)).toEqual(['m3', 'r3', 'm4', 'r4']);
+    expect(db.prepare<{ n: number }>('SELECT count(*) AS n FROM history').get()!.n).toBe(4);
+    await store.close();
+    db.close();
+  });
+});

@@ -1,0 +1,346 @@
+/**
+ * The embedded mode's `Store`: tasks, conversation history and idempotency keys in the SQLite
+ * file opened by sqlite-database.ts. Every change goes through `db.write`, so it is committed
+ * (group commit) before its promise resolves; reads are synchronous prepared statements.
+ *
+ * Expiry is enforced on read (an expired row is invisible at once) and rows are purged later, in
+ * small batches, by an unref'd timer.
+ */
+import type { SqliteDatabase } from './sqlite-database.js';
+import type {
+  DeliveryAttempt,
+  Generation,
+  HistoryMessage,
+  IdempotencyClaim,
+  NewTask,
+  Store,
+  StoreLimits,
+  TaskError,
+  TaskRecord,
+  TaskStatus,
+  Usage,
+} from './store.js';
+
+export interface SqliteStoreOptions {
+  /** How often expired rows are deleted (default 60 000). */
+  purgeIntervalMs?: number;
+}
+
+interface TaskRow {
+  task_id: string;
+  namespace: string;
+  conversation_id: string;
+  message: string;
+  callback_url: string;
+  metadata: string | null;
+  created_at: string;
+  status: TaskStatus;
+  updated_at: string;
+  generated_response: string | null;
+  model: string | null;
+  usage: string | null;
+  error: string | null;
+  completed_at: string | null;
+  llm_attempts: number;
+  callback_attempts: number;
+  deliveries: string;
+}
+
+interface GenerationStateRow {
+  message: string;
+  completed_at: string | null;
+}
+
+interface ConversationRow {
+  next_position: number;
+  expires_at_ms: number;
+}
+
+interface IdempotencyRow {
+  fingerprint: string;
+  task_id: string;
+  expires_at_ms: number;
+}
+
+/** Rows deleted per table and purge run, so a purge never holds the write lock for long. */
+const PURGE_BATCH = 1000;
+
+function parseJson<T>(text: string | null): T | null {
+  return text === null ? null : (JSON.parse(text) as T);
+}
+
+function toRecord(row: TaskRow): TaskRecord {
+  return {
+    taskId: row.task_id,
+    namespace: row.namespace,
+    conversationId: row.conversation_id,
+    message: row.message,
+    callbackUrl: row.callback_url,
+    metadata: parseJson<Record<string, unknown>>(row.metadata),
+    createdAt: row.created_at,
+    status: row.status,
+    updatedAt: row.updated_at,
+    generatedResponse: row.generated_response,
+    model: row.model,
+    usage: parseJson<Usage>(row.usage),
+    error: parseJson<TaskError>(row.error),
+    completedAt: row.completed_at,
+    attempts: { llm: row.llm_attempts, callback: row.callback_attempts },
+    deliveries: parseJson<DeliveryAttempt[]>(row.deliveries) ?? [],
+  };
+}
+
+export function createSqliteStore(
+  db: SqliteDatabase,
+  limits: StoreLimits,
+  options: SqliteStoreOptions = {},
+): Store {
+  const historyTtlMs = limits.historyTtlSeconds * 1000;
+  const taskRetentionMs = limits.taskRetentionSeconds * 1000;
+  // The newest exchange is always kept, whatever the prompt limit, so a conversation stays visible.
+  const historyKeep = Math.max(2, limits.historyMaxMessages);
+
+  const insertTask = db.prepare(
+    `INSERT INTO tasks (task_id, namespace, conversation_id, message, callback_url, metadata, created_at,
+       status, updated_at, expires_at_ms)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+  );
+  const selectTask = db.prepare<TaskRow>('SELECT * FROM tasks WHERE task_id = ? AND expires_at_ms > ?');
+  const selectGenerationState = db.prepare<GenerationStateRow>(
+    'SELECT message, completed_at FROM tasks WHERE task_id = ? AND expires_at_ms > ?',
+  );
+  const updateStatus = db.prepare(
+    `UPDATE tasks SET status = ?, updated_at = ?, error = CASE WHEN ? THEN ? ELSE error END
+     WHERE task_id = ? AND NOT (status IN ('completed', 'failed') AND ? IN ('queued', 'processing'))`,
+  );
+  const incrementLlmAttempts = db.prepare(
+    'UPDATE tasks SET llm_attempts = llm_attempts + 1, updated_at = ? WHERE task_id = ?',
+  );
+  const updateCompleted = db.prepare(
+    `UPDATE tasks SET generated_response = ?, model = ?, usage = ?, completed_at = ?, status = 'delivering',
+       updated_at = ? WHERE task_id = ?`,
+  );
+  const updateFailed = db.prepare(
+    `UPDATE tasks SET error = ?, completed_at = ?, status = 'delivering', updated_at = ?
+     WHERE task_id = ? AND completed_at IS NULL AND expires_at_ms > ?`,
+  );
+  const appendDelivery = db.prepare(
+    `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
+       callback_attempts = callback_attempts + 1, updated_at = ? WHERE task_id = ?`,
+  );
+  const selectQueued = db.prepare<{ task_id: string }>(
+    `SELECT task_id FROM tasks WHERE status = 'queued' AND expires_at_ms > ? ORDER BY created_at LIMIT ?`,
+  );
+
+  const selectConversation = db.prepare<ConversationRow>(
+    'SELECT next_position, expires_at_ms FROM conversations WHERE conversation_key = ?',
+  );
+  const upsertConversation = db.prepare(
+    `INSERT INTO conversations (conversation_key, next_position, expires_at_ms) VALUES (?, ?, ?)
+     ON CONFLICT (conversation_key) DO UPDATE
+       SET next_position = excluded.next_position, expires_at_ms = excluded.expires_at_ms`,
+  );
+  const deleteConversation = db.prepare('DELETE FROM conversations WHERE conversation_key = ?');
+  const insertMessage = db.prepare(
+    'INSERT INTO history (conversation_key, position, role, content, at) VALUES (?, ?, ?, ?, ?)',
+  );
+  const deleteMessagesBefore = db.prepare('DELETE FROM history WHERE conversation_key = ? AND position < ?');
+  const deleteMessages = db.prepare('DELETE FROM history WHERE conversation_key = ?');
+  const selectHistory = db.prepare<HistoryMessage>(
+    `SELECT role, content, at FROM (
+       SELECT h.role, h.content, h.at, h.position FROM conversations c
+       JOIN history h ON h.conversation_key = c.conversation_key
+       WHERE c.conversation_key = ? AND c.expires_at_ms > ?
+       ORDER BY h.position DESC LIMIT ?
+     ) ORDER BY position ASC`,
+  );
+
+  const selectIdempotencyKey = db.prepare<IdempotencyRow>(
+    'SELECT fingerprint, task_id, expires_at_ms FROM idempotency_keys WHERE key = ?',
+  );
+  const upsertIdempotencyKey = db.prepare(
+    'INSERT OR REPLACE INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, ?, ?, ?)',
+  );
+  const deleteIdempotencyKey = db.prepare('DELETE FROM idempotency_keys WHERE key = ? AND task_id = ?');
+
+  const purgeTasks = db.prepare(
+    'DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE expires_at_ms <= ? LIMIT ?)',
+  );
+  const purgeIdempotencyKeys = db.prepare(
+    `DELETE FROM idempotency_keys WHERE rowid IN
+       (SELECT rowid FROM idempotency_keys WHERE expires_at_ms <= ? LIMIT ?)`,
+  );
+  const selectExpiredConversations = db.prepare<{ conversation_key: string }>(
+    'SELECT conversation_key FROM conversations WHERE expires_at_ms <= ? LIMIT ?',
+  );
+
+  const purge = (): Promise<void> =>
+    db.write(() => {
+      const now = Date.now();
+      purgeTasks.run(now, PURGE_BATCH);
+      purgeIdempotencyKeys.run(now, PURGE_BATCH);
+      for (const { conversation_key } of selectExpiredConversations.all(now, PURGE_BATCH)) {
+        deleteMessages.run(conversation_key);
+        deleteConversation.run(conversation_key);
+      }
+    });
+
+  let purgeTimer: NodeJS.Timeout | null = setInterval(() => {
+    // A failed purge is retried on the next tick; expired rows are already invisible to reads.
+    purge().catch(() => {});
+  }, options.purgeIntervalMs ?? 60_000);
+  purgeTimer.unref();
+
+  const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
+    db.read(() => {
+      const row = selectTask.get(taskId, Date.now());
+      return row === undefined ? null : toRecord(row);
+    });
+
+  /** Appends the exchange; a conversation past its TTL starts afresh. */
+  const appendExchange = (key: string, userMessage: string, reply: string, now: number): void => {
+    const conversation = selectConversation.get(key);
+    let position = 0;
+    if (conversation !== undefined) {
+      if (conversation.expires_at_ms <= now) deleteMessages.run(key);
+      position = conversation.next_position;
+    }
+    const at = new Date(now).toISOString();
+    insertMessage.run(key, position, 'user', userMessage, at);
+    insertMessage.run(key, position + 1, 'assistant', reply, at);
+    upsertConversation.run(key, position + 2, now + historyTtlMs);
+    deleteMessagesBefore.run(key, position + 2 - historyKeep);
+  };
+
+  return {
+    async createTask(task: NewTask) {
+      const createdMs = Date.parse(task.createdAt);
+      const expiresAtMs = (Number.isFinite(createdMs) ? createdMs : Date.now()) + taskRetentionMs;
+      await db.write(() =>
+        insertTask.run(
+          task.taskId,
+          task.namespace,
+          task.conversationId,
+          task.message,
+          task.callbackUrl,
+          task.metadata === null ? null : JSON.stringify(task.metadata),
+          task.createdAt,
+          task.createdAt,
+          expiresAtMs,
+        ),
+      );
+    },
+
+    async getTask(namespace, taskId) {
+      const task = await getTaskById(taskId);
+      return task !== null && task.namespace === namespace ? task : null;
+    },
+
+    getTaskById,
+
+    async setStatus(taskId, status, error) {
+      const hasError = error !== undefined;
+      await db.write(() =>
+        updateStatus.run(
+          status,
+          new Date().toISOString(),
+          hasError ? 1 : 0,
+          hasError && error !== null ? JSON.stringify(error) : null,
+          taskId,
+          status,
+        ),
+      );
+    },
+
+    async recordLlmAttempt(taskId) {
+      await db.write(() => incrementLlmAttempts.run(new Date().toISOString(), taskId));
+    },
+
+    completeGeneration(taskId: string, key: string, generation: Generation) {
+      return db.write(() => {
+        const now = Date.now();
+        const task = selectGenerationState.get(taskId, now);
+        // Ended already: this is a job run again after a crash; the history holds the exchange.
+        if (task === undefined || task.completed_at !== null) return false;
+        appendExchange(key, task.message, generation.reply, now);
+        updateCompleted.run(
+          generation.reply,
+          generation.model,
+          generation.usage === null ? null : JSON.stringify(generation.usage),
+          generation.completedAt,
+          new Date(now).toISOString(),
+          taskId,
+        );
+        return true;
+      });
+    },
+
+    failGeneration(taskId: string, error: TaskError, completedAt: string) {
+      return db.write(() => {
+        const now = Date.now();
+        const result = updateFailed.run(
+          JSON.stringify(error),
+          completedAt,
+          new Date(now).toISOString(),
+          taskId,
+          now,
+        );
+        return result.changes > 0;
+      });
+    },
+
+    async recordDelivery(taskId: string, attempt: DeliveryAttempt) {
+      await db.write(() => appendDelivery.run(JSON.stringify(attempt), new Date().toISOString(), taskId));
+    },
+
+    getHistory(key: string, limit: number) {
+      if (limit <= 0) return Promise.resolve([]);
+      return db.read(() => selectHistory.all(key, Date.now(), Math.trunc(limit)));
+    },
+
+    deleteHistory(key: string) {
+      return db.write(() => {
+        const conversation = selectConversation.get(key);
+        if (conversation === undefined) return false;
+        deleteMessages.run(key);
+        deleteConversation.run(key);
+        return conversation.expires_at_ms > Date.now();
+      });
+    },
+
+    claimIdempotencyKey(key, fingerprint, taskId, ttlSeconds): Promise<IdempotencyClaim> {
+      // Writes run one after another in the batch, so check-then-insert is atomic.
+      return db.write((): IdempotencyClaim => {
+        const now = Date.now();
+        const existing = selectIdempotencyKey.get(key);
+        if (existing !== undefined && existing.expires_at_ms > now) {
+          return existing.fingerprint === fingerprint
+            ? { outcome: 'replay', taskId: existing.task_id }
+            : { outcome: 'conflict', taskId: existing.task_id };
+        }
+        upsertIdempotencyKey.run(key, fingerprint, taskId, now + ttlSeconds * 1000);
+        return { outcome: 'created' };
+      });
+    },
+
+    async releaseIdempotencyKey(key, taskId) {
+      await db.write(() => deleteIdempotencyKey.run(key, taskId));
+    },
+
+    listQueuedTaskIds(limit) {
+      if (limit <= 0) return Promise.resolve([]);
+      return db.read(() => selectQueued.all(Date.now(), Math.trunc(limit)).map((row) => row.task_id));
+    },
+
+    ping() {
+      return db.ping();
+    },
+
+    async close() {
+      if (purgeTimer !== null) {
+        clearInterval(purgeTimer);
+        purgeTimer = null;
+      }
+    },
+  };
+}

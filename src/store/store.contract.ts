@@ -1,0 +1,402 @@
+/**
+ * The behavioural suite every `Store` driver runs against its real backend. It tests only what
+ * store.ts promises, so any driver that passes can stand behind the seam.
+ *
+ * The factory receives the limits a test needs (short TTLs for the expiry tests) and returns a
+ * fresh, empty store: one per test, so tests never see each other's data.
+ */
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { conversationKey, type Generation, type NewTask, type Store, type StoreLimits } from './store.js';
+
+export type StoreContractFactory = (
+  limits: StoreLimits,
+) => Promise<{ store: Store; cleanup: () => Promise<void> }>;
+
+const DEFAULT_LIMITS: StoreLimits = {
+  historyMaxMessages: 20,
+  historyTtlSeconds: 3600,
+  taskRetentionSeconds: 3600,
+};
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
+
+function newTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    taskId: randomUUID(),
+    namespace: '',
+    conversationId: `conv-${randomUUID()}`,
+    message: `hello ${randomUUID()}`,
+    callbackUrl: 'https://example.com/callback',
+    metadata: { source: 'contract', nested: { n: 1 } },
+    createdAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+function generation(reply: string): Generation {
+  return {
+    reply,
+    model: 'test-model',
+    usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+    completedAt: new Date().toISOString(),
+  };
+}
+
+/** Stores a task in `conversationId` and completes it with `reply`. */
+async function exchange(store: Store, conversationId: string, message: string, reply: string): Promise<void> {
+  const task = newTask({ conversationId, message });
+  await store.createTask(task);
+  expect(
+    await store.completeGeneration(task.taskId, conversationKey('', conversationId), generation(reply)),
+  ).toBe(true);
+}
+
+export function defineStoreContractTests(name: string, factory: StoreContractFactory): void {
+  const withStore = async (run: (store: Store) => Promise<void>, limits: Partial<StoreLimits> = {}) => {
+    const { store, cleanup } = await factory({ ...DEFAULT_LIMITS, ...limits });
+    try {
+      await run(store);
+    } finally {
+      await cleanup();
+    }
+  };
+
+  describe(`Store contract: ${name}`, () => {
+    it('creates a task as queued and reads it back', () =>
+      withStore(async (store) => {
+        const task = newTask();
+        await store.createTask(task);
+        const record = await store.getTask('', task.taskId);
+        expect(record).toMatchObject({
+          ...task,
+          status: 'queued',
+          generatedResponse: null,
+          model: null,
+          usage: null,
+          error: null,
+          completedAt: null,
+          attempts: { llm: 0, callback: 0 },
+          deliveries: [],
+        });
+        expect(typeof record?.updatedAt).toBe('string');
+        expect(await store.getTaskById(task.taskId)).toEqual(record);
+        expect(await store.getTask('', randomUUID())).toBeNull();
+        expect(await store.getTaskById(randomUUID())).toBeNull();
+
+        const bare = newTask({ metadata: null });
+        await store.createTask(bare);
+        expect((await store.getTaskById(bare.taskId))?.metadata).toBeNull();
+      }));
+
+    it('keeps namespaces apart', () =>
+      withStore(async (store) => {
+        const task = newTask({ namespace: 'tenant-a' });
+        await store.createTask(task);
+        expect(await store.getTask('tenant-b', task.taskId)).toBeNull();
+        expect(await store.getTask('', task.taskId)).toBeNull();
+        expect((await store.getTask('tenant-a', task.taskId))?.taskId).toBe(task.taskId);
+
+        const other = newTask({ namespace: 'tenant-b', conversationId: task.conversationId });
+        await store.createTask(other);
+        const keyA = conversationKey('tenant-a', task.conversationId);
+        const keyB = conversationKey('tenant-b', task.conversationId);
+        expect(await store.completeGeneration(task.taskId, keyA, generation('for a'))).toBe(true);
+        expect((await store.getHistory(keyA, 10)).map((m) => m.content)).toEqual([task.message, 'for a']);
+        expect(await store.getHistory(keyB, 10)).toEqual([]);
+      }));
+
+    it('moves statuses forward, and out of a finished state only to delivering', () =>
+      withStore(async (store) => {
+        const task = newTask();
+        await store.createTask(task);
+        await store.setStatus(task.taskId, 'processing');
+        expect((await store.getTaskById(task.taskId))?.status).toBe('processing');
+
+        await store.setStatus(task.taskId, 'failed', { type: 'callback_failed', message: 'gone' });
+        let record = await store.getTaskById(task.taskId);
+        expect(record?.status).toBe('failed');
+        expect(record?.error).toEqual({ type: 'callback_failed', message: 'gone' });
+
+        await store.setStatus(task.taskId, 'processing');
+        await store.setStatus(task.taskId, 'queued');
+        expect((await store.getTaskById(task.taskId))?.status).toBe('failed');
+
+        await store.setStatus(task.taskId, 'delivering');
+        expect((await store.getTaskById(task.taskId))?.status).toBe('delivering');
+        await store.setStatus(task.taskId, 'completed', null);
+        record = await store.getTaskById(task.taskId);
+        expect(record?.status).toBe('completed');
+        expect(record?.error).toBeNull();
+        await store.setStatus(task.taskId, 'processing');
+        expect((await store.getTaskById(task.taskId))?.status).toBe('completed');
+      }));
+
+    it('completes a generation once, appending user message and reply together', () =>
+      withStore(async (store) => {
+        const task = newTask();
+        const key = conversationKey('', task.conversationId);
+        await store.createTask(task);
+        const done = generation('the reply');
+        expect(await store.completeGeneration(task.taskId, key, done)).toBe(true);
+
+        const record = await store.getTaskById(task.taskId);
+        expect(record).toMatchObject({
+          status: 'delivering',
+          generatedResponse: 'the reply',
+          model: 'test-model',
+          usage: done.usage,
+          completedAt: done.completedAt,
+          error: null,
+        });
+        const history = await store.getHistory(key, 10);
+        expect(history.map(({ role, content }) => ({ role, content }))).toEqual([
+          { role: 'user', content: task.message },
+          { role: 'assistant', content: 'the reply' },
+        ]);
+        for (const message of history) expect(Number.isNaN(Date.parse(message.at))).toBe(false);
+
+        expect(await store.completeGeneration(task.taskId, key, generation('again'))).toBe(false);
+        expect(
+          await store.failGeneration(task.taskId, { type: 'x', message: 'y' }, new Date().toISOString()),
+        ).toBe(false);
+        expect(await store.getHistory(key, 10)).toEqual(history);
+        expect((await store.getTaskById(task.taskId))?.generatedResponse).toBe('the reply');
+        expect(await store.completeGeneration(randomUUID(), key, generation('unknown task'))).toBe(false);
+        expect(await store.getHistory(key, 10)).toEqual(history);
+      }));
+
+    it('applies concurrent completions of one task exactly once', () =>
+      withStore(async (store) => {
+        const task = newTask();
+        const key = conversationKey('', task.conversationId);
+        await store.createTask(task);
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, index) =>
+            store.completeGeneration(task.taskId, key, generation(`r${index}`)),
+          ),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const history = await store.getHistory(key, 100);
+        expect(history).toHaveLength(2);
+        expect(history[1]?.content).toBe((await store.getTaskById(task.taskId))?.generatedResponse);
+      }));
+
+    it('fails a generation once, leaving the history untouched', () =>
+      withStore(async (store) => {
+        const conversationId = `conv-${randomUUID()}`;
+        const key = conversationKey('', conversationId);
+        await exchange(store, conversationId, 'earlier', 'earlier reply');
+        const task = newTask({ conversationId });
+        await store.createTask(task);
+        const completedAt = new Date().toISOString();
+        const error = { type: 'llm_auth', message: 'bad key' };
+        expect(await store.failGeneration(task.taskId, error, completedAt)).toBe(true);
+
+        const record = await store.getTaskById(task.taskId);
+        expect(record).toMatchObject({ status: 'delivering', error, completedAt, generatedResponse: null });
+        expect((await store.getHistory(key, 10)).map((m) => m.content)).toEqual(['earlier', 'earlier reply']);
+
+        expect(await store.failGeneration(task.taskId, error, completedAt)).toBe(false);
+        expect(await store.completeGeneration(task.taskId, key, generation('late'))).toBe(false);
+        expect((await store.getHistory(key, 10)).map((m) => m.content)).toEqual(['earlier', 'earlier reply']);
+        expect(await store.failGeneration(randomUUID(), error, completedAt)).toBe(false);
+      }));
+
+    it('returns the last `limit` history messages, oldest first', () =>
+      withStore(async (store) => {
+        const conversationId = `conv-${randomUUID()}`;
+        const key = conversationKey('', conversationId);
+        for (let index = 1; index <= 3; index++)
+          await exchange(store, conversationId, `m${index}`, `r${index}`);
+
+        const all = await store.getHistory(key, 20);
+        expect(all.map(({ role, content }) => `${role}:${content}`)).toEqual([
+          'user:m1',
+          'assistant:r1',
+          'user:m2',
+          'assistant:r2',
+          'user:m3',
+          'assistant:r3',
+        ]);
+        expect((await store.getHistory(key, 4)).map((m) => m.content)).toEqual(['m2', 'r2', 'm3', 'r3']);
+        expect((await store.getHistory(key, 1)).map((m) => m.content)).toEqual(['r3']);
+        expect(await store.getHistory(key, 0)).toEqual([]);
+        expect(await store.getHistory(conversationKey('', 'unknown'), 10)).toEqual([]);
+      }));
+
+    it('deletes a conversation history', () =>
+      withStore(async (store) => {
+        const conversationId = `conv-${randomUUID()}`;
+        const other = `conv-${randomUUID()}`;
+        const key = conversationKey('', conversationId);
+        await exchange(store, conversationId, 'm1', 'r1');
+        await exchange(store, other, 'o1', 'p1');
+        expect(await store.deleteHistory(key)).toBe(true);
+        expect(await store.getHistory(key, 10)).toEqual([]);
+        expect(await store.deleteHistory(key)).toBe(false);
+        expect(await store.deleteHistory(conversationKey('', 'never-used'))).toBe(false);
+        expect((await store.getHistory(conversationKey('', other), 10)).map((m) => m.content)).toEqual([
+          'o1',
+          'p1',
+        ]);
+
+        await exchange(store, conversationId, 'm2', 'r2');
+        expect((await store.getHistory(key, 10)).map((m) => m.content)).toEqual(['m2', 'r2']);
+      }));
+
+    it('expires history TTL after the last append, each append refreshing it', () =>
+      withStore(
+        async (store) => {
+          // The timing precondition (the second append lands inside the first one's TTL) can be
+          // missed on a very busy machine; such a round proves nothing and is run again.
+          for (let round = 1; ; round++) {
+            const conversationId = `conv-${randomUUID()}`;
+            const key = conversationKey('', conversationId);
+            const firstStart = Date.now();
+            await exchange(store, conversationId, 'm1', 'r1');
+            await sleep(500);
+            const secondStart = Date.now();
+            await exchange(store, conversationId, 'm2', 'r2');
+            const secondEnd = Date.now();
+            if (secondEnd - firstStart > 900) {
+              if (round < 3) continue;
+              throw new Error('The machine is too slow for the TTL test');
+            }
+            // Past the first append's TTL, before the second one's: the refresh kept everything.
+            await sleep(Math.max(0, firstStart + 1150 - Date.now()));
+            const kept = (await store.getHistory(key, 10)).map((m) => m.content);
+            if (Date.now() < secondStart + 950) {
+              expect(kept).toEqual(['m1', 'r1', 'm2', 'r2']);
+            } else if (round < 3) {
+              continue;
+            }
+            await waitFor(
+              async () => (await store.getHistory(key, 10)).length === 0,
+              'the history to expire',
+            );
+            await exchange(store, conversationId, 'm3', 'r3');
+            expect((await store.getHistory(key, 10)).map((m) => m.content)).toEqual(['m3', 'r3']);
+            return;
+          }
+        },
+        { historyTtlSeconds: 1 },
+      ));
+
+    it('hides tasks past their retention', () =>
+      withStore(
+        async (store) => {
+          const task = newTask();
+          await store.createTask(task);
+          expect((await store.getTaskById(task.taskId))?.taskId).toBe(task.taskId);
+          await waitFor(async () => (await store.getTaskById(task.taskId)) === null, 'the task to expire');
+          expect(await store.getTask('', task.taskId)).toBeNull();
+          expect(await store.listQueuedTaskIds(100)).not.toContain(task.taskId);
+        },
+        { taskRetentionSeconds: 1 },
+      ));
+
+    it('records LLM attempts and delivery attempts in order', () =>
+      withStore(async (store) => {
+        const task = newTask();
+        await store.createTask(task);
+        await store.recordLlmAttempt(task.taskId);
+        await store.recordLlmAttempt(task.taskId);
+        const first = { at: new Date().toISOString(), status_code: 500, duration_ms: 12 };
+        const second = { at: new Date().toISOString(), error: 'connect ECONNREFUSED', duration_ms: 3 };
+        const third = { at: new Date().toISOString(), status_code: 200, duration_ms: 8 };
+        await store.recordDelivery(task.taskId, first);
+        await store.recordDelivery(task.taskId, second);
+        await store.recordDelivery(task.taskId, third);
+        const record = await store.getTaskById(task.taskId);
+        expect(record?.attempts).toEqual({ llm: 2, callback: 3 });
+        expect(record?.deliveries).toEqual([first, second, third]);
+      }));
+
+    it('claims an idempotency key: created, replay, conflict, release', () =>
+      withStore(async (store) => {
+        const key = `idem-${randomUUID()}`;
+        const firstTask = randomUUID();
+        expect(await store.claimIdempotencyKey(key, 'fp-1', firstTask, 3600)).toEqual({ outcome: 'created' });
+        expect(await store.claimIdempotencyKey(key, 'fp-1', randomUUID(), 3600)).toEqual({
+          outcome: 'replay',
+          taskId: firstTask,
+        });
+        expect(await store.claimIdempotencyKey(key, 'fp-2', randomUUID(), 3600)).toEqual({
+          outcome: 'conflict',
+          taskId: firstTask,
+        });
+
+        // Only the claim's own task can release it.
+        await store.releaseIdempotencyKey(key, randomUUID());
+        expect((await store.claimIdempotencyKey(key, 'fp-1', randomUUID(), 3600)).outcome).toBe('replay');
+        await store.releaseIdempotencyKey(key, firstTask);
+        const secondTask = randomUUID();
+        expect(await store.claimIdempotencyKey(key, 'fp-2', secondTask, 3600)).toEqual({
+          outcome: 'created',
+        });
+        expect(await store.claimIdempotencyKey(key, 'fp-2', randomUUID(), 3600)).toEqual({
+          outcome: 'replay',
+          taskId: secondTask,
+        });
+      }));
+
+    it('lets an idempotency key expire after its TTL', () =>
+      withStore(async (store) => {
+        const key = `idem-${randomUUID()}`;
+        expect((await store.claimIdempotencyKey(key, 'fp-1', randomUUID(), 1)).outcome).toBe('created');
+        const later = randomUUID();
+        await waitFor(
+          async () => (await store.claimIdempotencyKey(key, 'fp-2', later, 3600)).outcome === 'created',
+          'the key to expire',
+        );
+        expect(await store.claimIdempotencyKey(key, 'fp-1', randomUUID(), 3600)).toEqual({
+          outcome: 'conflict',
+          taskId: later,
+        });
+      }));
+
+    it('gives exactly one of 20 concurrent claims of one key `created`', () =>
+      withStore(async (store) => {
+        const key = `idem-${randomUUID()}`;
+        const taskIds = Array.from({ length: 20 }, () => randomUUID());
+        const claims = await Promise.all(
+          taskIds.map((id) => store.claimIdempotencyKey(key, 'same', id, 3600)),
+        );
+        const created = claims.flatMap((claim, index) =>
+          claim.outcome === 'created' ? [taskIds[index]] : [],
+        );
+        expect(created).toHaveLength(1);
+        for (const claim of claims) {
+          if (claim.outcome !== 'created') expect(claim).toEqual({ outcome: 'replay', taskId: created[0] });
+        }
+      }));
+
+    it('lists queued task ids', () =>
+      withStore(async (store) => {
+        const tasks = [newTask(), newTask(), newTask()];
+        for (const task of tasks) await store.createTask(task);
+        await store.setStatus(tasks[1]!.taskId, 'processing');
+        const queued = await store.listQueuedTaskIds(100);
+        expect([...queued].sort()).toEqual([tasks[0]!.taskId, tasks[2]!.taskId].sort());
+        expect(await store.listQueuedTaskIds(1)).toHaveLength(1);
+        await store.setStatus(tasks[0]!.taskId, 'processing');
+        expect(await store.listQueuedTaskIds(100)).toEqual([tasks[2]!.taskId]);
+      }));
+
+    it('answers ping', () =>
+      withStore(async (store) => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      }));
+  });
+}
