@@ -1,0 +1,181 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
+import { createLlmClient, type LlmClient } from './llm-client.js';
+import { LlmError } from './llm-errors.js';
+
+const API_KEY = 'sk-test-key';
+
+let mock: MockLlm;
+let llm: LlmClient;
+
+beforeAll(async () => {
+  mock = await startMockLlm({ apiKey: API_KEY });
+  llm = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 2_000 });
+});
+
+afterAll(async () => {
+  llm.close?.();
+  await mock.close();
+});
+
+beforeEach(() => {
+  mock.reset();
+});
+
+async function failure(promise: Promise<unknown>): Promise<LlmError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(LlmError);
+    return error as LlmError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+const ask = (client: LlmClient = llm, signal?: AbortSignal) =>
+  client.complete(
+    {
+      model: 'test/model',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello!' },
+        { role: 'user', content: 'What is 2+2?' },
+      ],
+    },
+    signal,
+  );
+
+describe('createLlmClient', () => {
+  it('returns the reply, the model and the usage, sending the messages and the key', async () => {
+    const result = await ask();
+    expect(result).toEqual({
+      reply: 'Reply #2 to "What is 2+2?" (saw 4 messages)',
+      model: 'test/model',
+      usage: {
+        prompt_tokens: expect.any(Number),
+        completion_tokens: expect.any(Number),
+        total_tokens: expect.any(Number),
+      },
+    });
+    expect(result.usage!.total_tokens).toBe(result.usage!.prompt_tokens + result.usage!.completion_tokens);
+    expect(mock.requests).toHaveLength(1);
+    expect(mock.requests[0]!.model).toBe('test/model');
+    expect(mock.requests[0]!.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
+    expect(mock.requests[0]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
+  });
+
+  it('reports the model the endpoint says answered, and no usage when there is none', async () => {
+    mock.script([
+      {
+        status: 200,
+        body: {
+          id: 'x',
+          object: 'chat.completion',
+          created: 1,
+          model: 'router/picked',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        },
+      },
+    ]);
+    expect(await ask()).toEqual({ reply: 'ok', model: 'router/picked', usage: null });
+  });
+
+  it.each([
+    [401, 'llm_auth', false],
+    [403, 'llm_auth', false],
+    [400, 'llm_bad_request', false],
+    [404, 'llm_bad_request', false],
+    [422, 'llm_bad_request', false],
+    [408, 'llm_unavailable', true],
+    [429, 'llm_rate_limited', true],
+    [500, 'llm_unavailable', true],
+    [502, 'llm_unavailable', true],
+    [503, 'llm_unavailable', true],
+  ] as const)('translates HTTP %i into %s (retryable: %s), in one attempt', async (status, type, retryable) => {
+    mock.script([{ status }]);
+    const error = await failure(ask());
+    expect(error).toMatchObject({ type, retryable, status, code: type.toUpperCase() });
+    expect(error.message).toMatch(String(status));
+    expect(mock.requests).toHaveLength(1);
+  });
+
+  it('says to check the key on an auth failure, without showing it', async () => {
+    const wrong = createLlmClient({ baseUrl: mock.url, apiKey: 'sk-wrong-secret', timeoutMs: 2_000 });
+    const error = await failure(ask(wrong));
+    expect(error.type).toBe('llm_auth');
+    expect(error.message).toMatch(/API_KEY/);
+    expect(error.message).not.toMatch(/sk-wrong-secret/);
+  });
+
+  it('reads Retry-After in seconds and retry-after-ms', async () => {
+    mock.script([
+      { status: 429, headers: { 'retry-after': '3' } },
+      { status: 503, headers: { 'retry-after-ms': '250', 'retry-after': '9' } },
+      { status: 500 },
+    ]);
+    expect(await failure(ask())).toMatchObject({ type: 'llm_rate_limited', retryAfterMs: 3_000 });
+    expect(await failure(ask())).toMatchObject({ type: 'llm_unavailable', retryAfterMs: 250 });
+    expect((await failure(ask())).retryAfterMs).toBeUndefined();
+  });
+
+  it('turns a slow answer into a retryable timeout', async () => {
+    const quick = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 200 });
+    mock.script([{ status: 200, delayMs: 5_000 }]);
+    expect(await failure(ask(quick))).toMatchObject({ type: 'llm_timeout', retryable: true });
+    expect(mock.requests).toHaveLength(1);
+  });
+
+  it('turns an unreachable endpoint into a retryable network error', async () => {
+    const gone = await startMockLlm();
+    await gone.close();
+    const client = createLlmClient({ baseUrl: gone.url, apiKey: API_KEY, timeoutMs: 2_000 });
+    expect(await failure(ask(client))).toMatchObject({ type: 'llm_network', retryable: true });
+  });
+
+  it('turns a cancelled call into a retryable llm_aborted', async () => {
+    mock.script([{ status: 200, delayMs: 5_000 }]);
+    const controller = new AbortController();
+    const pending = failure(ask(llm, controller.signal));
+    const deadline = Date.now() + 5_000;
+    while (mock.requests.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    controller.abort();
+    expect(await pending).toMatchObject({ type: 'llm_aborted', retryable: true });
+  });
+
+  it.each([
+    ['no choices', { id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [] }],
+    [
+      'empty content',
+      {
+        id: 'x',
+        object: 'chat.completion',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, message: { role: 'assistant', content: '' } }],
+      },
+    ],
+    [
+      'null content',
+      {
+        id: 'x',
+        object: 'chat.completion',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, message: { role: 'assistant', content: null } }],
+      },
+    ],
+    ['a body that is not JSON', '{"choices": ['],
+  ])('turns a 200 with %s into a retryable llm_bad_response', async (_name, body) => {
+    mock.script([{ status: 200, body }]);
+    expect(await failure(ask())).toMatchObject({ type: 'llm_bad_response', retryable: true });
+  });
+
+  it('fails every call without a key, permanently and without calling the endpoint', async () => {
+    const keyless = createLlmClient({ baseUrl: mock.url, apiKey: null, timeoutMs: 2_000 });
+    const error = await failure(ask(keyless));
+    expect(error).toMatchObject({ type: 'config_missing_api_key', retryable: false });
+    expect(error.message).toMatch(/API_KEY/);
+    expect(mock.requests).toHaveLength(0);
+  });
+});

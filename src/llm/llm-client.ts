@@ -1,0 +1,148 @@
+/**
+ * The LLM client: the one file that imports `openai`, speaking to any OpenAI-compatible Chat
+ * Completions endpoint. One call is one attempt (the SDK's own retries are off: the job runs
+ * SPEC §4's schedule), and every failure leaves here as an `LlmError`.
+ */
+import OpenAI from 'openai';
+import { retryAfterToMs } from '../delivery/retry-schedule.js';
+import type { Usage } from '../store/store.js';
+import { classifyLlmStatus, LLM_ERROR_TYPES, LlmError } from './llm-errors.js';
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant';
+  content: string;
+}
+
+export interface LlmCompletion {
+  reply: string;
+  /** The model that answered, as the endpoint reports it (a router may pick another). */
+  model: string;
+  usage: Usage | null;
+}
+
+export interface LlmClient {
+  /** One attempt at a reply; rejects with an `LlmError` only. */
+  complete(request: { model: string; messages: ChatMessage[] }, signal?: AbortSignal): Promise<LlmCompletion>;
+  close?(): void;
+}
+
+export interface LlmClientOptions {
+  /** Base URL of the API, such as `https://openrouter.ai/api/v1`. */
+  baseUrl: string;
+  /** `null`: every call fails with `config_missing_api_key`, not retried. */
+  apiKey: string | null;
+  timeoutMs: number;
+}
+
+/** How long the LLM asked us to wait, from `retry-after-ms` or `Retry-After`. */
+function retryAfterFrom(headers: Headers | undefined): number | undefined {
+  if (headers === undefined) return undefined;
+  const ms = Number(headers.get('retry-after-ms') ?? Number.NaN);
+  if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
+  return retryAfterToMs(headers.get('retry-after')) ?? undefined;
+}
+
+/** Translates whatever the SDK threw into an `LlmError`. */
+function translate(error: unknown, timeoutMs: number): LlmError {
+  if (error instanceof LlmError) return error;
+  if (error instanceof OpenAI.APIUserAbortError) {
+    return new LlmError({
+      type: LLM_ERROR_TYPES.aborted,
+      message: 'The LLM call was cancelled',
+      retryable: true,
+      cause: error,
+    });
+  }
+  if (error instanceof OpenAI.APIConnectionTimeoutError) {
+    return new LlmError({
+      type: LLM_ERROR_TYPES.timeout,
+      message: `The LLM did not answer within ${timeoutMs} ms`,
+      retryable: true,
+      cause: error,
+    });
+  }
+  if (error instanceof OpenAI.APIConnectionError) {
+    const cause = error.cause instanceof Error ? `: ${error.cause.message}` : '';
+    return new LlmError({
+      type: LLM_ERROR_TYPES.network,
+      message: `Could not reach the LLM${cause}`,
+      retryable: true,
+      cause: error,
+    });
+  }
+  if (error instanceof OpenAI.APIError && error.status !== undefined) {
+    const { type, retryable } = classifyLlmStatus(error.status);
+    const retryAfterMs = retryAfterFrom(error.headers);
+    const hint = type === LLM_ERROR_TYPES.auth ? ' (check API_KEY)' : '';
+    return new LlmError({
+      type,
+      // The SDK's message starts with the status and holds the API's own explanation.
+      message: `The LLM refused the request: ${error.message}${hint}`,
+      retryable,
+      status: error.status,
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      cause: error,
+    });
+  }
+  const detail = error instanceof Error ? error.message : String(error);
+  return new LlmError({
+    type: LLM_ERROR_TYPES.badResponse,
+    message: `The LLM's answer could not be read: ${detail}`,
+    retryable: true,
+    cause: error,
+  });
+}
+
+export function createLlmClient(options: LlmClientOptions): LlmClient {
+  const { apiKey, timeoutMs } = options;
+  if (apiKey === null) {
+    return {
+      complete: () =>
+        Promise.reject(
+          new LlmError({
+            type: LLM_ERROR_TYPES.missingApiKey,
+            message: 'No LLM API key is configured: set API_KEY (or LLM_API_KEY) and restart the service',
+            retryable: false,
+          }),
+        ),
+    };
+  }
+
+  const client = new OpenAI({ apiKey, baseURL: options.baseUrl, timeout: timeoutMs, maxRetries: 0 });
+
+  return {
+    async complete(request, signal) {
+      let completion: OpenAI.Chat.Completions.ChatCompletion;
+      try {
+        completion = await client.chat.completions.create(
+          { model: request.model, messages: request.messages },
+          signal === undefined ? {} : { signal },
+        );
+      } catch (error) {
+        throw translate(error, timeoutMs);
+      }
+      const reply = completion.choices?.[0]?.message?.content;
+      if (typeof reply !== 'string' || reply.trim() === '') {
+        throw new LlmError({
+          type: LLM_ERROR_TYPES.badResponse,
+          message: 'The LLM answered without a reply (no choices or empty content)',
+          retryable: true,
+        });
+      }
+      const usage = completion.usage;
+      return {
+        reply,
+        model:
+          typeof completion.model === 'string' && completion.model !== '' ? completion.model : request.model,
+        usage:
+          usage === undefined || usage === null
+            ? null
+            : {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                total_tokens: usage.total_tokens,
+              },
+      };
+    },
+  };
+}
