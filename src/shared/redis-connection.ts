@@ -1,0 +1,98 @@
+/**
+ * The one place our own ioredis clients are created, and where Redis errors become ours.
+ *
+ * Two roles:
+ * - `command`: for the API path (store, enqueue, readiness). It fails fast while Redis is down:
+ *   after the first connection, no offline queue (a command sent while disconnected rejects at
+ *   once instead of waiting for a reconnect), one retry per request, and connect/command
+ *   timeouts, so a request is answered 503 within SPEC §3's 2 s instead of hanging. Before the
+ *   first connection commands wait, bounded by the command timeout, so start-up needs no dance.
+ * - `blocking`: for BullMQ workers, whose blocking commands must wait across reconnects
+ *   (`maxRetriesPerRequest: null`, as BullMQ requires).
+ *
+ * Both reconnect forever with a capped backoff: a Redis restart heals without a process restart.
+ */
+import { Redis, type RedisOptions } from 'ioredis';
+import { BackendUnavailableError } from './errors.js';
+import type { Logger } from './logger.js';
+
+export type { Redis };
+
+export type RedisClientRole = 'command' | 'blocking';
+
+export interface RedisClientOptions {
+  role: RedisClientRole;
+  logger?: Logger | undefined;
+}
+
+/** Longest wait for a connection or a command on a `command` client. */
+export const REDIS_COMMAND_TIMEOUT_MS = 1500;
+/** Longest pause between two reconnect attempts. */
+export const REDIS_MAX_RECONNECT_DELAY_MS = 2000;
+
+/** Reconnect delay after `times` failed attempts: 50 ms doubling, capped. Never gives up. */
+export function reconnectDelayMs(times: number): number {
+  return Math.min(50 * 2 ** Math.min(Math.max(times - 1, 0), 10), REDIS_MAX_RECONNECT_DELAY_MS);
+}
+
+/** Creates an ioredis client for `url` configured for `role` (see the file header). */
+export function createRedisClient(url: string, options: RedisClientOptions): Redis {
+  const common: RedisOptions = {
+    retryStrategy: reconnectDelayMs,
+    connectionName: `llm-webhook:${options.role}`,
+  };
+  const roleOptions: RedisOptions =
+    options.role === 'command'
+      ? {
+          // Queued until the first connection is ready (a process starting with Redis); fail-fast
+          // from then on (see below).
+          enableOfflineQueue: true,
+          maxRetriesPerRequest: 1,
+          connectTimeout: REDIS_COMMAND_TIMEOUT_MS,
+          commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+        }
+      : { maxRetriesPerRequest: null, enableReadyCheck: true };
+  const client = new Redis(url, { ...common, ...roleOptions });
+
+  // Without an 'error' listener ioredis prints every failed reconnect. Log the first error of an
+  // outage, then stay quiet until the connection is ready again.
+  let reported = false;
+  client.on('error', (error: Error) => {
+    if (reported) return;
+    reported = true;
+    options.logger?.warn({ err: error, role: options.role }, 'redis connection error; reconnecting');
+  });
+  client.on('ready', () => {
+    // Once connected, a command sent while disconnected must fail at once, not wait for Redis.
+    if (options.role === 'command') client.options.enableOfflineQueue = false;
+    if (reported) options.logger?.info({ role: options.role }, 'redis connection ready');
+    reported = false;
+  });
+  return client;
+}
+
+/** Wraps any error from Redis (or a library talking to it) as a `BackendUnavailableError`. */
+export function toBackendUnavailable(error: unknown, action: string): BackendUnavailableError {
+  if (error instanceof BackendUnavailableError) return error;
+  const detail = error instanceof Error ? `: ${error.message}` : '';
+  return new BackendUnavailableError(`Redis unavailable (${action})${detail}`, { cause: error });
+}
+
+/** Runs `fn`, rejecting with `BackendUnavailableError` when it fails or takes longer than `timeoutMs`. */
+export async function withRedis<T>(action: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const work = fn();
+    if (timeoutMs === undefined) return await work;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    // The losing promise may still reject later; keep that from becoming an unhandled rejection.
+    work.catch(() => {});
+    return await Promise.race([work, timeout]);
+  } catch (error) {
+    throw toBackendUnavailable(error, action);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
+}

@@ -1,0 +1,382 @@
+/**
+ * The redis mode's `Store`: task records, conversation history and idempotency keys in Redis.
+ *
+ * Keys (all under one prefix, by default `{llm-webhook}:`, whose hash tag puts every key in one
+ * Redis Cluster slot, so the multi-key scripts below are legal there):
+ * - `task:<id>` hash: the record's fields; absent field = null. Expires `taskRetentionSeconds`
+ *   after creation (PEXPIREAT, kept by later HSETs).
+ * - `task:<id>:deliveries` list of delivery attempts (JSON), expiring with its task.
+ * - `queued` sorted set of task ids in status `queued`, scored by creation time; entries of
+ *   tasks that expired are dropped lazily by `listQueuedTaskIds`.
+ * - `history:<conversation key>` list of `role \n at \n content` entries, trimmed to the last
+ *   `max(2, historyMaxMessages)`, expiring `historyTtlSeconds` after the last append.
+ * - `idem:<key>` hash {fingerprint, taskId} with the claim's TTL.
+ *
+ * Every state change that reads before it writes is one Lua script (atomic on the server): a job
+ * run twice after a crash, or two workers racing, can never append an exchange twice.
+ */
+import type { Redis } from 'ioredis';
+import { withRedis } from '../shared/redis-connection.js';
+import type {
+  DeliveryAttempt,
+  HistoryMessage,
+  IdempotencyClaim,
+  Store,
+  StoreLimits,
+  TaskError,
+  TaskRecord,
+  TaskStatus,
+  Usage,
+} from './store.js';
+
+export interface RedisStoreOptions {
+  /** Prefix of every key (default `{llm-webhook}:`); keep a `{hash tag}` for Redis Cluster. */
+  keyPrefix?: string;
+}
+
+/** Longest wait for `ping()`. */
+const PING_TIMEOUT_MS = 2000;
+/** Most stale `queued` entries one `listQueuedTaskIds` call inspects beyond its limit. */
+const QUEUED_SCAN_SLACK = 1000;
+
+const SCRIPTS = {
+  llmwStoreCreateTask: {
+    keys: 3,
+    lua: `
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1`,
+  },
+  llmwStoreSetStatus: {
+    keys: 2,
+    lua: `
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return 0 end
+local status = ARGV[2]
+if (current == 'completed' or current == 'failed') and (status == 'queued' or status == 'processing') then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[3])
+if ARGV[4] == 'set' then
+  redis.call('HSET', KEYS[1], 'error', ARGV[5])
+elseif ARGV[4] == 'clear' then
+  redis.call('HDEL', KEYS[1], 'error')
+end
+if status == 'queued' then
+  redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'createdMs'), ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1`,
+  },
+  llmwStoreLlmAttempt: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], 'llmAttempts', 1)
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
+return 1`,
+  },
+  llmwStoreDelivery: {
+    keys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIREAT', KEYS[2], redis.call('HGET', KEYS[1], 'expiresAtMs'))
+redis.call('HINCRBY', KEYS[1], 'callbackAttempts', 1)
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
+return 1`,
+  },
+  // The generation ends once: the user message and the reply enter the history together with
+  // the task update, or nothing happens (a task that already has completedAt).
+  llmwStoreComplete: {
+    keys: 3,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
+local message = redis.call('HGET', KEYS[1], 'message')
+redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[6] .. '\\n' .. message, 'assistant\\n' .. ARGV[6] .. '\\n' .. ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[2], 'model', ARGV[3], 'completedAt', ARGV[5],
+  'status', 'delivering', 'updatedAt', ARGV[6])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[4]) end
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1`,
+  },
+  llmwStoreFail: {
+    keys: 2,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'error', ARGV[2], 'completedAt', ARGV[3], 'status', 'delivering', 'updatedAt', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1`,
+  },
+  // SET NX EX semantics, plus the answer for a key that is already claimed.
+  llmwStoreClaim: {
+    keys: 1,
+    lua: `
+local existing = redis.call('HMGET', KEYS[1], 'fingerprint', 'taskId')
+if existing[1] then
+  if existing[1] == ARGV[1] then return {'replay', existing[2]} end
+  return {'conflict', existing[2]}
+end
+redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'taskId', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return {'created'}`,
+  },
+  llmwStoreRelease: {
+    keys: 1,
+    lua: `
+if redis.call('HGET', KEYS[1], 'taskId') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`,
+  },
+  // Task keys are derived from the prefix inside the script; they share the prefix's hash tag.
+  llmwStoreListQueued: {
+    keys: 1,
+    lua: `
+local limit = tonumber(ARGV[2])
+local ids = redis.call('ZRANGE', KEYS[1], 0, limit + tonumber(ARGV[3]) - 1)
+local result = {}
+for _, id in ipairs(ids) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+    if #result < limit then result[#result + 1] = id end
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return result`,
+  },
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptArg = string | number;
+type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
+
+function defineScripts(
+  client: Redis,
+): (name: ScriptName, keys: string[], args: ScriptArg[]) => Promise<unknown> {
+  for (const [name, script] of Object.entries(SCRIPTS)) {
+    client.defineCommand(name, { numberOfKeys: script.keys, lua: script.lua });
+  }
+  const commands = client as unknown as Record<ScriptName, ScriptFn>;
+  return (name, keys, args) => commands[name].call(client, ...keys, ...args);
+}
+
+function parseJson<T>(text: string | undefined): T | null {
+  return text === undefined || text === '' ? null : (JSON.parse(text) as T);
+}
+
+function toRecord(taskId: string, fields: Record<string, string>, deliveries: string[]): TaskRecord {
+  return {
+    taskId,
+    namespace: fields.namespace ?? '',
+    conversationId: fields.conversationId ?? '',
+    message: fields.message ?? '',
+    callbackUrl: fields.callbackUrl ?? '',
+    metadata: parseJson<Record<string, unknown>>(fields.metadata),
+    createdAt: fields.createdAt ?? '',
+    status: (fields.status ?? 'queued') as TaskStatus,
+    updatedAt: fields.updatedAt ?? fields.createdAt ?? '',
+    generatedResponse: fields.generatedResponse ?? null,
+    model: fields.model ?? null,
+    usage: parseJson<Usage>(fields.usage),
+    error: parseJson<TaskError>(fields.error),
+    completedAt: fields.completedAt ?? null,
+    attempts: { llm: Number(fields.llmAttempts ?? 0), callback: Number(fields.callbackAttempts ?? 0) },
+    deliveries: deliveries.map((entry) => JSON.parse(entry) as DeliveryAttempt),
+  };
+}
+
+function toHistoryMessage(entry: string): HistoryMessage {
+  const roleEnd = entry.indexOf('\n');
+  const atEnd = entry.indexOf('\n', roleEnd + 1);
+  return {
+    role: entry.slice(0, roleEnd) === 'user' ? 'user' : 'assistant',
+    at: entry.slice(roleEnd + 1, atEnd),
+    content: entry.slice(atEnd + 1),
+  };
+}
+
+/**
+ * Creates a `Store` on `client` (a `command` client from redis-connection.ts). The client stays
+ * the caller's: `close()` does not disconnect it.
+ */
+export function createRedisStore(client: Redis, limits: StoreLimits, options: RedisStoreOptions = {}): Store {
+  const prefix = options.keyPrefix ?? '{llm-webhook}:';
+  const taskKey = (taskId: string): string => `${prefix}task:${taskId}`;
+  const deliveriesKey = (taskId: string): string => `${prefix}task:${taskId}:deliveries`;
+  const historyKey = (key: string): string => `${prefix}history:${key}`;
+  const idempotencyKey = (key: string): string => `${prefix}idem:${key}`;
+  const queuedKey = `${prefix}queued`;
+  const taskRetentionMs = limits.taskRetentionSeconds * 1000;
+  // The newest exchange is always kept, whatever the prompt limit, so a conversation stays visible.
+  const historyKeep = Math.max(2, limits.historyMaxMessages);
+  const run = defineScripts(client);
+
+  const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
+    withRedis('read task', async () => {
+      const replies = await client
+        .multi()
+        .hgetall(taskKey(taskId))
+        .lrange(deliveriesKey(taskId), 0, -1)
+        .exec();
+      if (replies === null) throw new Error('transaction aborted');
+      const [[fieldsError, fields], [deliveriesError, deliveries]] = replies as [
+        [Error | null, Record<string, string>],
+        [Error | null, string[]],
+      ];
+      if (fieldsError !== null) throw fieldsError;
+      if (deliveriesError !== null) throw deliveriesError;
+      if (fields.status === undefined) return null;
+      return toRecord(taskId, fields, deliveries);
+    });
+
+  return {
+    createTask: (task) =>
+      withRedis('create task', async () => {
+        const createdMs = Date.parse(task.createdAt);
+        const createdAtMs = Number.isFinite(createdMs) ? createdMs : Date.now();
+        const fields: ScriptArg[] = [
+          'namespace',
+          task.namespace,
+          'conversationId',
+          task.conversationId,
+          'message',
+          task.message,
+          'callbackUrl',
+          task.callbackUrl,
+          'createdAt',
+          task.createdAt,
+          'createdMs',
+          createdAtMs,
+          'status',
+          'queued',
+          'updatedAt',
+          task.createdAt,
+          'llmAttempts',
+          0,
+          'callbackAttempts',
+          0,
+          'expiresAtMs',
+          createdAtMs + taskRetentionMs,
+        ];
+        if (task.metadata !== null) fields.push('metadata', JSON.stringify(task.metadata));
+        await run(
+          'llmwStoreCreateTask',
+          [taskKey(task.taskId), deliveriesKey(task.taskId), queuedKey],
+          [task.taskId, createdAtMs, createdAtMs + taskRetentionMs, ...fields],
+        );
+      }),
+
+    async getTask(namespace, taskId) {
+      const task = await getTaskById(taskId);
+      return task !== null && task.namespace === namespace ? task : null;
+    },
+
+    getTaskById,
+
+    setStatus: (taskId, status, error) =>
+      withRedis('update task', async () => {
+        const mode = error === undefined ? 'keep' : error === null ? 'clear' : 'set';
+        await run(
+          'llmwStoreSetStatus',
+          [taskKey(taskId), queuedKey],
+          [taskId, status, new Date().toISOString(), mode, error ? JSON.stringify(error) : ''],
+        );
+      }),
+
+    recordLlmAttempt: (taskId) =>
+      withRedis('update task', async () => {
+        await run('llmwStoreLlmAttempt', [taskKey(taskId)], [new Date().toISOString()]);
+      }),
+
+    completeGeneration: (taskId, key, generation) =>
+      withRedis('complete generation', async () => {
+        const applied = await run(
+          'llmwStoreComplete',
+          [taskKey(taskId), historyKey(key), queuedKey],
+          [
+            taskId,
+            generation.reply,
+            generation.model,
+            generation.usage === null ? '' : JSON.stringify(generation.usage),
+            generation.completedAt,
+            new Date().toISOString(),
+            limits.historyTtlSeconds,
+            historyKeep,
+          ],
+        );
+        return applied === 1;
+      }),
+
+    failGeneration: (taskId, error, completedAt) =>
+      withRedis('fail generation', async () => {
+        const applied = await run(
+          'llmwStoreFail',
+          [taskKey(taskId), queuedKey],
+          [taskId, JSON.stringify(error), completedAt, new Date().toISOString()],
+        );
+        return applied === 1;
+      }),
+
+    recordDelivery: (taskId, attempt) =>
+      withRedis('record delivery', async () => {
+        await run(
+          'llmwStoreDelivery',
+          [taskKey(taskId), deliveriesKey(taskId)],
+          [JSON.stringify(attempt), new Date().toISOString()],
+        );
+      }),
+
+    getHistory: (key, limit) =>
+      withRedis('read history', async () => {
+        if (limit <= 0) return [];
+        const entries = await client.lrange(historyKey(key), -Math.trunc(limit), -1);
+        return entries.map(toHistoryMessage);
+      }),
+
+    deleteHistory: (key) => withRedis('delete history', async () => (await client.del(historyKey(key))) > 0),
+
+    claimIdempotencyKey: (key, fingerprint, taskId, ttlSeconds) =>
+      withRedis('claim idempotency key', async (): Promise<IdempotencyClaim> => {
+        const reply = (await run(
+          'llmwStoreClaim',
+          [idempotencyKey(key)],
+          [fingerprint, taskId, Math.max(1, Math.ceil(ttlSeconds))],
+        )) as [string, string?];
+        const [outcome, firstTaskId = ''] = reply;
+        if (outcome === 'created') return { outcome: 'created' };
+        return { outcome: outcome === 'replay' ? 'replay' : 'conflict', taskId: firstTaskId };
+      }),
+
+    releaseIdempotencyKey: (key, taskId) =>
+      withRedis('release idempotency key', async () => {
+        await run('llmwStoreRelease', [idempotencyKey(key)], [taskId]);
+      }),
+
+    listQueuedTaskIds: (limit) =>
+      withRedis('list queued tasks', async () => {
+        if (limit <= 0) return [];
+        return (await run(
+          'llmwStoreListQueued',
+          [queuedKey],
+          [`${prefix}task:`, Math.trunc(limit), QUEUED_SCAN_SLACK],
+        )) as string[];
+      }),
+
+    ping: () =>
+      withRedis(
+        'ping',
+        async () => {
+          await client.ping();
+        },
+        PING_TIMEOUT_MS,
+      ),
+
+    async close() {},
+  };
+}
