@@ -91,7 +91,7 @@ describe('createCallbackSender', () => {
     target = await startTarget();
     base = `http://127.0.0.1:${target.port}`;
     sender = createCallbackSender({
-      timeoutMs: 1_000,
+      timeoutMs: 10_000,
       policy: loopbackAllowed,
       userAgent: 'llm-webhook/test',
       lookup: fixedDns({ 'callback.test': '127.0.0.1' }),
@@ -157,9 +157,21 @@ describe('createCallbackSender', () => {
   });
 
   it('turns a target that never answers into a retry after the timeout', async () => {
-    const outcome = await sender.send(`${base}/hang`, '{}', {});
-    expect(outcome).toMatchObject({ type: 'retry', error: expect.stringMatching(/timed out/) });
-    expect(outcome.durationMs).toBeGreaterThanOrEqual(900);
+    const impatient = createCallbackSender({
+      timeoutMs: 300,
+      policy: loopbackAllowed,
+      userAgent: 'llm-webhook/test',
+    });
+    try {
+      const outcome = await impatient.send(`${base}/hang`, '{}', {});
+      expect(outcome).toMatchObject({
+        type: 'retry',
+        error: expect.stringMatching(/timed out after 300 ms/),
+      });
+      expect(outcome.durationMs).toBeGreaterThanOrEqual(250);
+    } finally {
+      await impatient.close();
+    }
   });
 
   it('turns a refused connection into a retry with the error', async () => {

@@ -131,6 +131,14 @@ describe('checkCallbackUrl', () => {
     expect(refused('http://api.localhost/', policy)).toBe(true);
   });
 
+  it('lets names under a wildcard entry through, but not the bare domain', () => {
+    const policy = createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['*.svc.local'] });
+    expect(refused('http://hooks.svc.local/', policy)).toBe(false);
+    expect(refused('http://a.b.svc.local/', policy)).toBe(false);
+    expect(isBlockedAddress('10.0.0.1', policy)).toBe(true);
+    expect(checkCallbackUrl(new URL('http://svc.local/'), policy).allowed).toBe(true); // names pass early anyway
+  });
+
   it('lets everything through with allowPrivate', () => {
     const open = createSsrfPolicy({ callbackAllowPrivate: true, callbackAllowedHosts: [] });
     for (const url of [
@@ -180,6 +188,9 @@ describe('createSsrfPolicy', () => {
     expect(() =>
       createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['http://x/'] }),
     ).toThrow(ConfigError);
+    expect(() =>
+      createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['a.*.com'] }),
+    ).toThrow(ConfigError);
   });
 });
 
@@ -217,6 +228,8 @@ describe('createGuardedLookup', () => {
     'mixed.test': ['93.184.216.34', '::1'],
     'public.test': ['93.184.216.34', '2606:4700:4700::1111'],
     'allowed.test': ['10.0.0.5'],
+    'hooks.svc.local': ['10.0.0.6'],
+    'svc.local': ['10.0.0.7'],
   });
 
   it('refuses a name whose answer is a private address', async () => {
@@ -253,6 +266,14 @@ describe('createGuardedLookup', () => {
     const byName = createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['allowed.test'] });
     expect((await resolve(createGuardedLookup(byName, dns), 'allowed.test', false)).error).toBeNull();
     expect((await resolve(createGuardedLookup(byName, dns), 'evil.test', false)).error?.code).toBe(
+      CALLBACK_FORBIDDEN_CODE,
+    );
+    const byWildcard = createSsrfPolicy({
+      callbackAllowPrivate: false,
+      callbackAllowedHosts: ['*.svc.local'],
+    });
+    expect((await resolve(createGuardedLookup(byWildcard, dns), 'hooks.svc.local', false)).error).toBeNull();
+    expect((await resolve(createGuardedLookup(byWildcard, dns), 'svc.local', false)).error?.code).toBe(
       CALLBACK_FORBIDDEN_CODE,
     );
     const byRange = createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['10.0.0.0/24'] });

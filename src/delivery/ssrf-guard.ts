@@ -18,7 +18,10 @@ import { AppError } from '../shared/errors.js';
 export interface SsrfPolicy {
   /** `true` turns the guard off (local development only). */
   allowPrivate: boolean;
-  /** Host names (exact, case-insensitive), IP addresses and CIDR ranges let through. */
+  /**
+   * Host names (case-insensitive; `*.example.com` for any name under it), IP addresses and CIDR
+   * ranges let through.
+   */
   allowedHosts: readonly string[];
 }
 
@@ -208,6 +211,15 @@ interface CompiledAllowList {
   addresses: BlockList;
 }
 
+/** Whether `host` (normalised) is an allow-listed name, exactly or under a `*.` entry. */
+function isAllowedName(host: string, names: ReadonlySet<string>): boolean {
+  if (names.has(host)) return true;
+  for (let dot = host.indexOf('.'); dot !== -1; dot = host.indexOf('.', dot + 1)) {
+    if (names.has(`*${host.slice(dot)}`)) return true;
+  }
+  return false;
+}
+
 function normaliseHostname(hostname: string): string {
   let host = hostname.trim().toLowerCase();
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
@@ -231,7 +243,7 @@ function addAllowEntry(entry: string, names: Set<string>, addresses: BlockList):
     return true;
   }
   const name = normaliseHostname(entry);
-  if (!/^[a-z0-9_*-]+(\.[a-z0-9_-]+)*$/.test(name)) return false;
+  if (!/^(\*\.)?[a-z0-9_-]+(\.[a-z0-9_-]+)*$/.test(name)) return false;
   names.add(name);
   return true;
 }
@@ -314,7 +326,7 @@ export function checkCallbackUrl(
   }
   if (policy.allowPrivate) return { allowed: true };
   const host = normaliseHostname(url.hostname);
-  if (compile(policy).names.has(host)) return { allowed: true };
+  if (isAllowedName(host, compile(policy).names)) return { allowed: true };
   if (parseAddress(host) !== null) {
     const reason = blockedReason(host, policy);
     return reason === null
@@ -346,7 +358,7 @@ export function createGuardedLookup(policy: SsrfPolicy, baseLookup: BaseLookup =
         callback(error, all ? [] : '', undefined);
         return;
       }
-      if (!policy.allowPrivate && !compile(policy).names.has(normaliseHostname(hostname))) {
+      if (!policy.allowPrivate && !isAllowedName(normaliseHostname(hostname), compile(policy).names)) {
         for (const { address } of addresses) {
           const reason = blockedReason(address, policy);
           if (reason !== null) {

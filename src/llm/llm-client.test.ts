@@ -10,7 +10,7 @@ let llm: LlmClient;
 
 beforeAll(async () => {
   mock = await startMockLlm({ apiKey: API_KEY });
-  llm = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 2_000 });
+  llm = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 10_000 });
 });
 
 afterAll(async () => {
