@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqliteDatabase } from '../store/sqlite-database.js';
+import { defineJobQueueContractTests } from './job-queue.contract.js';
+import type { Job } from './job-queue.js';
+import { createSqliteJobQueue } from './sqlite-job-queue.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sqlite-job-queue-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+defineJobQueueContractTests('sqlite', async () => {
+  const path = join(dir, `${randomUUID()}.sqlite`);
+  let db = openSqliteDatabase({ path });
+  let queue = createSqliteJobQueue(db);
+  return {
+    queue,
+    reopen: async () => {
+      await queue.close({ timeoutMs: 0 });
+      db.close();
+      db = openSqliteDatabase({ path });
+      queue = createSqliteJobQueue(db);
+      return queue;
+    },
+    cleanup: async () => {
+      await queue.close({ timeoutMs: 0 });
+      db.close();
+    },
+  };
+});
+
+describe('createSqliteJobQueue', () => {
+  it('runs again, with attempt + 1, a job whose process died mid-run, and keeps retry state', async () => {
+    const path = join(dir, `${randomUUID()}.sqlite`);
+    const db = openSqliteDatabase({ path });
+    const queue = createSqliteJobQueue(db);
+    const started: Job[] = [];
+    queue.consume(
+      async (job) => {
+        started.push(job);
+        if (job.id === 'retrying') return { type: 'retry', delayMs: 60_000 };
+        return new Promise(() => {});
+      },
+      { concurrency: 2 },
+    );
+    await queue.enqueue({ id: 'retrying', name: 'deliver', taskId: 't1' });
+    await queue.enqueue({ id: 'hung', name: 'generate', taskId: 't2', group: 'g' });
+    await waitFor(() => started.length === 2, 'both jobs to start');
+    await waitFor(
+      () => db.prepare<{ n: number }>('SELECT count(*) AS n FROM jobs WHERE active = 1').get()!.n === 1,
+      'the running job to be marked active and the retry recorded',
+    );
+    // As a SIGKILL would: the file is left as it is, the queue never closed.
+    db.close();
+
+    const reopened = openSqliteDatabase({ path });
+    const again = createSqliteJobQueue(reopened);
+    expect(await again.counts()).toEqual({ waiting: 1, active: 0, delayed: 1 });
+    const runs: Job[] = [];
+    again.consume(
+      async (job) => {
+        runs.push(job);
+        return { type: 'done' };
+      },
+      { concurrency: 2 },
+    );
+    await waitFor(() => runs.length === 1, 'the interrupted job');
+    expect(runs[0]).toEqual({ id: 'hung', name: 'generate', taskId: 't2', group: 'g', attempt: 2 });
+    expect(await again.counts()).toEqual({ waiting: 0, active: 0, delayed: 1 });
+    await again.close({ timeoutMs: 1000 });
+    const rows = reopened.prepare<{ id: string; attempt: number }>('SELECT id, attempt FROM jobs').all();
+    expect(rows).toEqual([{ id: 'retrying', attempt: 2 }]);
+    reopened.close();
+  });
+
+  it('rejects enqueue once its database is closed', async () => {
+    const db = openSqliteDatabase({ path: ':memory:' });
+    const queue = createSqliteJobQueue(db);
+    await queue.close();
+    db.close();
+    await expect(queue.enqueue({ id: 'x', name: 'generate', taskId: 't' })).rejects.toThrow(/closed/);
+    await expect(queue.ping()).rejects.toThrow(/closed/);
+  });
+});

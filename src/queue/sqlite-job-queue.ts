@@ -1,0 +1,470 @@
+/**
+ * The embedded mode's `JobQueue`. The `jobs` table of the SQLite file is the durable log; an
+ * in-memory scheduler holds the runnable state, so dispatching a job costs no query.
+ *
+ * - `enqueue` inserts through group commit and resolves after COMMIT; only then does the job
+ *   enter the scheduler. A finished job is deleted; a retry updates `attempt` and `run_at_ms`.
+ * - Scheduler: per-group FIFO where only the head may run (a head waiting for its retry delay
+ *   blocks its group), a ready list, a min-heap of delayed jobs with one timer for the earliest,
+ *   and `concurrency` slots. Nothing polls while idle.
+ * - A started job is marked `active` in the table. At `consume` every row is loaded; a row still
+ *   marked active belonged to a process that died (or closed past its timeout) mid-run, so it runs
+ *   again with `attempt + 1`. Only one process uses the file in the embedded mode.
+ * - Table writes made for scheduling (active mark, delete, retry) are not awaited before the next
+ *   dispatch: group commit keeps them in order, and a crash before they commit only means a job
+ *   runs again, which every handler tolerates (at least once).
+ */
+
+import { PermanentJobError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import { createLogger } from '../shared/logger.js';
+import type { SqliteDatabase } from '../store/sqlite-database.js';
+import {
+  type CloseOptions,
+  type ConsumeOptions,
+  defaultBackoffMs,
+  type Job,
+  type JobCounts,
+  type JobHandler,
+  type JobName,
+  type JobQueue,
+  type JobResult,
+  type NewJob,
+} from './job-queue.js';
+
+export interface SqliteJobQueueOptions {
+  logger?: Logger;
+  /** Longest the delay timer sleeps before looking again, against wall-clock jumps (default 60 000). */
+  pollIntervalMs?: number;
+}
+
+interface JobRow {
+  seq: number;
+  id: string;
+  name: JobName;
+  task_id: string;
+  grp: string | null;
+  attempt: number;
+  run_at_ms: number;
+  active: number;
+}
+
+interface Entry {
+  seq: number;
+  id: string;
+  name: JobName;
+  taskId: string;
+  group: string | null;
+  attempt: number;
+  runAtMs: number;
+  state: 'blocked' | 'ready' | 'delayed' | 'active';
+}
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
+const MAX_TIMER_MS = 2_147_483_647;
+
+/** A FIFO with O(1) shift. */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head]!;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
+/** Min-heap of delayed entries by due time, then enqueue order. */
+class DelayHeap {
+  private readonly items: Entry[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): Entry | undefined {
+    return this.items[0];
+  }
+
+  push(entry: Entry): void {
+    const items = this.items;
+    items.push(entry);
+    let index = items.length - 1;
+    while (index > 0) {
+      const parent = (index - 1) >> 1;
+      if (!this.before(items[index]!, items[parent]!)) break;
+      [items[index], items[parent]] = [items[parent]!, items[index]!];
+      index = parent;
+    }
+  }
+
+  pop(): Entry | undefined {
+    const items = this.items;
+    const top = items[0];
+    const last = items.pop();
+    if (top === undefined || last === undefined || items.length === 0) return top;
+    items[0] = last;
+    let index = 0;
+    for (;;) {
+      const left = index * 2 + 1;
+      const right = left + 1;
+      let smallest = index;
+      if (left < items.length && this.before(items[left]!, items[smallest]!)) smallest = left;
+      if (right < items.length && this.before(items[right]!, items[smallest]!)) smallest = right;
+      if (smallest === index) break;
+      [items[index], items[smallest]] = [items[smallest]!, items[index]!];
+      index = smallest;
+    }
+    return top;
+  }
+
+  private before(a: Entry, b: Entry): boolean {
+    return a.runAtMs < b.runAtMs || (a.runAtMs === b.runAtMs && a.seq < b.seq);
+  }
+}
+
+function describeError(error: unknown): { message: string; name?: string } {
+  return error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
+}
+
+export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueueOptions = {}): JobQueue {
+  const logger = options.logger ?? createLogger('silent');
+  const pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 60_000);
+
+  const insertJob = db.prepare(
+    'INSERT OR IGNORE INTO jobs (id, name, task_id, grp, attempt, run_at_ms) VALUES (?, ?, ?, ?, 1, ?)',
+  );
+  const markActive = db.prepare('UPDATE jobs SET active = 1 WHERE id = ?');
+  const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
+  const rescheduleJob = db.prepare('UPDATE jobs SET attempt = ?, run_at_ms = ?, active = 0 WHERE id = ?');
+  const selectJobs = db.prepare<JobRow>('SELECT * FROM jobs ORDER BY seq');
+  const recoverActive = db.prepare('UPDATE jobs SET attempt = attempt + 1, active = 0 WHERE active = 1');
+  const countJobs = db.prepare<{ total: number; delayed: number | null }>(
+    'SELECT count(*) AS total, sum(run_at_ms > ?) AS delayed FROM jobs',
+  );
+
+  const entries = new Map<string, Entry>();
+  const groups = new Map<string, Fifo<Entry>>();
+  const ready = new Fifo<Entry>();
+  const delayed = new DelayHeap();
+  let handler: JobHandler | null = null;
+  let concurrency = 1;
+  let active = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let timerAtMs = Number.POSITIVE_INFINITY;
+  let closing = false;
+  /** Set once close() stopped waiting: results of handlers still running are dropped. */
+  let abandoned = false;
+  let closePromise: Promise<void> | null = null;
+  let onDrained: (() => void) | null = null;
+  const pendingWrites = new Set<Promise<unknown>>();
+
+  /** Runs a table write without holding up dispatch; close() waits for it. */
+  const track = (write: Promise<unknown>, what: string, entry: Entry): void => {
+    const tracked = write.then(
+      () => undefined,
+      (error: unknown) => {
+        logger.error(
+          { job_id: entry.id, task_id: entry.taskId, err: describeError(error) },
+          `job queue: ${what} failed`,
+        );
+      },
+    );
+    pendingWrites.add(tracked);
+    void tracked.finally(() => pendingWrites.delete(tracked));
+  };
+
+  const armTimer = (): void => {
+    const next = delayed.peek();
+    if (next === undefined || closing) {
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+      timerAtMs = Number.POSITIVE_INFINITY;
+      return;
+    }
+    if (timer !== null && timerAtMs <= next.runAtMs) return;
+    if (timer !== null) clearTimeout(timer);
+    const waitMs = Math.min(Math.max(0, next.runAtMs - Date.now()), pollIntervalMs, MAX_TIMER_MS);
+    timerAtMs = next.runAtMs;
+    timer = setTimeout(onTimer, waitMs);
+    // The HTTP server keeps the process alive; a far-off retry alone must not.
+    timer.unref();
+  };
+
+  const onTimer = (): void => {
+    timer = null;
+    timerAtMs = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    for (let next = delayed.peek(); next !== undefined && next.runAtMs <= now; next = delayed.peek()) {
+      delayed.pop();
+      next.state = 'ready';
+      ready.push(next);
+    }
+    armTimer();
+    pump();
+  };
+
+  /** Puts a runnable entry (ungrouped, or its group's head) on the ready list or the delay heap. */
+  const schedule = (entry: Entry): void => {
+    if (entry.runAtMs <= Date.now()) {
+      entry.state = 'ready';
+      ready.push(entry);
+    } else {
+      entry.state = 'delayed';
+      delayed.push(entry);
+      armTimer();
+    }
+  };
+
+  const add = (entry: Entry): void => {
+    if (entries.has(entry.id)) return;
+    entries.set(entry.id, entry);
+    if (entry.group === null) {
+      schedule(entry);
+      return;
+    }
+    const queue = groups.get(entry.group);
+    if (queue === undefined) {
+      const fresh = new Fifo<Entry>();
+      fresh.push(entry);
+      groups.set(entry.group, fresh);
+      schedule(entry);
+    } else {
+      entry.state = 'blocked';
+      queue.push(entry);
+    }
+  };
+
+  const finish = (entry: Entry): void => {
+    entries.delete(entry.id);
+    track(
+      db.write(() => deleteJob.run(entry.id)),
+      'delete',
+      entry,
+    );
+    if (entry.group === null) return;
+    const queue = groups.get(entry.group);
+    if (queue === undefined) return;
+    queue.shift();
+    const next = queue.peek();
+    if (next === undefined) groups.delete(entry.group);
+    else schedule(next);
+  };
+
+  const retry = (entry: Entry, delayMs: number): void => {
+    entry.attempt++;
+    entry.runAtMs = Date.now() + delayMs;
+    const { attempt, runAtMs } = entry;
+    track(
+      db.write(() => rescheduleJob.run(attempt, runAtMs, entry.id)),
+      'reschedule',
+      entry,
+    );
+    // A group head stays the head while it waits: the rest of its group waits behind it.
+    schedule(entry);
+  };
+
+  const settle = (entry: Entry, outcome: JobResult | { type: 'permanent'; error: unknown }): void => {
+    if (abandoned) return;
+    active--;
+    switch (outcome.type) {
+      case 'done':
+        finish(entry);
+        break;
+      case 'permanent':
+        logger.warn(
+          {
+            job_id: entry.id,
+            task_id: entry.taskId,
+            attempt: entry.attempt,
+            err: describeError(outcome.error),
+          },
+          'job failed permanently',
+        );
+        finish(entry);
+        break;
+      case 'retry':
+        retry(entry, Number.isFinite(outcome.delayMs) ? Math.max(0, outcome.delayMs) : 0);
+        break;
+    }
+    if (active === 0 && onDrained !== null) onDrained();
+    pump();
+  };
+
+  const run = async (entry: Entry, jobHandler: JobHandler): Promise<void> => {
+    const job: Job = {
+      id: entry.id,
+      name: entry.name,
+      taskId: entry.taskId,
+      group: entry.group,
+      attempt: entry.attempt,
+    };
+    let outcome: JobResult | { type: 'permanent'; error: unknown };
+    try {
+      const result = await jobHandler(job);
+      outcome = result?.type === 'retry' || result?.type === 'done' ? result : { type: 'done' };
+    } catch (error) {
+      if (error instanceof PermanentJobError) {
+        outcome = { type: 'permanent', error };
+      } else {
+        const delayMs = defaultBackoffMs(entry.attempt);
+        logger.error(
+          {
+            job_id: entry.id,
+            task_id: entry.taskId,
+            attempt: entry.attempt,
+            delay_ms: delayMs,
+            err: describeError(error),
+          },
+          'job handler threw; retrying',
+        );
+        outcome = { type: 'retry', delayMs };
+      }
+    }
+    settle(entry, outcome);
+  };
+
+  const pump = (): void => {
+    if (handler === null || closing) return;
+    while (active < concurrency) {
+      const entry = ready.shift();
+      if (entry === undefined) return;
+      entry.state = 'active';
+      active++;
+      track(
+        db.write(() => markActive.run(entry.id)),
+        'mark active',
+        entry,
+      );
+      void run(entry, handler);
+    }
+  };
+
+  return {
+    async enqueue(job: NewJob): Promise<boolean> {
+      const runAtMs = Date.now() + Math.max(0, job.delayMs ?? 0);
+      const group = job.group ?? null;
+      const seq = await db.write(() => {
+        const result = insertJob.run(job.id, job.name, job.taskId, group, runAtMs);
+        return result.changes === 0 ? null : Number(result.lastInsertRowid);
+      });
+      if (seq === null) return false;
+      // Before consume() the table is the whole state; consume() loads it.
+      if (handler !== null && !closing) {
+        add({
+          seq,
+          id: job.id,
+          name: job.name,
+          taskId: job.taskId,
+          group,
+          attempt: 1,
+          runAtMs,
+          state: 'ready',
+        });
+        pump();
+      }
+      return true;
+    },
+
+    consume(jobHandler: JobHandler, consumeOptions: ConsumeOptions): void {
+      if (handler !== null) throw new Error('consume() was already called on this queue');
+      if (closing) throw new Error('The queue is closed');
+      handler = jobHandler;
+      concurrency = Math.max(1, Math.floor(consumeOptions.concurrency));
+      let interrupted = 0;
+      for (const row of selectJobs.all()) {
+        if (row.active) interrupted++;
+        add({
+          seq: row.seq,
+          id: row.id,
+          name: row.name,
+          taskId: row.task_id,
+          group: row.grp,
+          attempt: row.active ? row.attempt + 1 : row.attempt,
+          runAtMs: row.run_at_ms,
+          state: 'ready',
+        });
+      }
+      if (interrupted > 0) {
+        logger.warn({ jobs: interrupted }, 'job queue: running again jobs interrupted by the last shutdown');
+        const tracked = db
+          .write(() => recoverActive.run())
+          .catch((error: unknown) => {
+            logger.error({ err: describeError(error) }, 'job queue: recording interrupted jobs failed');
+          });
+        pendingWrites.add(tracked);
+        void tracked.finally(() => pendingWrites.delete(tracked));
+      }
+      pump();
+    },
+
+    counts(): Promise<JobCounts> {
+      if (handler !== null && !abandoned) {
+        return Promise.resolve({
+          waiting: entries.size - active - delayed.size,
+          active,
+          delayed: delayed.size,
+        });
+      }
+      return db.read(() => {
+        const row = countJobs.get(Date.now());
+        const total = row?.total ?? 0;
+        const later = row?.delayed ?? 0;
+        return { waiting: total - later, active: 0, delayed: later };
+      });
+    },
+
+    ping(): Promise<void> {
+      return db.ping();
+    },
+
+    close(closeOptions?: CloseOptions): Promise<void> {
+      if (closePromise !== null) return closePromise;
+      closing = true;
+      armTimer();
+      const timeoutMs = Math.max(0, closeOptions?.timeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS);
+      closePromise = (async () => {
+        if (active > 0) {
+          let timeout: NodeJS.Timeout | undefined;
+          await new Promise<void>((resolve) => {
+            onDrained = resolve;
+            timeout = setTimeout(resolve, timeoutMs);
+          });
+          clearTimeout(timeout);
+          onDrained = null;
+        }
+        if (active > 0) {
+          logger.warn(
+            { jobs: active },
+            'job queue: handlers still running at close; their jobs will run again',
+          );
+        }
+        // Their rows stay marked active and run again at the next start; late results are dropped.
+        abandoned = true;
+        await Promise.all(pendingWrites);
+      })();
+      return closePromise;
+    },
+  };
+}
