@@ -1,0 +1,302 @@
+/**
+ * Every error becomes a JSON body with `detail` (SPEC §3): validation errors in FastAPI's shape
+ * (`{"detail": [{type, loc, msg, input, ctx?}], "body": ...}`), a backend outage as 503, 404 and
+ * 405 for unknown routes and methods. A 5xx never carries a message or stack; it is logged.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BackendUnavailableError, HttpError } from '../shared/errors.js';
+import { inspectHttpUrl } from './schemas.js';
+
+/** One entry of a 422 `detail`, as pydantic reports it. */
+export interface ValidationIssue {
+  type: string;
+  loc: Array<string | number>;
+  msg: string;
+  input: unknown;
+  ctx?: Record<string, unknown>;
+}
+
+/** A request that failed validation: answered 422 with `detail` and the parsed `body` (or null). */
+export class RequestValidationError extends Error {
+  readonly statusCode = 422;
+  constructor(
+    readonly detail: ValidationIssue[],
+    readonly body: unknown,
+  ) {
+    super('Request validation failed');
+    this.name = 'RequestValidationError';
+  }
+}
+
+/** The deadline for any single store or queue call made while answering a request. */
+export const BACKEND_TIMEOUT_MS = 2000;
+
+/**
+ * Settles like `promise`, or rejects with `BackendUnavailableError` after `timeoutMs`: a backend
+ * that stops answering (a Redis that is reconnecting queues commands forever) must become a
+ * prompt 503, never a request that hangs.
+ */
+export async function withBackendDeadline<T>(
+  promise: Promise<T>,
+  timeoutMs = BACKEND_TIMEOUT_MS,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new BackendUnavailableError(`Backend did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What Ajv reports (the subset read here). */
+interface AjvIssue {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+}
+
+const LOCATION_OF: Record<string, string> = {
+  body: 'body',
+  params: 'path',
+  querystring: 'query',
+  headers: 'header',
+};
+
+/** Which Ajv error of one field pydantic would report: type before presence before length before format. */
+const KEYWORD_RANK: Record<string, number> = {
+  type: 0,
+  required: 1,
+  minLength: 2,
+  pattern: 3,
+  maxLength: 4,
+  format: 5,
+};
+
+function characters(count: number): string {
+  return count === 1 ? 'character' : 'characters';
+}
+
+function issueFromAjv(error: AjvIssue, location: string, data: unknown): ValidationIssue | null {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((segment) => (/^\d+$/.test(segment) ? Number(segment) : segment));
+  let input: unknown = data;
+  for (const segment of path) {
+    input =
+      input !== null && typeof input === 'object' ? (input as Record<string, unknown>)[segment] : undefined;
+  }
+  const loc: Array<string | number> = [location, ...path];
+  switch (error.keyword) {
+    case 'required':
+      return {
+        type: 'missing',
+        loc: [...loc, String(error.params.missingProperty)],
+        msg: 'Field required',
+        input: input ?? null,
+      };
+    case 'type':
+      if (path.length === 0 && (input === null || input === undefined)) {
+        return { type: 'missing', loc, msg: 'Field required', input: null };
+      }
+      if (error.params.type === 'object') {
+        return { type: 'dict_type', loc, msg: 'Input should be a valid dictionary', input };
+      }
+      if (error.params.type === 'string') {
+        return { type: 'string_type', loc, msg: 'Input should be a valid string', input };
+      }
+      return {
+        type: `${String(error.params.type)}_type`,
+        loc,
+        msg: `Input should be a valid ${error.params.type}`,
+        input,
+      };
+    case 'minLength':
+    case 'pattern': {
+      // A whitespace-only text is as good as empty (pydantic strips before counting).
+      const minLength = error.keyword === 'minLength' ? Number(error.params.limit) : 1;
+      return {
+        type: 'string_too_short',
+        loc,
+        msg: `String should have at least ${minLength} ${characters(minLength)}`,
+        input,
+        ctx: { min_length: minLength },
+      };
+    }
+    case 'maxLength': {
+      const maxLength = Number(error.params.limit);
+      return {
+        type: 'string_too_long',
+        loc,
+        msg: `String should have at most ${maxLength} ${characters(maxLength)}`,
+        input,
+        ctx: { max_length: maxLength },
+      };
+    }
+    case 'format': {
+      if (error.params.format !== 'uri' || typeof input !== 'string') break;
+      const problem = inspectHttpUrl(input);
+      if (problem === null) break;
+      if (problem.type === 'url_scheme') {
+        return {
+          type: 'url_scheme',
+          loc,
+          msg: "URL scheme should be 'http' or 'https'",
+          input,
+          ctx: { expected_schemes: "'http' or 'https'" },
+        };
+      }
+      return {
+        type: 'url_parsing',
+        loc,
+        msg: `Input should be a valid URL, ${problem.error}`,
+        input,
+        ctx: { error: problem.error },
+      };
+    }
+  }
+  return { type: 'value_error', loc, msg: 'Value error, invalid value', input };
+}
+
+/**
+ * Translates Ajv's errors (collected with `allErrors`) into pydantic's issues: one per field,
+ * in the order of `fieldOrder` when given.
+ */
+export function issuesFromAjv(
+  errors: readonly AjvIssue[],
+  context: string,
+  data: unknown,
+  fieldOrder: readonly string[] = [],
+): ValidationIssue[] {
+  const location = LOCATION_OF[context] ?? context;
+  const best = new Map<string, { rank: number; issue: ValidationIssue }>();
+  for (const error of errors) {
+    const issue = issueFromAjv(error, location, data);
+    if (issue === null) continue;
+    const key = JSON.stringify(issue.loc);
+    const rank = KEYWORD_RANK[error.keyword] ?? 9;
+    const current = best.get(key);
+    if (current === undefined || rank < current.rank) best.set(key, { rank, issue });
+  }
+  const position = (issue: ValidationIssue): number => {
+    const index = fieldOrder.indexOf(String(issue.loc[1]));
+    return index === -1 ? fieldOrder.length : index;
+  };
+  return [...best.values()].map(({ issue }) => issue).sort((a, b) => position(a) - position(b));
+}
+
+/** The 422 body of JSON that could not be parsed. */
+export function jsonInvalidIssue(reason: string, position?: number): ValidationIssue {
+  return {
+    type: 'json_invalid',
+    loc: position === undefined ? ['body'] : ['body', position],
+    msg: 'JSON decode error',
+    input: {},
+    ctx: { error: reason },
+  };
+}
+
+function sendJson(reply: FastifyReply, statusCode: number, body: unknown): FastifyReply {
+  // Error bodies are written as built, not through a route's response serialiser, whose schema
+  // for this status may not fit (and would silently drop or coerce fields).
+  return reply
+    .code(statusCode)
+    .type('application/json; charset=utf-8')
+    .serializer((payload: unknown) => JSON.stringify(payload))
+    .send(body);
+}
+
+type RouteMatcher = { pattern: RegExp; methods: Set<string> };
+
+function patternOf(url: string): RegExp {
+  const source = url
+    .split(/(:[A-Za-z0-9_]+|\*)/)
+    .map((part) => {
+      if (part === '*') return '.*';
+      if (part.startsWith(':')) return '[^/]+';
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    })
+    .join('');
+  return new RegExp(`^${source}$`);
+}
+
+/**
+ * Installs the error handler and the 404/405 handler. Call before registering routes: the
+ * routes are indexed as they are added, so an existing path with another method is a 405.
+ */
+export function registerErrorHandling(app: FastifyInstance, options: { bodyLimitBytes: number }): void {
+  const routes = new Map<string, RouteMatcher>();
+  app.addHook('onRoute', (route) => {
+    const entry = routes.get(route.url) ?? { pattern: patternOf(route.url), methods: new Set<string>() };
+    for (const method of Array.isArray(route.method) ? route.method : [route.method])
+      entry.methods.add(method);
+    routes.set(route.url, entry);
+  });
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?', 1)[0] ?? '/';
+    const allowed = new Set<string>();
+    for (const { pattern, methods } of routes.values()) {
+      if (pattern.test(path)) for (const method of methods) allowed.add(method);
+    }
+    if (allowed.size > 0 && !allowed.has(request.method)) {
+      reply.header('allow', [...allowed].sort().join(', '));
+      return sendJson(reply, 405, { detail: 'Method Not Allowed' });
+    }
+    return sendJson(reply, 404, { detail: 'Not Found' });
+  });
+
+  app.setErrorHandler((error: FastifyError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof RequestValidationError) {
+      return sendJson(reply, 422, { detail: error.detail, body: error.body ?? null });
+    }
+    const fastifyError = error as FastifyError;
+    if (fastifyError.validation !== undefined) {
+      const context = fastifyError.validationContext ?? 'body';
+      const data = (request as unknown as Record<string, unknown>)[context];
+      const fieldOrder = Object.keys(
+        (request.routeOptions.schema?.[context as 'body'] as { properties?: object } | undefined)
+          ?.properties ?? {},
+      );
+      const detail = issuesFromAjv(fastifyError.validation as AjvIssue[], context, data, fieldOrder);
+      return sendJson(reply, 422, { detail, body: context === 'body' ? (request.body ?? null) : null });
+    }
+    if (error instanceof BackendUnavailableError) {
+      request.log.warn({ err_code: error.code, reason: error.message }, 'backend unavailable');
+      return sendJson(reply, 503, { detail: 'Service unavailable: the queue backend cannot be reached' });
+    }
+    if (error instanceof HttpError) {
+      return sendJson(reply, error.statusCode, { detail: error.detail });
+    }
+    switch (fastifyError.code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return sendJson(reply, 413, {
+          detail: `Request body is larger than ${options.bodyLimitBytes} bytes`,
+        });
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return sendJson(reply, 415, { detail: 'Unsupported media type: send application/json' });
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return sendJson(reply, 422, {
+          detail: [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }],
+          body: null,
+        });
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return sendJson(reply, 422, { detail: [jsonInvalidIssue('Invalid JSON')], body: null });
+    }
+    const statusCode = fastifyError.statusCode ?? 500;
+    if (statusCode >= 400 && statusCode < 500) {
+      return sendJson(reply, statusCode, { detail: error.message });
+    }
+    request.log.error({ err: error }, 'request failed');
+    return sendJson(reply, statusCode >= 500 && statusCode < 600 ? statusCode : 500, {
+      detail: 'Internal Server Error',
+    });
+  });
+}

@@ -1,0 +1,194 @@
+/**
+ * POST /webhook (SPEC §3): validate, claim the idempotency key, store the task, enqueue its
+ * generation, answer with the task id. The reply itself is produced by the worker.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { checkCallbackUrl, type SsrfPolicy } from '../../delivery/ssrf-guard.js';
+import type { JobQueue } from '../../queue/job-queue.js';
+import { HttpError } from '../../shared/errors.js';
+import type { Metrics } from '../../shared/metrics.js';
+import { conversationKey, type Store } from '../../store/store.js';
+import { RequestValidationError, type ValidationIssue, withBackendDeadline } from '../error-handler.js';
+import {
+  errorResponse,
+  idempotencyKeyHeaderSchema,
+  METADATA_MAX_BYTES,
+  unauthorizedResponse,
+  unavailableResponse,
+  validationErrorSchema,
+  type WebhookAccepted,
+  type WebhookBody,
+  webhookAcceptedSchema,
+  webhookBodySchema,
+} from '../schemas.js';
+import type { SecurityDoc } from './docs.js';
+
+export interface WebhookRouteOptions {
+  store: Store;
+  queue: JobQueue;
+  metrics: Metrics;
+  ssrfPolicy: SsrfPolicy;
+  messageMaxChars: number;
+  /** Route `config` (the rate limit), shared with POST /callback. */
+  routeConfig: object;
+  /** The OpenAPI `security` of protected routes (nothing when tokens are off). */
+  security: SecurityDoc;
+}
+
+/** How long an idempotency key keeps its first answer. */
+export const IDEMPOTENCY_TTL_SECONDS = 86_400;
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function fingerprint(body: unknown): string {
+  return createHash('sha256').update(JSON.stringify(body)).digest('hex');
+}
+
+/** The checks JSON Schema cannot express; same 422 shape as the schema's own. */
+function semanticIssues(body: WebhookBody, policy: SsrfPolicy): ValidationIssue[] {
+  const issues: ValidationIssue[] = [];
+  const url = new URL(body.callback_url.trim());
+  const verdict = checkCallbackUrl(url, policy);
+  if (!verdict.allowed) {
+    issues.push({
+      type: 'callback_url_forbidden',
+      loc: ['body', 'callback_url'],
+      msg: `Callback URL is not allowed: ${verdict.reason}`,
+      input: body.callback_url,
+      ctx: { reason: verdict.reason },
+    });
+  }
+  if (body.metadata !== undefined) {
+    const bytes = Buffer.byteLength(JSON.stringify(body.metadata), 'utf8');
+    if (bytes > METADATA_MAX_BYTES) {
+      issues.push({
+        type: 'too_long',
+        loc: ['body', 'metadata'],
+        msg: `Metadata should be at most ${METADATA_MAX_BYTES} bytes as JSON, not ${bytes}`,
+        input: body.metadata,
+        ctx: { field_type: 'Metadata', max_length: METADATA_MAX_BYTES, actual_length: bytes },
+      });
+    }
+  }
+  return issues;
+}
+
+function idempotencyKeyOf(request: FastifyRequest): string | null {
+  const raw = request.headers['idempotency-key'];
+  if (raw === undefined) return null;
+  if (typeof raw !== 'string' || !IDEMPOTENCY_KEY.test(raw)) {
+    throw new HttpError(
+      400,
+      'Idempotency-Key must be 1 to 255 visible ASCII characters',
+      'IDEMPOTENCY_KEY_INVALID',
+    );
+  }
+  return raw;
+}
+
+export function registerWebhookRoute(app: FastifyInstance, options: WebhookRouteOptions): void {
+  const { store, queue, metrics, ssrfPolicy } = options;
+
+  const enqueueGeneration = (taskId: string, group: string) =>
+    withBackendDeadline(queue.enqueue({ id: taskId, name: 'generate', taskId, group }));
+
+  app.post<{ Body: WebhookBody; Reply: WebhookAccepted }>(
+    '/webhook',
+    {
+      config: options.routeConfig,
+      schema: {
+        summary: 'Submit a message; the reply is POSTed to callback_url',
+        tags: ['webhook'],
+        ...options.security,
+        body: webhookBodySchema(options.messageMaxChars),
+        headers: idempotencyKeyHeaderSchema,
+        response: {
+          200: { description: 'Accepted: the task is queued.', ...webhookAcceptedSchema },
+          400: errorResponse(
+            'Malformed Idempotency-Key.',
+            'Idempotency-Key must be 1 to 255 visible ASCII characters',
+          ),
+          401: unauthorizedResponse,
+          409: errorResponse(
+            'Idempotency-Key reused with another body.',
+            'Idempotency-Key was already used with a different request body',
+          ),
+          413: errorResponse(
+            'Body larger than BODY_LIMIT_BYTES.',
+            'Request body is larger than 262144 bytes',
+          ),
+          415: errorResponse(
+            'Body is not application/json.',
+            'Unsupported media type: send application/json',
+          ),
+          422: { description: 'Validation error.', ...validationErrorSchema },
+          429: errorResponse('Rate limit exceeded.', 'Rate limit exceeded: 5 per 1 minute'),
+          503: unavailableResponse,
+        },
+      },
+    },
+    async (request: FastifyRequest<{ Body: WebhookBody }>, reply: FastifyReply) => {
+      const body = request.body;
+      const issues = semanticIssues(body, ssrfPolicy);
+      if (issues.length > 0) throw new RequestValidationError(issues, body);
+
+      const namespace = request.namespace;
+      const conversationId = body.conversation_id ?? body.callback_url;
+      const group = conversationKey(namespace, conversationId);
+      const idempotencyKey = idempotencyKeyOf(request);
+      const taskId = randomUUID();
+
+      const claimKey = idempotencyKey === null ? null : `${namespace}:${idempotencyKey}`;
+      if (claimKey !== null) {
+        const claim = await withBackendDeadline(
+          store.claimIdempotencyKey(claimKey, fingerprint(body), taskId, IDEMPOTENCY_TTL_SECONDS),
+        );
+        if (claim.outcome === 'conflict') {
+          throw new HttpError(
+            409,
+            'Idempotency-Key was already used with a different request body',
+            'IDEMPOTENCY_CONFLICT',
+          );
+        }
+        if (claim.outcome === 'replay') {
+          // The first request may have stored its task and then failed to enqueue it; enqueueing
+          // again is harmless (a job id that exists is not added twice) and makes sure it runs.
+          const first = await withBackendDeadline(store.getTask(namespace, claim.taskId));
+          if (first?.status === 'queued') await enqueueGeneration(first.taskId, group);
+          reply.header('idempotent-replayed', 'true');
+          return { task_id: claim.taskId, status: 'Processing' } as const;
+        }
+      }
+
+      try {
+        await withBackendDeadline(
+          store.createTask({
+            taskId,
+            namespace,
+            conversationId,
+            message: body.message,
+            callbackUrl: body.callback_url,
+            metadata: body.metadata ?? null,
+            createdAt: new Date().toISOString(),
+          }),
+        );
+      } catch (error) {
+        // Without its task the claim would replay an id that does not exist: free the key so
+        // the client's retry can succeed.
+        if (claimKey !== null) {
+          await withBackendDeadline(store.releaseIdempotencyKey(claimKey, taskId)).catch(
+            (releaseError: unknown) =>
+              request.log.warn({ err: releaseError, task_id: taskId }, 'could not release idempotency key'),
+          );
+        }
+        throw error;
+      }
+      await enqueueGeneration(taskId, group);
+
+      metrics.tasksAccepted.inc();
+      request.log.info({ task_id: taskId, namespace: namespace || undefined }, 'task accepted');
+      request.log.debug({ task_id: taskId, message: body.message }, 'task message');
+      return { task_id: taskId, status: 'Processing' } as const;
+    },
+  );
+}

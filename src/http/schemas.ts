@@ -1,0 +1,351 @@
+/**
+ * Request and response schemas (JSON Schema): the one source for Fastify's validation, the
+ * response serialisers and the OpenAPI document. Limits that JSON Schema cannot express (the
+ * metadata size, the callback host policy) are checked in the route, with the same 422 shape.
+ */
+import type { TaskStatus } from '../store/store.js';
+
+export const CALLBACK_URL_MAX_CHARS = 2048;
+export const CONVERSATION_ID_MAX_CHARS = 256;
+export const METADATA_MAX_BYTES = 4096;
+
+/** POST /webhook, as validated. Unknown fields are kept (and ignored). */
+export interface WebhookBody {
+  message: string;
+  callback_url: string;
+  conversation_id?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** POST /callback: what the service itself delivers, or anything object-shaped. */
+export interface CallbackBody {
+  task_id?: string;
+  generated_response?: string;
+  [field: string]: unknown;
+}
+
+const EXAMPLE_TASK_ID = 'fff755e1-5131-4bec-b76c-537e0b10b6e6';
+const EXAMPLE_CALLBACK_URL = 'https://example.com/callback';
+
+export function webhookBodySchema(messageMaxChars: number) {
+  return {
+    type: 'object',
+    required: ['message', 'callback_url'],
+    properties: {
+      message: {
+        type: 'string',
+        minLength: 1,
+        maxLength: messageMaxChars,
+        // Not only whitespace.
+        pattern: '\\S',
+        description: 'The user message to answer.',
+        examples: ['Hello! What can you do?'],
+      },
+      callback_url: {
+        type: 'string',
+        // Overridden in the server's Ajv: an absolute http or https URL.
+        format: 'uri',
+        maxLength: CALLBACK_URL_MAX_CHARS,
+        description:
+          'Where the reply is POSTed. Literal private, loopback and link-local addresses and `localhost` are refused.',
+        examples: [EXAMPLE_CALLBACK_URL],
+      },
+      conversation_id: {
+        type: 'string',
+        minLength: 1,
+        maxLength: CONVERSATION_ID_MAX_CHARS,
+        description: 'The conversation whose history the reply takes into account; default: `callback_url`.',
+        examples: ['customer-42'],
+      },
+      metadata: {
+        type: 'object',
+        additionalProperties: true,
+        description: `Echoed in the callback; at most ${METADATA_MAX_BYTES} bytes as JSON.`,
+        examples: [{ ticket: 1234 }],
+      },
+    },
+    additionalProperties: true,
+    examples: [{ message: 'Hello! What can you do?', callback_url: EXAMPLE_CALLBACK_URL }],
+  } as const;
+}
+
+export const callbackBodySchema = {
+  type: 'object',
+  properties: {
+    task_id: { type: 'string' },
+    generated_response: { type: 'string', description: 'The reply of a completed task.' },
+    error: {
+      type: 'object',
+      additionalProperties: true,
+      description: 'The error of a failed task (`type`, `message`).',
+    },
+  },
+  additionalProperties: true,
+  examples: [{ generated_response: 'text' }],
+} as const;
+
+export const idempotencyKeyHeaderSchema = {
+  type: 'object',
+  properties: {
+    'idempotency-key': {
+      type: 'string',
+      description:
+        'Optional, 1..255 visible ASCII characters: a repeat with the same key and body within 24 h returns the first task.',
+    },
+  },
+} as const;
+
+export const taskIdParamsSchema = {
+  type: 'object',
+  required: ['task_id'],
+  properties: { task_id: { type: 'string', description: 'The task id answered by POST /webhook.' } },
+} as const;
+
+export const conversationIdParamsSchema = {
+  type: 'object',
+  required: ['conversation_id'],
+  properties: {
+    conversation_id: {
+      type: 'string',
+      description: 'The conversation id, URL-encoded (`encodeURIComponent`) — a callback URL included.',
+    },
+  },
+} as const;
+
+/** `{"detail": "..."}`: every error but a validation error. */
+export const errorSchema = {
+  type: 'object',
+  required: ['detail'],
+  properties: { detail: { type: 'string' } },
+} as const;
+
+/** The documented response of one error status, with an example `detail`. */
+export function errorResponse(description: string, detail: string) {
+  return { description, ...errorSchema, examples: [{ detail }] } as const;
+}
+
+/** The documented 401 of a protected route. */
+export const unauthorizedResponse = errorResponse('Missing or wrong bearer token.', 'Not authenticated');
+/** The documented 503 of a route that reads or writes the backend. */
+export const unavailableResponse = errorResponse(
+  'The backend did not answer within 2 s.',
+  'Service unavailable: the queue backend cannot be reached',
+);
+
+/** FastAPI's validation error body. */
+export const validationErrorSchema = {
+  type: 'object',
+  required: ['detail'],
+  properties: {
+    detail: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['type', 'loc', 'msg'],
+        properties: {
+          type: { type: 'string' },
+          loc: { type: 'array', items: { type: ['string', 'integer'] } },
+          msg: { type: 'string' },
+          input: {},
+          ctx: { type: 'object', additionalProperties: true },
+        },
+      },
+    },
+    body: { description: 'The parsed request body, or null.' },
+  },
+  examples: [
+    {
+      detail: [
+        {
+          type: 'url_parsing',
+          loc: ['body', 'callback_url'],
+          msg: 'Input should be a valid URL, relative URL without a base',
+          input: 'web/callback',
+          ctx: { error: 'relative URL without a base' },
+        },
+      ],
+      body: { message: 'text', callback_url: 'web/callback' },
+    },
+  ],
+} as const;
+
+export const webhookAcceptedSchema = {
+  type: 'object',
+  required: ['task_id', 'status'],
+  properties: {
+    task_id: { type: 'string', format: 'uuid' },
+    status: { type: 'string', enum: ['Processing'] },
+  },
+  examples: [{ task_id: EXAMPLE_TASK_ID, status: 'Processing' }],
+} as const;
+
+export interface WebhookAccepted {
+  task_id: string;
+  status: 'Processing';
+}
+
+export const callbackReceivedSchema = {
+  type: 'object',
+  required: ['status'],
+  properties: { status: { type: 'string', enum: ['received'] } },
+  examples: [{ status: 'received' }],
+} as const;
+
+export const callbackListSchema = {
+  type: 'object',
+  required: ['received'],
+  properties: {
+    received: {
+      type: 'array',
+      description: 'The last 100 payloads received, newest last.',
+      items: { type: 'object', additionalProperties: true },
+    },
+  },
+} as const;
+
+const taskStatuses: readonly TaskStatus[] = ['queued', 'processing', 'delivering', 'completed', 'failed'];
+
+export interface TaskView {
+  task_id: string;
+  status: TaskStatus;
+  conversation_id: string;
+  created_at: string;
+  updated_at: string;
+  generated_response?: string;
+  error?: { type: string; message: string };
+  attempts: { llm: number; callback: number };
+  deliveries: Array<{ at: string; status_code?: number; error?: string; duration_ms: number }>;
+}
+
+export const taskSchema = {
+  type: 'object',
+  required: ['task_id', 'status', 'conversation_id', 'created_at', 'updated_at', 'attempts', 'deliveries'],
+  properties: {
+    task_id: { type: 'string' },
+    status: { type: 'string', enum: taskStatuses },
+    conversation_id: { type: 'string' },
+    created_at: { type: 'string', format: 'date-time' },
+    updated_at: { type: 'string', format: 'date-time' },
+    generated_response: { type: 'string' },
+    error: {
+      type: 'object',
+      required: ['type', 'message'],
+      properties: { type: { type: 'string' }, message: { type: 'string' } },
+    },
+    attempts: {
+      type: 'object',
+      required: ['llm', 'callback'],
+      properties: { llm: { type: 'integer' }, callback: { type: 'integer' } },
+    },
+    deliveries: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['at', 'duration_ms'],
+        properties: {
+          at: { type: 'string', format: 'date-time' },
+          status_code: { type: 'integer' },
+          error: { type: 'string' },
+          duration_ms: { type: 'number' },
+        },
+      },
+    },
+  },
+  examples: [
+    {
+      task_id: EXAMPLE_TASK_ID,
+      status: 'completed',
+      conversation_id: EXAMPLE_CALLBACK_URL,
+      created_at: '2025-01-01T12:00:00.000Z',
+      updated_at: '2025-01-01T12:00:02.000Z',
+      generated_response: 'Hello!',
+      attempts: { llm: 1, callback: 1 },
+      deliveries: [{ at: '2025-01-01T12:00:01.500Z', status_code: 200, duration_ms: 42 }],
+    },
+  ],
+} as const;
+
+export const redeliverSchema = {
+  type: 'object',
+  required: ['task_id', 'status'],
+  properties: { task_id: { type: 'string' }, status: { type: 'string', enum: ['delivering'] } },
+  examples: [{ task_id: EXAMPLE_TASK_ID, status: 'delivering' }],
+} as const;
+
+export const conversationMessagesSchema = {
+  type: 'object',
+  required: ['conversation_id', 'messages'],
+  properties: {
+    conversation_id: { type: 'string' },
+    messages: {
+      type: 'array',
+      description: 'Oldest first.',
+      items: {
+        type: 'object',
+        required: ['role', 'content', 'at'],
+        properties: {
+          role: { type: 'string', enum: ['user', 'assistant'] },
+          content: { type: 'string' },
+          at: { type: 'string', format: 'date-time' },
+        },
+      },
+    },
+  },
+  examples: [
+    {
+      conversation_id: EXAMPLE_CALLBACK_URL,
+      messages: [
+        { role: 'user', content: 'Hello!', at: '2025-01-01T12:00:02.000Z' },
+        { role: 'assistant', content: 'Hi! How can I help?', at: '2025-01-01T12:00:02.000Z' },
+      ],
+    },
+  ],
+} as const;
+
+export const statusSchema = (status: string) =>
+  ({
+    type: 'object',
+    required: ['status'],
+    properties: { status: { type: 'string', enum: [status] } },
+    examples: [{ status }],
+  }) as const;
+
+/**
+ * What is wrong with a callback URL, in pydantic's terms, or `null` for an absolute http(s)
+ * URL with a host. The texts after "Input should be a valid URL, " follow the WHATWG/`url`
+ * crate errors pydantic reports.
+ */
+export function inspectHttpUrl(
+  text: string,
+): null | { type: 'url_parsing'; error: string } | { type: 'url_scheme' } {
+  const trimmed = text.trim();
+  if (trimmed === '') return { type: 'url_parsing', error: 'input is empty' };
+  let url: URL | null = null;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    // classified below
+  }
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(trimmed)?.[1]?.toLowerCase();
+  if (scheme === undefined) return { type: 'url_parsing', error: 'relative URL without a base' };
+  if (url !== null) {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { type: 'url_scheme' };
+    return url.hostname === '' ? { type: 'url_parsing', error: 'empty host' } : null;
+  }
+  if (scheme !== 'http' && scheme !== 'https') return { type: 'url_scheme' };
+  const authority = /^[a-zA-Z]+:[/\\]*([^/\\?#]*)/.exec(trimmed)?.[1] ?? '';
+  const host = authority.slice(authority.lastIndexOf('@') + 1);
+  if (host === '' || host.startsWith(':')) return { type: 'url_parsing', error: 'empty host' };
+  if (host.startsWith('[')) return { type: 'url_parsing', error: 'invalid IPv6 address' };
+  if (/:[^:]*$/.test(host) && !/:\d{0,5}$/.test(host))
+    return { type: 'url_parsing', error: 'invalid port number' };
+  if (/:\d+$/.test(host) && Number(host.slice(host.lastIndexOf(':') + 1)) > 65535) {
+    return { type: 'url_parsing', error: 'invalid port number' };
+  }
+  return { type: 'url_parsing', error: 'invalid domain character' };
+}
+
+/** The `format: 'uri'` check of the server's Ajv. */
+export function isHttpUrl(text: string): boolean {
+  return inspectHttpUrl(text) === null;
+}

@@ -1,0 +1,196 @@
+/**
+ * Builds the public HTTP API (SPEC §3) from its dependencies. It never listens: `app.ts` starts
+ * it, tests call `inject()`. The API validates, stores and enqueues; it never calls the LLM.
+ */
+import rateLimit from '@fastify/rate-limit';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Config } from '../config.js';
+import { createSsrfPolicy } from '../delivery/ssrf-guard.js';
+import type { JobQueue } from '../queue/job-queue.js';
+import { HttpError } from '../shared/errors.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import { VERSION } from '../shared/version.js';
+import type { Store } from '../store/store.js';
+import { registerAuth } from './auth.js';
+import { jsonInvalidIssue, RequestValidationError, registerErrorHandling } from './error-handler.js';
+import { registerCallbackRoutes } from './routes/callback.js';
+import { registerConversationRoutes } from './routes/conversations.js';
+import { registerDocs, securityDoc } from './routes/docs.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { registerTaskRoutes } from './routes/tasks.js';
+import { registerWebhookRoute } from './routes/webhook.js';
+import { isHttpUrl } from './schemas.js';
+
+export interface ServerDeps {
+  config: Readonly<Config>;
+  /** The pino logger; Fastify logs through it (one line per request, no headers or bodies). */
+  logger: Logger;
+  store: Store;
+  queue: JobQueue;
+  metrics: Metrics;
+  /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
+  rateLimitRedis?: unknown;
+}
+
+/** A socket idle this long is closed. */
+const CONNECTION_TIMEOUT_MS = 120_000;
+/** A request (headers and body) must arrive within this time: a slow body cannot hold a socket. */
+const REQUEST_TIMEOUT_MS = 30_000;
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+/** Path parameters hold URL-encoded conversation ids (up to 256 characters, 3 bytes each encoded). */
+const MAX_PARAM_LENGTH = 4096;
+/** Probes and scrapes are logged at debug, so they do not drown the request log. */
+const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * Parses JSON bodies. Malformed JSON and keys that could poison prototypes (`__proto__`, or a
+ * `constructor` carrying `prototype`) are answered 422 `json_invalid`, never parsed into objects.
+ */
+function parseJsonBody(
+  _request: FastifyRequest,
+  text: string,
+  done: (error: Error | null, body?: unknown) => void,
+) {
+  if (text.length === 0) {
+    done(
+      new RequestValidationError(
+        [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }],
+        null,
+      ),
+    );
+    return;
+  }
+  try {
+    done(
+      null,
+      JSON.parse(text, (key, value: unknown) => {
+        if (key === '__proto__') throw new ForbiddenKeyError();
+        if (key === 'constructor' && value !== null && typeof value === 'object' && 'prototype' in value) {
+          throw new ForbiddenKeyError();
+        }
+        return value;
+      }),
+    );
+  } catch (error) {
+    if (error instanceof ForbiddenKeyError) {
+      done(new RequestValidationError([jsonInvalidIssue(error.message)], null));
+      return;
+    }
+    const message = error instanceof Error ? error.message : 'Invalid JSON';
+    const position = /at position (\d+)/.exec(message)?.[1];
+    done(
+      new RequestValidationError(
+        [jsonInvalidIssue(message, position === undefined ? undefined : Number(position))],
+        null,
+      ),
+    );
+  }
+}
+
+class ForbiddenKeyError extends Error {
+  constructor() {
+    super('Object contains forbidden prototype property');
+  }
+}
+
+export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const { config, logger, store, queue, metrics } = deps;
+  const ssrfPolicy = createSsrfPolicy(config);
+
+  const app = Fastify({
+    // Typed as Fastify's logger so the instance keeps the default type parameters.
+    loggerInstance: logger as FastifyBaseLogger,
+    // One line per request is written by the onResponse hook below, without headers or bodies.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimitBytes,
+    connectionTimeout: CONNECTION_TIMEOUT_MS,
+    requestTimeout: REQUEST_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+    return503OnClosing: true,
+    trustProxy: config.trustProxy,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    ajv: {
+      // Every problem of a body at once, as FastAPI reports them; no silent coercion of a number
+      // into a string; unknown fields kept (and ignored).
+      customOptions: { allErrors: true, coerceTypes: false, removeAdditional: false },
+      onCreate: (ajv) => {
+        ajv.addFormat('uri', { type: 'string', validate: isHttpUrl });
+      },
+    },
+  });
+
+  // Only JSON bodies are accepted: anything else (text/plain included) is a 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) =>
+    parseJsonBody(request, body as string, done),
+  );
+
+  registerErrorHandling(app, { bodyLimitBytes: config.bodyLimitBytes });
+  registerAuth(app, config.apiTokens);
+
+  app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    const statusCode = reply.statusCode;
+    const elapsedMs = reply.elapsedTime;
+    metrics.httpRequestDuration.observe(
+      { method: request.method, route, status_code: String(statusCode) },
+      elapsedMs / 1000,
+    );
+    const line = {
+      method: request.method,
+      url: request.url.split('?', 1)[0],
+      status: statusCode,
+      ms: Math.round(elapsedMs * 10) / 10,
+    };
+    if (QUIET_ROUTES.has(route) && statusCode < 400) request.log.debug(line, 'request');
+    else request.log.info(line, 'request');
+  });
+
+  await registerDocs(app, { version: VERSION, bearerAuth: config.apiTokens.length > 0 });
+
+  const limit = config.rateLimit;
+  if (limit !== null) {
+    await app.register(rateLimit, {
+      global: false,
+      max: limit.max,
+      timeWindow: limit.windowMs,
+      enableDraftSpec: true,
+      // Per client: the token's namespace when tokens are on (set by the auth hook, which runs
+      // first), else the address — X-Forwarded-For only counts with TRUST_PROXY.
+      keyGenerator: (request: FastifyRequest) =>
+        request.namespace === '' ? `ip:${request.ip}` : `ns:${request.namespace}`,
+      errorResponseBuilder: () => new HttpError(429, `Rate limit exceeded: ${limit.label}`, 'RATE_LIMITED'),
+      // A counter backend that fails must not turn every request into a 500; the store and
+      // queue calls behind the route answer 503 on their own when Redis is really gone.
+      skipOnError: true,
+      nameSpace: `${config.queuePrefix}:rate-limit:`,
+      ...(deps.rateLimitRedis === undefined ? {} : { redis: deps.rateLimitRedis }),
+    });
+  }
+  const routeConfig = limit === null ? {} : { rateLimit: { max: limit.max, timeWindow: limit.windowMs } };
+  const security = securityDoc(config.apiTokens.length > 0);
+
+  registerWebhookRoute(app, {
+    store,
+    queue,
+    metrics,
+    ssrfPolicy,
+    messageMaxChars: config.messageMaxChars,
+    routeConfig,
+    security,
+  });
+  registerCallbackRoutes(app, { routeConfig });
+  registerTaskRoutes(app, { store, queue, security });
+  registerConversationRoutes(app, { store, security });
+  registerHealthRoutes(app, { store, queue, metrics, security });
+
+  await app.ready();
+  return app;
+}
