@@ -92,7 +92,7 @@ describe('processing', () => {
     const hook = `${receiver.url}/three`;
     for (const message of ['one', 'two', 'three']) {
       const id = await post(base, { message, callback_url: hook });
-      await receiver.waitFor((entries) => entries.some((entry) => entry.json?.task_id === id), 20_000);
+      await receiver.waitUntil((entries) => entries.some((entry) => entry.json?.task_id === id), 20_000);
     }
     expect(llm.requests.map((request) => request.messages.length)).toEqual([1, 3, 5]);
     const last = llm.requests[2]!.messages;
@@ -122,7 +122,7 @@ describe('processing', () => {
         post(base, { message: `burst ${n}`, callback_url: `${receiver.url}/burst`, conversation_id: 'burst' }),
       ),
     );
-    await receiver.waitFor((entries) => entries.filter((e) => e.json?.conversation_id === 'burst').length === 6, 20_000);
+    await receiver.waitUntil((entries) => entries.filter((e) => e.json?.conversation_id === 'burst').length === 6, 20_000);
     const prompts = llm.requests.map((request) => request.messages);
     expect(prompts.map((messages) => messages.length)).toEqual([1, 3, 5, 7, 9, 11]);
     // Each prompt extends the one before: every earlier exchange is there, in the same order.
@@ -183,7 +183,7 @@ describe('processing', () => {
     const base = await startApp();
     llm.script([{ status: 401, body: { error: { message: 'bad key' } } }]);
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/auth`, conversation_id: 'auth' });
-    const [entry] = await receiver.waitFor((entries) => entries.some((e) => e.json?.task_id === id), 20_000);
+    const [entry] = await receiver.waitUntil((entries) => entries.some((e) => e.json?.task_id === id), 20_000);
     const callback = receiver.received.find((e) => e.json?.task_id === id)!.json!;
     expect(entry).toBeDefined();
     expect(callback).toMatchObject({ task_id: id, status: 'failed', error: { type: 'llm_auth' } });

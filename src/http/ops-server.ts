@@ -2,7 +2,7 @@
  * The operations server of a worker process (role `worker`, WORKER_PORT set): `/healthz`,
  * `/readyz` and `/metrics` only; a worker serves no public API.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -18,7 +18,7 @@ export interface OpsServerDeps {
 const READY_TIMEOUT_MS = 2000;
 
 export async function buildOpsServer(deps: OpsServerDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: true });
+  const app = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, disableRequestLogging: true });
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_request, reply) => {
     let timer: NodeJS.Timeout | undefined;

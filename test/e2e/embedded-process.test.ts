@@ -78,7 +78,7 @@ describe('embedded mode, real process', () => {
     llm.setLatency(10);
     const second = await startService({ env: env(dataDir), port: first.port });
     try {
-      await receiver.waitFor(
+      await receiver.waitUntil(
         (entries) => new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string))).size === 20,
         30_000,
       );
@@ -107,7 +107,7 @@ describe('embedded mode, real process', () => {
     llm.setLatency(10);
     const second = await startService({ env: env(dataDir), port: first.port });
     try {
-      await receiver.waitFor(
+      await receiver.waitUntil(
         (entries) => new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string))).size === 10,
         30_000,
       );
@@ -122,7 +122,7 @@ describe('embedded mode, real process', () => {
     const service = await startService({ env: env(dataDir) });
     try {
       const [id] = await postMany(service.url, 1, 'logs');
-      await receiver.waitFor((entries) => entries.some((entry) => entry.json?.task_id === id), 20_000);
+      await receiver.waitUntil((entries) => entries.some((entry) => entry.json?.task_id === id), 20_000);
       await service.waitForLog((line) => line.msg === 'callback delivered' && line.task_id === id);
       const taskLines = service.logs.filter((line) => JSON.stringify(line).includes(id!));
       expect(taskLines.length).toBeGreaterThanOrEqual(3);

@@ -13,8 +13,8 @@ export interface ReceivedCallback {
   headers: IncomingHttpHeaders;
   /** The raw body, as received (what a signature is computed over). */
   body: string;
-  /** The body parsed as JSON; `undefined` when it is not JSON. */
-  json: unknown;
+  /** The body parsed as a JSON object; `undefined` when it is not one. */
+  json: Record<string, unknown> | undefined;
   /** The status it was answered with. */
   status: number;
 }
@@ -37,6 +37,10 @@ export interface CallbackReceiver {
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedCallback[]>;
   /** Resolves with the first callback (received already or later) that matches. */
   waitFor(predicate: (callback: ReceivedCallback) => boolean, timeoutMs?: number): Promise<ReceivedCallback>;
+  /** Resolves with everything received once `predicate` holds over all of it. */
+  waitUntil(predicate: (all: ReceivedCallback[]) => boolean, timeoutMs?: number): Promise<ReceivedCallback[]>;
+  /** Forgets what was received and any scripted statuses. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -65,9 +69,10 @@ export async function startCallbackReceiver(
     req.on('end', () => {
       count += 1;
       const body = Buffer.concat(chunks).toString('utf8');
-      let json: unknown;
+      let json: Record<string, unknown> | undefined;
       try {
-        json = JSON.parse(body);
+        const parsed: unknown = JSON.parse(body);
+        json = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
       } catch {
         json = undefined;
       }
@@ -89,6 +94,13 @@ export async function startCallbackReceiver(
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
+
+  function waitUntil(
+    predicate: (all: ReceivedCallback[]) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<ReceivedCallback[]> {
+    return waitFor(() => predicate(received), timeoutMs).then(() => [...received]);
+  }
 
   function waitFor(count: number, timeoutMs?: number): Promise<ReceivedCallback[]>;
   function waitFor(
@@ -134,6 +146,11 @@ export async function startCallbackReceiver(
       scripted.push(...statuses);
     },
     waitFor,
+    waitUntil,
+    reset() {
+      received.length = 0;
+      scripted = [];
+    },
     close() {
       scripted = [];
       return new Promise<void>((resolve, reject) => {
