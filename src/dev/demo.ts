@@ -1,7 +1,7 @@
 /**
  * `npm run demo`: the whole loop in one command, with no API key and no network. Starts the
  * bundled mock LLM and the service (embedded mode, a throw-away data directory), sends three
- * messages of one conversation at once with the service's own `/callback` as the target, and
+ * messages of one conversation back to back with the service's own `/callback` as the target, and
  * prints the exchange as the callbacks arrive, in conversation order.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -73,20 +73,19 @@ async function main(): Promise<void> {
     await waitFor(async () => ((await fetch(`${base}/healthz`)).ok ? true : null), 20_000, 'the service');
     console.log(`llm-webhook is up at ${base} (embedded mode), mock LLM at ${llm.url}\n`);
 
-    // Sent all at once: the service still answers them one at a time, in order, with history.
-    const taskIds = await Promise.all(
-      MESSAGES.map(async (message, index) => {
-        await new Promise((resolve) => setTimeout(resolve, index * 20));
-        const response = await fetch(`${base}/webhook`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ message, callback_url: `${base}/callback`, conversation_id: 'demo' }),
-        });
-        const body = (await response.json()) as { task_id: string; status: string };
-        console.log(`POST /webhook ${response.status} ${JSON.stringify(body)}`);
-        return body.task_id;
-      }),
-    );
+    // Sent back to back without waiting for replies: the service answers them one at a time,
+    // in the order it accepted them, each prompt holding the exchanges before it.
+    const taskIds: string[] = [];
+    for (const message of MESSAGES) {
+      const response = await fetch(`${base}/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ message, callback_url: `${base}/callback`, conversation_id: 'demo' }),
+      });
+      const body = (await response.json()) as { task_id: string; status: string };
+      console.log(`POST /webhook ${response.status} ${JSON.stringify(body)}`);
+      taskIds.push(body.task_id);
+    }
 
     const received = await waitFor(
       async () => {
