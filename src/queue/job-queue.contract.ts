@@ -270,10 +270,15 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
       withQueue(async (queue) => {
         const group = id('group');
         const events: string[] = [];
+        const enqueued = gate();
         queue.consume(
           async (job) => {
             events.push(`${job.taskId}#${job.attempt}`);
-            if (job.taskId === 'head' && job.attempt === 1) return { type: 'retry', delayMs: 400 };
+            if (job.taskId === 'head' && job.attempt === 1) {
+              // Ask for the retry only once the next job is queued behind this one.
+              await enqueued.wait;
+              return { type: 'retry', delayMs: 400 };
+            }
             return done;
           },
           { concurrency: 4 },
@@ -281,6 +286,7 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
         await queue.enqueue({ id: id('head'), name: 'generate', taskId: 'head', group });
         await queue.enqueue({ id: id('next'), name: 'generate', taskId: 'next', group });
         await queue.enqueue({ id: id('other'), name: 'generate', taskId: 'other', group: id('other-group') });
+        enqueued.open();
         await waitFor(() => events.includes('next#1'), 'the job behind the retrying head');
         expect(events.filter((event) => event !== 'other#1')).toEqual(['head#1', 'head#2', 'next#1']);
         // Another group is not held up by this one's retry.
