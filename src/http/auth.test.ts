@@ -1,0 +1,206 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../config.js';
+import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
+import { createLogger } from '../shared/logger.js';
+import { createMetrics } from '../shared/metrics.js';
+import { openSqliteDatabase } from '../store/sqlite-database.js';
+import { createSqliteStore } from '../store/sqlite-store.js';
+import { conversationKey } from '../store/store.js';
+import { createAuthenticator, isOpenRoute, namespaceOf } from './auth.js';
+import { buildServer } from './server.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+async function setup(env: Record<string, string> = {}) {
+  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent', ...env });
+  const db = openSqliteDatabase({ path: ':memory:' });
+  const store = createSqliteStore(db, {
+    historyMaxMessages: 20,
+    historyTtlSeconds: 3600,
+    taskRetentionSeconds: 3600,
+  });
+  const queue = createSqliteJobQueue(db, {});
+  const app = await buildServer({
+    config,
+    logger: createLogger('silent'),
+    store,
+    queue,
+    metrics: createMetrics(),
+  });
+  closers.push(async () => {
+    await app.close();
+    await queue.close({ timeoutMs: 1000 });
+    await store.close();
+    db.close();
+  });
+  return { app, store };
+}
+
+const VALID = { message: 'Hello', callback_url: 'https://example.com/callback' };
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+describe('namespaceOf and createAuthenticator', () => {
+  it('derives a short, stable namespace that is not the token', () => {
+    expect(namespaceOf(null)).toBe('');
+    const namespace = namespaceOf('token-a');
+    expect(namespace).toMatch(/^[0-9a-f]{16}$/);
+    expect(namespaceOf('token-a')).toBe(namespace);
+    expect(namespaceOf('token-b')).not.toBe(namespace);
+    expect(namespace).not.toContain('token');
+  });
+
+  it('accepts exactly the configured bearer tokens', () => {
+    const auth = createAuthenticator(['token-a', 'token-b']);
+    expect(auth.enabled).toBe(true);
+    expect(auth.authenticate('Bearer token-a')).toBe(namespaceOf('token-a'));
+    expect(auth.authenticate('bearer token-b')).toBe(namespaceOf('token-b'));
+    for (const header of [
+      undefined,
+      '',
+      'Bearer',
+      'Bearer token-c',
+      'Bearer token-a2',
+      'Basic token-a',
+      'token-a',
+    ]) {
+      expect(auth.authenticate(header), String(header)).toBeNull();
+    }
+    expect(createAuthenticator([]).enabled).toBe(false);
+  });
+
+  it('knows the open routes', () => {
+    for (const url of [
+      '/healthz',
+      '/readyz',
+      '/openapi.json',
+      '/callback',
+      '/docs',
+      '/docs/static/*',
+      '/redoc',
+    ]) {
+      expect(isOpenRoute(url), url).toBe(true);
+    }
+    for (const url of [
+      '/webhook',
+      '/tasks/:task_id',
+      '/metrics',
+      '/conversations/:conversation_id',
+      undefined,
+    ]) {
+      expect(isOpenRoute(url), String(url)).toBe(false);
+    }
+  });
+});
+
+describe('API_TOKENS over HTTP', () => {
+  const protectedRequests = [
+    { method: 'POST', url: '/webhook', payload: VALID },
+    { method: 'GET', url: '/tasks/00000000-0000-4000-8000-000000000000' },
+    { method: 'POST', url: '/tasks/00000000-0000-4000-8000-000000000000/redeliver' },
+    { method: 'GET', url: '/conversations/abc/messages' },
+    { method: 'DELETE', url: '/conversations/abc' },
+    { method: 'GET', url: '/metrics' },
+  ] as const;
+
+  it('answers 401 with WWW-Authenticate on every protected endpoint without a valid token', async () => {
+    const { app } = await setup({ API_TOKENS: 'token-a' });
+    for (const request of protectedRequests) {
+      for (const headers of [{}, bearer('wrong'), { authorization: 'Basic dG9rZW4tYQ==' }]) {
+        const response = await app.inject({ ...request, headers });
+        expect(response.statusCode, `${request.method} ${request.url}`).toBe(401);
+        expect(response.headers['www-authenticate']).toBe('Bearer');
+        expect(response.json()).toEqual({ detail: expect.any(String) });
+      }
+      const authorised = await app.inject({ ...request, headers: bearer('token-a') });
+      expect(authorised.statusCode, `${request.method} ${request.url}`).not.toBe(401);
+    }
+  });
+
+  it('keeps probes, docs and the callback receiver open', async () => {
+    const { app } = await setup({ API_TOKENS: 'token-a' });
+    for (const url of [
+      '/healthz',
+      '/readyz',
+      '/openapi.json',
+      '/docs',
+      '/docs/static/swagger-ui.css',
+      '/redoc',
+      '/callback',
+    ]) {
+      expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+    }
+    const callback = await app.inject({
+      method: 'POST',
+      url: '/callback',
+      payload: { generated_response: 'x' },
+    });
+    expect(callback.statusCode).toBe(200);
+  });
+
+  it('leaves everything open when no token is configured', async () => {
+    const { app } = await setup();
+    for (const request of protectedRequests) {
+      expect((await app.inject(request)).statusCode, `${request.method} ${request.url}`).not.toBe(401);
+    }
+  });
+
+  it("keeps one token's tasks, conversations and idempotency keys out of another's reach", async () => {
+    const { app, store } = await setup({ API_TOKENS: 'token-a,token-b' });
+    const posted = await app.inject({
+      method: 'POST',
+      url: '/webhook',
+      payload: VALID,
+      headers: bearer('token-a'),
+    });
+    const taskId = (posted.json() as { task_id: string }).task_id;
+
+    const asA = await app.inject({ method: 'GET', url: `/tasks/${taskId}`, headers: bearer('token-a') });
+    expect(asA.statusCode).toBe(200);
+    const asB = await app.inject({ method: 'GET', url: `/tasks/${taskId}`, headers: bearer('token-b') });
+    expect(asB.statusCode).toBe(404);
+    expect(asB.json()).toEqual({ detail: 'Task not found' });
+
+    // The same callback URL is a different conversation for each token.
+    await store.completeGeneration(taskId, conversationKey(namespaceOf('token-a'), VALID.callback_url), {
+      reply: 'Hi A',
+      model: 'm',
+      usage: null,
+      completedAt: new Date().toISOString(),
+    });
+    const path = `/conversations/${encodeURIComponent(VALID.callback_url)}`;
+    const listA = await app.inject({ method: 'GET', url: `${path}/messages`, headers: bearer('token-a') });
+    expect((listA.json() as { messages: unknown[] }).messages).toHaveLength(2);
+    const listB = await app.inject({ method: 'GET', url: `${path}/messages`, headers: bearer('token-b') });
+    expect((listB.json() as { messages: unknown[] }).messages).toEqual([]);
+    expect((await app.inject({ method: 'DELETE', url: path, headers: bearer('token-b') })).statusCode).toBe(
+      204,
+    );
+    const stillA = await app.inject({ method: 'GET', url: `${path}/messages`, headers: bearer('token-a') });
+    expect((stillA.json() as { messages: unknown[] }).messages).toHaveLength(2);
+
+    // One key, two tokens, two bodies: no conflict, two tasks.
+    const keyA = await app.inject({
+      method: 'POST',
+      url: '/webhook',
+      payload: VALID,
+      headers: { ...bearer('token-a'), 'idempotency-key': 'shared' },
+    });
+    const keyB = await app.inject({
+      method: 'POST',
+      url: '/webhook',
+      payload: { ...VALID, message: 'Other' },
+      headers: { ...bearer('token-b'), 'idempotency-key': 'shared' },
+    });
+    expect([keyA.statusCode, keyB.statusCode]).toEqual([200, 200]);
+    expect(keyB.headers['idempotent-replayed']).toBeUndefined();
+    expect((keyA.json() as { task_id: string }).task_id).not.toBe(
+      (keyB.json() as { task_id: string }).task_id,
+    );
+
+    const stored = await store.getTaskById((keyB.json() as { task_id: string }).task_id);
+    expect(stored?.namespace).toBe(namespaceOf('token-b'));
+  });
+});
