@@ -1,0 +1,121 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config.js';
+import { createSqliteJobQueue } from '../../queue/sqlite-job-queue.js';
+import { createLogger } from '../../shared/logger.js';
+import { createMetrics } from '../../shared/metrics.js';
+import { openSqliteDatabase } from '../../store/sqlite-database.js';
+import { createSqliteStore } from '../../store/sqlite-store.js';
+import { conversationKey, type Store } from '../../store/store.js';
+import { buildServer } from '../server.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+async function setup() {
+  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent' });
+  const db = openSqliteDatabase({ path: ':memory:' });
+  const store = createSqliteStore(db, {
+    historyMaxMessages: 20,
+    historyTtlSeconds: 3600,
+    taskRetentionSeconds: 3600,
+  });
+  const queue = createSqliteJobQueue(db, {});
+  const app = await buildServer({
+    config,
+    logger: createLogger('silent'),
+    store,
+    queue,
+    metrics: createMetrics(),
+  });
+  closers.push(async () => {
+    await app.close();
+    await queue.close({ timeoutMs: 1000 });
+    await store.close();
+    db.close();
+  });
+  return { app, store };
+}
+
+/** Stores one exchange (user message + reply) in the conversation, as the worker does. */
+async function exchange(store: Store, conversationId: string, message: string, reply: string): Promise<void> {
+  const taskId = randomUUID();
+  await store.createTask({
+    taskId,
+    namespace: '',
+    conversationId,
+    message,
+    callbackUrl: 'https://example.com/cb',
+    metadata: null,
+    createdAt: new Date().toISOString(),
+  });
+  await store.completeGeneration(taskId, conversationKey('', conversationId), {
+    reply,
+    model: 'm',
+    usage: null,
+    completedAt: new Date().toISOString(),
+  });
+}
+
+describe('conversations', () => {
+  it('lists the whole history, oldest first, of a conversation whose id is an encoded callback URL', async () => {
+    const { app, store } = await setup();
+    const id = 'https://example.com/hooks/reply?user=42&lang=en#x';
+    await exchange(store, id, 'one', 'first reply');
+    await exchange(store, id, 'two', 'second reply');
+    await exchange(store, id, 'three', 'third reply');
+
+    const response = await app.inject({
+      method: 'GET',
+      url: `/conversations/${encodeURIComponent(id)}/messages`,
+    });
+    expect(response.statusCode).toBe(200);
+    const body = response.json() as { conversation_id: string; messages: Array<Record<string, unknown>> };
+    expect(body.conversation_id).toBe(id);
+    expect(body.messages.map((m) => [m.role, m.content])).toEqual([
+      ['user', 'one'],
+      ['assistant', 'first reply'],
+      ['user', 'two'],
+      ['assistant', 'second reply'],
+      ['user', 'three'],
+      ['assistant', 'third reply'],
+    ]);
+    for (const message of body.messages)
+      expect(Object.keys(message).sort()).toEqual(['at', 'content', 'role']);
+  });
+
+  it('answers an empty list for an unknown conversation', async () => {
+    const { app } = await setup();
+    const response = await app.inject({ method: 'GET', url: '/conversations/nobody/messages' });
+    expect(response.json()).toEqual({ conversation_id: 'nobody', messages: [] });
+  });
+
+  it('takes ids with non-ASCII characters and ids longer than the router default', async () => {
+    const { app, store } = await setup();
+    const id = `разговор/${'x'.repeat(200)}`;
+    await exchange(store, id, 'q', 'a');
+    const response = await app.inject({
+      method: 'GET',
+      url: `/conversations/${encodeURIComponent(id)}/messages`,
+    });
+    expect(response.statusCode).toBe(200);
+    expect((response.json() as { conversation_id: string }).conversation_id).toBe(id);
+    expect((response.json() as { messages: unknown[] }).messages).toHaveLength(2);
+  });
+
+  it('erases a conversation: 204, then an empty history; other conversations stay', async () => {
+    const { app, store } = await setup();
+    const id = 'https://example.com/callback';
+    await exchange(store, id, 'q', 'a');
+    await exchange(store, 'other', 'q', 'a');
+    const response = await app.inject({ method: 'DELETE', url: `/conversations/${encodeURIComponent(id)}` });
+    expect(response.statusCode).toBe(204);
+    expect(response.body).toBe('');
+    expect(await store.getHistory(conversationKey('', id), 100)).toEqual([]);
+    expect(await store.getHistory(conversationKey('', 'other'), 100)).toHaveLength(2);
+    const again = await app.inject({ method: 'DELETE', url: `/conversations/${encodeURIComponent(id)}` });
+    expect(again.statusCode).toBe(204);
+  });
+});
