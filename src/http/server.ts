@@ -170,7 +170,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       // A counter backend that fails must not turn every request into a 500; the store and
       // queue calls behind the route answer 503 on their own when Redis is really gone.
       skipOnError: true,
-      nameSpace: `${config.queuePrefix}:rate-limit:`,
+      // One key per client and route; no hash tag, so a Redis Cluster spreads them over its slots.
+      nameSpace: `${config.queuePrefix.replace(/[{}]/g, '')}:rate-limit:`,
       ...(deps.rateLimitRedis === undefined ? {} : { redis: deps.rateLimitRedis }),
     });
   }
