@@ -1,0 +1,273 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
+import { BackendUnavailableError } from '../shared/errors.js';
+import { type BullmqJobQueueOptions, createBullmqJobQueue } from './bullmq-job-queue.js';
+import { defineJobQueueContractTests } from './job-queue.contract.js';
+import type { Job, JobQueue } from './job-queue.js';
+
+let server: RedisServer;
+const open = new Set<JobQueue>();
+const children = new Set<ChildProcess>();
+const dir = mkdtempSync(join(tmpdir(), 'bullmq-job-queue-'));
+
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await Promise.all([...open].map((queue) => queue.close({ timeoutMs: 0 })));
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function openQueue(options: Partial<BullmqJobQueueOptions> & { prefix: string }): JobQueue {
+  const queue = createBullmqJobQueue({ url: server.url, repairIntervalMs: 500, ...options });
+  open.add(queue);
+  return queue;
+}
+
+async function closeQueue(queue: JobQueue, timeoutMs = 0): Promise<void> {
+  await queue.close({ timeoutMs });
+  open.delete(queue);
+}
+
+async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+defineJobQueueContractTests('bullmq', async () => {
+  const prefix = `t-${randomUUID()}`;
+  let queue = openQueue({ prefix });
+  return {
+    queue,
+    reopen: async () => {
+      await closeQueue(queue);
+      queue = openQueue({ prefix });
+      return queue;
+    },
+    cleanup: () => closeQueue(queue),
+  };
+});
+
+describe('bullmq job queue', () => {
+  it('keeps group order across two consumers: 10 groups x 5 jobs', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const first = openQueue({ prefix });
+    const second = openQueue({ prefix });
+    const groups = Array.from({ length: 10 }, (_, index) => `g${index}-${randomUUID()}`);
+    const order = new Map<string, number[]>(groups.map((group) => [group, []]));
+    const busy = new Set<string>();
+    const ranBy = new Set<string>();
+    let overlapping = 0;
+    let finished = 0;
+    const handler =
+      (name: string) =>
+      async (job: Job): Promise<{ type: 'done' }> => {
+        const group = job.group!;
+        if (busy.has(group)) overlapping++;
+        busy.add(group);
+        ranBy.add(name);
+        order.get(group)!.push(Number(job.taskId));
+        await new Promise((resolve) => setTimeout(resolve, 2 + (Number(job.taskId) % 3) * 4));
+        busy.delete(group);
+        finished++;
+        return { type: 'done' };
+      };
+    first.consume(handler('first'), { concurrency: 4 });
+    second.consume(handler('second'), { concurrency: 4 });
+    // Enqueued from both instances, as from two API processes.
+    for (let index = 0; index < 50; index++) {
+      const via = index % 2 === 0 ? first : second;
+      await via.enqueue({
+        id: `job-${index}`,
+        name: 'generate',
+        taskId: String(index),
+        group: groups[index % 10]!,
+      });
+    }
+    await waitFor(() => finished === 50, 'all 50 jobs');
+    expect(overlapping).toBe(0);
+    for (const [position, group] of groups.entries()) {
+      expect(order.get(group)).toEqual(Array.from({ length: 5 }, (_, index) => index * 10 + position));
+    }
+    expect(ranBy).toEqual(new Set(['first', 'second']));
+    await waitFor(async () => (await first.counts()).waiting === 0, 'an empty queue');
+  });
+
+  it('hands a job cut off by a forced close to the other consumer, with attempt + 1', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const options = { prefix, lockDurationMs: 1000, stalledIntervalMs: 300 };
+    const dying = openQueue(options);
+    let release = (): void => {};
+    const stuck = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const dyingRuns: Job[] = [];
+    dying.consume(
+      async (job) => {
+        dyingRuns.push(job);
+        await stuck;
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    await dying.enqueue({ id: 'head', name: 'generate', taskId: 't1', group: 'g' });
+    await dying.enqueue({ id: 'next', name: 'generate', taskId: 't2', group: 'g' });
+    await waitFor(() => dyingRuns.length === 1, 'the first consumer to start the job');
+
+    const survivor = openQueue(options);
+    const runs: Job[] = [];
+    survivor.consume(
+      async (job) => {
+        runs.push(job);
+        return { type: 'done' };
+      },
+      { concurrency: 2 },
+    );
+    await closeQueue(dying, 50);
+    await waitFor(() => runs.length === 2, 'the survivor to run both jobs');
+    release();
+    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
+      ['head', 2],
+      ['next', 1],
+    ]);
+    expect(dyingRuns).toHaveLength(1);
+  });
+
+  it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
+    const prefix = `t-${randomUUID()}`;
+    // .mts: an ES module wherever it lives (top-level await).
+    const script = join(dir, `worker-${randomUUID()}.mts`);
+    const modulePath = fileURLToPath(new URL('./bullmq-job-queue.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { createBullmqJobQueue } from ${JSON.stringify(modulePath)};
+const queue = createBullmqJobQueue({ url: ${JSON.stringify(server.url)}, prefix: ${JSON.stringify(prefix)}, lockDurationMs: 1000, stalledIntervalMs: 300 });
+queue.consume(async (job) => { process.stdout.write('started ' + job.id + '\\n'); return new Promise(() => {}); }, { concurrency: 1 });
+await queue.enqueue({ id: 'victim', name: 'generate', taskId: 't', group: 'g' });
+await queue.enqueue({ id: 'behind', name: 'generate', taskId: 't2', group: 'g' });
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.add(child);
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    await waitFor(() => output.includes('started victim'), 'the child worker to start the job', 30_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}; child output: ${output}`);
+      },
+    );
+    child.kill('SIGKILL');
+    await waitFor(() => child.exitCode !== null || child.signalCode !== null, 'the child to die');
+    children.delete(child);
+
+    const survivor = openQueue({ prefix, lockDurationMs: 1000, stalledIntervalMs: 300 });
+    const runs: Job[] = [];
+    survivor.consume(
+      async (job) => {
+        runs.push(job);
+        return { type: 'done' };
+      },
+      { concurrency: 2 },
+    );
+    await waitFor(() => runs.length === 2, 'the survivor to run the dead worker job and the next one');
+    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
+      ['victim', 2],
+      ['behind', 1],
+    ]);
+  });
+
+  it('re-adds a job whose enqueue died between the registry and BullMQ', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const queue = openQueue({ prefix });
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(server.url);
+    try {
+      // What an API process leaves behind when it dies right after the enqueue script.
+      const since = Date.now() - 60_000;
+      const entry = {
+        id: 'orphan',
+        name: 'deliver',
+        taskId: 't',
+        group: null,
+        bullId: `j${randomUUID()}`,
+        runAtMs: since,
+      };
+      await raw.hset(`${prefix}:jobs:lw:jobs`, 'orphan', `${entry.bullId}|${JSON.stringify(entry)}`);
+      await raw.zadd(`${prefix}:jobs:lw:pending`, since, 'orphan');
+    } finally {
+      raw.disconnect();
+    }
+    expect(await queue.counts()).toEqual({ waiting: 1, active: 0, delayed: 0 });
+    const runs: string[] = [];
+    queue.consume(
+      async (job) => {
+        runs.push(job.id);
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    await waitFor(() => runs.length === 1, 'the orphan to run');
+    expect(runs).toEqual(['orphan']);
+  });
+
+  it('rejects with BackendUnavailableError within 2 s while Redis is down, and works after a restart', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const queue = openQueue({ prefix });
+    await queue.ping();
+    expect(await queue.enqueue({ id: 'before', name: 'generate', taskId: 't' })).toBe(true);
+    await server.stop();
+    try {
+      for (const operation of [
+        () => queue.enqueue({ id: `down-${randomUUID()}`, name: 'generate', taskId: 't' }),
+        () => queue.ping(),
+      ]) {
+        const startedAt = Date.now();
+        await expect(operation()).rejects.toBeInstanceOf(BackendUnavailableError);
+        expect(Date.now() - startedAt).toBeLessThan(2500);
+      }
+    } finally {
+      await server.restart();
+    }
+    await waitFor(
+      () =>
+        queue.ping().then(
+          () => true,
+          () => false,
+        ),
+      'the queue to answer again',
+    );
+    const runs: string[] = [];
+    queue.consume(
+      async (job) => {
+        runs.push(job.id);
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    expect(await queue.enqueue({ id: 'after', name: 'generate', taskId: 't' })).toBe(true);
+    await waitFor(() => runs.includes('after'), 'a job enqueued after the restart');
+  });
+});
