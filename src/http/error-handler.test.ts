@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BackendUnavailableError } from '../shared/errors.js';
-import { issuesFromAjv, withBackendDeadline } from './error-handler.js';
+import { createBackendBudget, issuesFromAjv, withBackendDeadline } from './error-handler.js';
 
 describe('withBackendDeadline', () => {
   it('settles like the promise when it is in time', async () => {
@@ -13,6 +13,16 @@ describe('withBackendDeadline', () => {
     await expect(withBackendDeadline(new Promise(() => {}), 20)).rejects.toBeInstanceOf(
       BackendUnavailableError,
     );
+  });
+});
+
+describe('createBackendBudget', () => {
+  it('shares one deadline between calls: once spent, a call that would answer later is refused', async () => {
+    const withinBudget = createBackendBudget(50);
+    await expect(withinBudget(Promise.resolve('first'))).resolves.toBe('first');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const late = new Promise((resolve) => setTimeout(() => resolve('late'), 200));
+    await expect(withinBudget(late)).rejects.toBeInstanceOf(BackendUnavailableError);
   });
 });
 

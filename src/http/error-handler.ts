@@ -3,6 +3,8 @@
  * (`{"detail": [{type, loc, msg, input, ctx?}], "body": ...}`), a backend outage as 503, 404 and
  * 405 for unknown routes and methods. A 5xx never carries a message or stack; it is logged.
  */
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BackendUnavailableError, HttpError } from '../shared/errors.js';
 import { inspectHttpUrl } from './schemas.js';
@@ -52,6 +54,15 @@ export async function withBackendDeadline<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * One time budget for every backend call made while answering one request: however many calls
+ * a route makes, the answer (a 503 at worst) comes within `totalMs`.
+ */
+export function createBackendBudget(totalMs = BACKEND_TIMEOUT_MS): <T>(promise: Promise<T>) => Promise<T> {
+  const endsAt = Date.now() + totalMs;
+  return (promise) => withBackendDeadline(promise, Math.max(1, endsAt - Date.now()));
 }
 
 /** What Ajv reports (the subset read here). */
@@ -211,6 +222,41 @@ function sendJson(reply: FastifyReply, statusCode: number, body: unknown): Fasti
     .type('application/json; charset=utf-8')
     .serializer((payload: unknown) => JSON.stringify(payload))
     .send(body);
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL the router cannot decode (bad percent-encoding) or a path
+ * parameter over `maxParamLength`, answered with a `detail` like every other error.
+ */
+export function frameworkErrorHandler(
+  error: FastifyError,
+  _request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    sendJson(reply, 414, { detail: 'URI Too Long' });
+    return;
+  }
+  sendJson(reply, 400, { detail: 'Malformed URL: invalid percent-encoding' });
+}
+
+/**
+ * Fastify's `clientErrorHandler`: HTTP the server could not parse, headers too large, or a request
+ * that did not arrive within `requestTimeout` (a slow body). Same `detail` body as every error.
+ */
+export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const statusCode =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
+  const reason = STATUS_CODES[statusCode] ?? 'Bad Request';
+  const body = JSON.stringify({ detail: reason });
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${statusCode} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }
 
 type RouteMatcher = { pattern: RegExp; methods: Set<string> };

@@ -98,7 +98,9 @@ export const idempotencyKeyHeaderSchema = {
 export const taskIdParamsSchema = {
   type: 'object',
   required: ['task_id'],
-  properties: { task_id: { type: 'string', description: 'The task id answered by POST /webhook.' } },
+  properties: {
+    task_id: { type: 'string', minLength: 1, description: 'The task id answered by POST /webhook.' },
+  },
 } as const;
 
 export const conversationIdParamsSchema = {
@@ -107,6 +109,8 @@ export const conversationIdParamsSchema = {
   properties: {
     conversation_id: {
       type: 'string',
+      minLength: 1,
+      maxLength: CALLBACK_URL_MAX_CHARS,
       description: 'The conversation id, URL-encoded (`encodeURIComponent`) — a callback URL included.',
     },
   },

@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../config.js';
@@ -104,6 +105,44 @@ describe('buildServer: unknown routes and methods', () => {
     const wrongOnParam = await app.inject({ method: 'PUT', url: '/tasks/abc' });
     expect(wrongOnParam.statusCode).toBe(405);
     expect(wrongOnParam.json()).toEqual({ detail: 'Method Not Allowed' });
+  });
+});
+
+describe('buildServer: malformed requests', () => {
+  it('answers a URL with broken percent-encoding with 400 and a detail', async () => {
+    const { app } = await setup();
+    for (const url of ['/conversations/%E0%A4%A/messages', '/tasks/%']) {
+      const response = await app.inject({ method: 'GET', url });
+      expect(response.statusCode, url).toBe(400);
+      expect(response.json()).toEqual({ detail: expect.any(String) });
+    }
+  });
+
+  it('answers an empty path parameter with 422', async () => {
+    const { app } = await setup();
+    const response = await app.inject({ method: 'GET', url: '/conversations//messages' });
+    expect(response.statusCode).toBe(422);
+    expect(response.json()).toMatchObject({
+      detail: [{ type: 'string_too_short', loc: ['path', 'conversation_id'] }],
+    });
+  });
+
+  it('answers HTTP it cannot parse with 400 and a JSON detail', async () => {
+    const { app } = await setup();
+    const address = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
+    const answer = await new Promise<string>((resolve, reject) => {
+      let received = '';
+      const socket = connect(Number(address.port), '127.0.0.1', () => {
+        socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\nBroken header line\r\n\r\n');
+      });
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('utf8');
+      });
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ detail: 'Bad Request' });
   });
 });
 

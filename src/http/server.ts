@@ -19,7 +19,13 @@ import type { Metrics } from '../shared/metrics.js';
 import { VERSION } from '../shared/version.js';
 import type { Store } from '../store/store.js';
 import { registerAuth } from './auth.js';
-import { jsonInvalidIssue, RequestValidationError, registerErrorHandling } from './error-handler.js';
+import {
+  clientErrorHandler,
+  frameworkErrorHandler,
+  jsonInvalidIssue,
+  RequestValidationError,
+  registerErrorHandling,
+} from './error-handler.js';
 import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConversationRoutes } from './routes/conversations.js';
 import { registerDocs, securityDoc } from './routes/docs.js';
@@ -116,6 +122,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     return503OnClosing: true,
     trustProxy: config.trustProxy,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     ajv: {
       // Every problem of a body at once, as FastAPI reports them; no silent coercion of a number
       // into a string; unknown fields kept (and ignored).

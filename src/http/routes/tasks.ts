@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
-import { withBackendDeadline } from '../error-handler.js';
+import { createBackendBudget, withBackendDeadline } from '../error-handler.js';
 import {
   errorResponse,
   redeliverSchema,
@@ -97,7 +97,8 @@ export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptio
       },
     },
     async (request: FastifyRequest<TaskParams>, reply: FastifyReply) => {
-      const task = await withBackendDeadline(store.getTask(request.namespace, request.params.task_id));
+      const withinBudget = createBackendBudget();
+      const task = await withinBudget(store.getTask(request.namespace, request.params.task_id));
       if (task === null) throw new HttpError(404, TASK_NOT_FOUND, 'TASK_NOT_FOUND');
       if (task.status !== 'completed' && task.status !== 'failed') {
         throw new HttpError(
@@ -106,8 +107,8 @@ export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptio
           'TASK_NOT_FINISHED',
         );
       }
-      await withBackendDeadline(store.setStatus(task.taskId, 'delivering'));
-      await withBackendDeadline(
+      await withinBudget(store.setStatus(task.taskId, 'delivering'));
+      await withinBudget(
         queue.enqueue({ id: `deliver:${task.taskId}:${randomUUID()}`, name: 'deliver', taskId: task.taskId }),
       );
       request.log.info({ task_id: task.taskId }, 'redelivery queued');

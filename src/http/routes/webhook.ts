@@ -9,7 +9,12 @@ import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';
 import { conversationKey, type Store } from '../../store/store.js';
-import { RequestValidationError, type ValidationIssue, withBackendDeadline } from '../error-handler.js';
+import {
+  createBackendBudget,
+  RequestValidationError,
+  type ValidationIssue,
+  withBackendDeadline,
+} from '../error-handler.js';
 import {
   errorResponse,
   idempotencyKeyHeaderSchema,
@@ -89,9 +94,6 @@ function idempotencyKeyOf(request: FastifyRequest): string | null {
 export function registerWebhookRoute(app: FastifyInstance, options: WebhookRouteOptions): void {
   const { store, queue, metrics, ssrfPolicy } = options;
 
-  const enqueueGeneration = (taskId: string, group: string) =>
-    withBackendDeadline(queue.enqueue({ id: taskId, name: 'generate', taskId, group }));
-
   app.post<{ Body: WebhookBody; Reply: WebhookAccepted }>(
     '/webhook',
     {
@@ -132,6 +134,10 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
       const issues = semanticIssues(body, ssrfPolicy);
       if (issues.length > 0) throw new RequestValidationError(issues, body);
 
+      // However many backend calls this takes, a backend that hangs means a 503 within 2 s.
+      const withinBudget = createBackendBudget();
+      const enqueueGeneration = (id: string, group: string) =>
+        withinBudget(queue.enqueue({ id, name: 'generate', taskId: id, group }));
       const namespace = request.namespace;
       const conversationId = body.conversation_id ?? body.callback_url;
       const group = conversationKey(namespace, conversationId);
@@ -140,7 +146,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
 
       const claimKey = idempotencyKey === null ? null : `${namespace}:${idempotencyKey}`;
       if (claimKey !== null) {
-        const claim = await withBackendDeadline(
+        const claim = await withinBudget(
           store.claimIdempotencyKey(claimKey, fingerprint(body), taskId, IDEMPOTENCY_TTL_SECONDS),
         );
         if (claim.outcome === 'conflict') {
@@ -153,7 +159,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
         if (claim.outcome === 'replay') {
           // The first request may have stored its task and then failed to enqueue it; enqueueing
           // again is harmless (a job id that exists is not added twice) and makes sure it runs.
-          const first = await withBackendDeadline(store.getTask(namespace, claim.taskId));
+          const first = await withinBudget(store.getTask(namespace, claim.taskId));
           if (first?.status === 'queued') await enqueueGeneration(first.taskId, group);
           reply.header('idempotent-replayed', 'true');
           return { task_id: claim.taskId, status: 'Processing' } as const;
@@ -161,7 +167,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
       }
 
       try {
-        await withBackendDeadline(
+        await withinBudget(
           store.createTask({
             taskId,
             namespace,
