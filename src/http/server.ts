@@ -50,8 +50,11 @@ const CONNECTION_TIMEOUT_MS = 120_000;
 /** A request (headers and body) must arrive within this time: a slow body cannot hold a socket. */
 const REQUEST_TIMEOUT_MS = 30_000;
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
-/** Path parameters hold URL-encoded conversation ids (up to 256 characters, 3 bytes each encoded). */
-const MAX_PARAM_LENGTH = 4096;
+/**
+ * Path parameters hold URL-encoded conversation ids: a callback URL of up to 2048 characters is
+ * at most three times as long once encoded.
+ */
+const MAX_PARAM_LENGTH = 8192;
 /** Probes and scrapes are logged at debug, so they do not drown the request log. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 

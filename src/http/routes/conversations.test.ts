@@ -105,6 +105,21 @@ describe('conversations', () => {
     expect((response.json() as { messages: unknown[] }).messages).toHaveLength(2);
   });
 
+  it('takes a callback URL of 2048 characters as id, however long once encoded', async () => {
+    const { app, store } = await setup();
+    const prefix = 'https://example.com/?q=';
+    const id = prefix + '/'.repeat(2048 - prefix.length);
+    await exchange(store, id, 'q', 'a');
+    const response = await app.inject({
+      method: 'GET',
+      url: `/conversations/${encodeURIComponent(id)}/messages`,
+    });
+    expect(response.statusCode).toBe(200);
+    expect((response.json() as { messages: unknown[] }).messages).toHaveLength(2);
+    const erased = await app.inject({ method: 'DELETE', url: `/conversations/${encodeURIComponent(id)}` });
+    expect(erased.statusCode).toBe(204);
+  });
+
   it('erases a conversation: 204, then an empty history; other conversations stay', async () => {
     const { app, store } = await setup();
     const id = 'https://example.com/callback';
