@@ -161,10 +161,11 @@ const queue = createBullmqJobQueue({ url: ${JSON.stringify(server.url)}, prefix:
 queue.consume(async (job) => { process.stdout.write('started ' + job.id + '\\n'); return new Promise(() => {}); }, { concurrency: 1 });
 await queue.enqueue({ id: 'victim', name: 'generate', taskId: 't', group: 'g' });
 await queue.enqueue({ id: 'behind', name: 'generate', taskId: 't2', group: 'g' });
+process.stdout.write('enqueued\\n');
 `,
     );
     const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);
     let output = '';
@@ -174,11 +175,13 @@ await queue.enqueue({ id: 'behind', name: 'generate', taskId: 't2', group: 'g' }
     child.stderr?.on('data', (chunk: Buffer) => {
       output += chunk.toString('utf8');
     });
-    await waitFor(() => output.includes('started victim'), 'the child worker to start the job', 30_000).catch(
-      (error: Error) => {
-        throw new Error(`${error.message}; child output: ${output}`);
-      },
-    );
+    await waitFor(
+      () => output.includes('started victim') && output.includes('enqueued'),
+      'the child worker to enqueue both jobs and start the first',
+      30_000,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; child output: ${output}`);
+    });
     child.kill('SIGKILL');
     await waitFor(() => child.exitCode !== null || child.signalCode !== null, 'the child to die');
     children.delete(child);
