@@ -1,0 +1,158 @@
+/**
+ * Child processes of the benchmark: the service (`node dist/main.js <role>`), the baseline
+ * server and the mock LLM. Every child is registered, so `killAll()` (called on success, on
+ * error and on SIGINT/SIGTERM) leaves nothing running.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
+
+const children = new Set<ChildProcess>();
+
+export interface Child {
+  name: string;
+  process: ChildProcess;
+  pid: number;
+  /** The last few KiB of stderr and stdout, for error messages. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('no free port');
+  return address.port;
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (exited(child)) return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+export function spawnChild(
+  name: string,
+  args: readonly string[],
+  options: { env: Record<string, string>; cwd: string },
+): Child {
+  const child = spawn(process.execPath, args, {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${name}`);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return {
+    name,
+    process: child,
+    pid: child.pid,
+    output: () => output,
+    async stop(graceMs = 15_000) {
+      if (exited(child)) return;
+      child.kill('SIGTERM');
+      if (await waitForExit(child, graceMs)) return;
+      child.kill('SIGKILL');
+      await waitForExit(child, 5_000);
+    },
+  };
+}
+
+/** Kills every child still running, at once; safe to call from an `exit` handler. */
+export function killAll(): void {
+  for (const child of children) {
+    if (!exited(child)) child.kill('SIGKILL');
+  }
+}
+
+/**
+ * Polls `url` until it answers 200 (any status with `anyStatus`), the child exits, or the
+ * deadline passes.
+ */
+export async function waitUntilReady(
+  child: Child,
+  url: string,
+  { timeoutMs = 30_000, anyStatus = false }: { timeoutMs?: number; anyStatus?: boolean } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (exited(child.process)) throw new Error(`${child.name} exited during start-up:\n${child.output()}`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      await response.arrayBuffer();
+      if (response.ok || anyStatus) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${child.name} not ready at ${url} within ${timeoutMs} ms:\n${child.output()}`);
+}
+
+export type ServiceRole = 'all' | 'api' | 'worker';
+
+export interface ServiceOptions {
+  role: ServiceRole;
+  /** HOST, PORT, DATA_DIR, LLM_BASE_URL, WORKER_CONCURRENCY, REDIS_URL... */
+  env: Record<string, string>;
+  /** Working directory: a fresh one keeps a developer's `.env` out of the measurement. */
+  cwd: string;
+  /** When set, the process writes a V8 CPU profile into this directory on exit. */
+  cpuProfileDir?: string;
+}
+
+export interface Service extends Child {
+  /** Base URL of its HTTP server (the API, or a worker's operations server). */
+  url: string;
+}
+
+/** Starts `node dist/main.js <role>` and waits until its `/readyz` answers 200. */
+export async function startService(name: string, options: ServiceOptions): Promise<Service> {
+  const port = await freePort();
+  const portVar = options.role === 'worker' ? 'WORKER_PORT' : 'PORT';
+  const args =
+    options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const child = spawnChild(name, [...args, MAIN_JS, options.role], {
+    cwd: options.cwd,
+    env: { ...options.env, [portVar]: String(port) },
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilReady(child, `${url}/readyz`);
+  return { ...child, url };
+}
+
+/** Peak resident set size (VmHWM) of a live process, in bytes; null when it cannot be read. */
+export function peakRssBytes(pid: number): number | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /^VmHWM:\s+(\d+)\s+kB/m.exec(status);
+    return match ? Number(match[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}

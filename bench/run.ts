@@ -1,0 +1,395 @@
+/**
+ * `npm run bench`: starts the mock LLM, a callback receiver, a redis-server of its own and the
+ * service as real processes on 127.0.0.1, runs each scenario several times, prints one table of
+ * medians against the targets, and writes it as JSON under bench/results/.
+ *
+ * Settings (env): BENCH_RUNS (3), BENCH_INGEST_SECONDS (10), BENCH_INGEST_CONNECTIONS (50),
+ * BENCH_WARMUP_SECONDS (2), BENCH_TASKS (5000), BENCH_CONVERSATIONS (1000), BENCH_CONCURRENCY
+ * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_SCENARIOS
+ * (ingest,instant,slow,scale), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
+ * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
+import { type EndToEndFigures, runEndToEnd } from './e2e.js';
+import { type IngestFigures, runIngest } from './ingest.js';
+import {
+  type Child,
+  freePort,
+  killAll,
+  peakRssBytes,
+  ROOT,
+  type Service,
+  spawnChild,
+  startService,
+  waitUntilReady,
+} from './processes.js';
+import { type Receiver, startReceiver } from './receiver.js';
+import { buildRows, formatTable, type Results } from './report.js';
+import { median, medianOf } from './stats.js';
+
+type Mode = 'embedded' | 'redis';
+type Scenario = 'ingest' | 'instant' | 'slow' | 'scale';
+
+function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0)
+    throw new Error(`${name}=${raw}: expected a non-negative integer`);
+  return value;
+}
+
+function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return [...allowed];
+  const values = raw.split(',').map((part) => part.trim());
+  for (const value of values) {
+    if (!allowed.includes(value as T))
+      throw new Error(`${name}: unknown "${value}", expected ${allowed.join(',')}`);
+  }
+  return values as T[];
+}
+
+const quick = process.env.BENCH_QUICK === '1';
+const settings = {
+  quick,
+  runs: intEnv('BENCH_RUNS', quick ? 1 : 3),
+  ingestSeconds: intEnv('BENCH_INGEST_SECONDS', quick ? 2 : 10),
+  ingestConnections: intEnv('BENCH_INGEST_CONNECTIONS', 50),
+  warmupSeconds: intEnv('BENCH_WARMUP_SECONDS', quick ? 1 : 2),
+  tasks: intEnv('BENCH_TASKS', quick ? 500 : 5000),
+  conversations: intEnv('BENCH_CONVERSATIONS', quick ? 100 : 1000),
+  concurrency: intEnv('BENCH_CONCURRENCY', 200),
+  slowLatencyMs: intEnv('BENCH_SLOW_LATENCY_MS', 1000),
+  slowConcurrency: intEnv('BENCH_SLOW_CONCURRENCY', 2000),
+  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', ['ingest', 'instant', 'slow', 'scale']),
+  modes: listEnv<Mode>('BENCH_MODES', ['embedded', 'redis']),
+  cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
+};
+
+const workDir = mkdtempSync(join(tmpdir(), 'llm-webhook-bench-'));
+let redis: RedisServer | null = null;
+let receiver: Receiver | null = null;
+const mockLlms = new Map<number, { child: Child; url: string }>();
+
+function log(line: string): void {
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
+}
+
+async function mockLlm(latencyMs: number): Promise<string> {
+  const known = mockLlms.get(latencyMs);
+  if (known !== undefined) return known.url;
+  const port = await freePort();
+  const child = spawnChild(`mock LLM (${latencyMs} ms)`, [join(ROOT, 'dist/dev/mock-llm.js')], {
+    cwd: workDir,
+    env: { MOCK_LLM_PORT: String(port), MOCK_LLM_HOST: '127.0.0.1', MOCK_LLM_LATENCY_MS: String(latencyMs) },
+  });
+  const url = `http://127.0.0.1:${port}/v1`;
+  await waitUntilReady(child, `${url}/chat/completions`, { anyStatus: true });
+  mockLlms.set(latencyMs, { child, url });
+  return url;
+}
+
+async function startBaseline(mode: 'ingest' | 'relay', llmUrl: string): Promise<Service> {
+  const port = await freePort();
+  const child = spawnChild(
+    `baseline (${mode})`,
+    ['--import', 'tsx', join(ROOT, 'bench/baseline-server.ts')],
+    {
+      cwd: ROOT,
+      env: { PORT: String(port), BASELINE_MODE: mode, LLM_BASE_URL: llmUrl },
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntilReady(child, `${url}/readyz`);
+  return { ...child, url };
+}
+
+interface Deployment {
+  /** Base URL of the API. */
+  url: string;
+  processes: Service[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A fresh deployment: embedded is one `all` process on a new DATA_DIR; redis is one `api` and
+ * `workers` worker processes on an emptied redis-server.
+ */
+async function deploy(
+  mode: Mode,
+  options: { llmUrl: string; workerConcurrency: number; workers?: number; label: string },
+): Promise<Deployment> {
+  const runDir = mkdtempSync(join(workDir, 'run-'));
+  const env: Record<string, string> = {
+    HOST: '127.0.0.1',
+    DATA_DIR: join(runDir, 'data'),
+    API_KEY: 'bench',
+    LLM_BASE_URL: options.llmUrl,
+    CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+    RATE_LIMIT: 'off',
+    LOG_LEVEL: 'warn',
+    WORKER_CONCURRENCY: String(options.workerConcurrency),
+  };
+  const cpuProfileDir =
+    settings.cpuProfileDir === undefined ? undefined : join(settings.cpuProfileDir, options.label);
+  const common = { env, cwd: runDir, ...(cpuProfileDir === undefined ? {} : { cpuProfileDir }) };
+  const processes: Service[] = [];
+  const stop = async (): Promise<void> => {
+    await Promise.all(processes.map((process) => process.stop()));
+    rmSync(runDir, { recursive: true, force: true });
+  };
+  try {
+    if (mode === 'embedded') {
+      processes.push(await startService('service (all)', { ...common, role: 'all' }));
+    } else {
+      if (redis === null) redis = await startRedisServer();
+      else await redis.restart();
+      env.REDIS_URL = redis.url;
+      processes.push(await startService('service (api)', { ...common, role: 'api' }));
+      for (let index = 0; index < (options.workers ?? 1); index += 1) {
+        processes.push(await startService(`service (worker ${index + 1})`, { ...common, role: 'worker' }));
+      }
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url: processes[0]!.url, processes, stop };
+}
+
+async function warmIngest(baseUrl: string): Promise<void> {
+  if (settings.warmupSeconds === 0) return;
+  await runIngest({
+    baseUrl,
+    callbackUrl: receiver!.url,
+    connections: settings.ingestConnections,
+    seconds: settings.warmupSeconds,
+  });
+}
+
+async function ingestScenario(results: Results): Promise<void> {
+  const llmUrl = await mockLlm(0);
+  const measure = async (label: string, target: () => Promise<{ url: string; stop(): Promise<void> }>) => {
+    const runs: IngestFigures[] = [];
+    for (let run = 0; run < settings.runs; run += 1) {
+      const deployment = await target();
+      try {
+        await warmIngest(deployment.url);
+        receiver!.reset();
+        const figures = await runIngest({
+          baseUrl: deployment.url,
+          callbackUrl: receiver!.url,
+          connections: settings.ingestConnections,
+          seconds: settings.ingestSeconds,
+        });
+        log(
+          `ingest ${label} run ${run + 1}: ${figures.acceptedPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, non-2xx ${figures.non2xx}`,
+        );
+        runs.push(figures);
+      } finally {
+        await deployment.stop();
+        receiver!.reset();
+      }
+    }
+    results.ingest[label] = { median: medianOf(runs), runs };
+  };
+  await measure('baseline', () => startBaseline('ingest', llmUrl));
+  for (const mode of settings.modes) {
+    await measure(mode, () => deploy(mode, { llmUrl, workerConcurrency: 100, label: `ingest-${mode}` }));
+  }
+}
+
+interface EndToEndCase {
+  label: string;
+  start: () => Promise<Deployment>;
+  conversations: number;
+  llmLatencyMs: number;
+  /** Sample the peak RSS of each process at the end of every run. */
+  sampleMemory: boolean;
+}
+
+async function endToEnd(
+  group: Record<string, Results['instant'][string]>,
+  testCase: EndToEndCase,
+): Promise<void> {
+  const runs: EndToEndFigures[] = [];
+  const memory: Record<string, number[]> = {};
+  for (let run = 0; run < settings.runs; run += 1) {
+    const deployment = await testCase.start();
+    try {
+      const warmTasks = Math.min(settings.tasks, Math.max(200, Math.round(settings.tasks / 10)));
+      await runEndToEnd({
+        baseUrl: deployment.url,
+        receiver: receiver!,
+        tasks: warmTasks,
+        conversations: Math.min(warmTasks, testCase.conversations),
+        concurrency: settings.concurrency,
+        llmLatencyMs: testCase.llmLatencyMs,
+        idleTimeoutMs: 20_000,
+        runId: `warm-${run}`,
+      });
+      const figures = await runEndToEnd({
+        baseUrl: deployment.url,
+        receiver: receiver!,
+        tasks: settings.tasks,
+        conversations: testCase.conversations,
+        concurrency: settings.concurrency,
+        llmLatencyMs: testCase.llmLatencyMs,
+        idleTimeoutMs: 20_000,
+        runId: `run-${run}`,
+      });
+      if (testCase.sampleMemory) {
+        for (const child of deployment.processes) {
+          const bytes = peakRssBytes(child.pid);
+          if (bytes === null) continue;
+          memory[child.name] ??= [];
+          memory[child.name]!.push(bytes / 2 ** 20);
+        }
+      }
+      log(
+        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s`,
+      );
+      runs.push(figures);
+    } finally {
+      await deployment.stop();
+      receiver!.reset();
+    }
+  }
+  group[testCase.label] = {
+    median: medianOf(runs),
+    runs,
+    ...(testCase.sampleMemory
+      ? {
+          peakRssMiB: Object.fromEntries(
+            Object.entries(memory).map(([name, values]) => [name, median(values)]),
+          ),
+        }
+      : {}),
+  };
+}
+
+function baselineCase(llmUrl: string, conversations: number, llmLatencyMs: number): EndToEndCase {
+  return {
+    label: 'baseline',
+    start: async () => {
+      const baseline = await startBaseline('relay', llmUrl);
+      return { url: baseline.url, processes: [baseline], stop: () => baseline.stop() };
+    },
+    conversations,
+    llmLatencyMs,
+    sampleMemory: false,
+  };
+}
+
+async function instantScenario(results: Results): Promise<void> {
+  const llmUrl = await mockLlm(0);
+  const cases: EndToEndCase[] = [baselineCase(llmUrl, settings.conversations, 0)];
+  for (const mode of settings.modes) {
+    cases.push({
+      label: mode,
+      start: () => deploy(mode, { llmUrl, workerConcurrency: 100, label: `instant-${mode}` }),
+      conversations: settings.conversations,
+      llmLatencyMs: 0,
+      sampleMemory: true,
+    });
+  }
+  for (const testCase of cases) await endToEnd(results.instant, testCase);
+}
+
+async function slowScenario(results: Results): Promise<void> {
+  const llmUrl = await mockLlm(settings.slowLatencyMs);
+  for (const mode of settings.modes) {
+    await endToEnd(results.slow, {
+      label: mode,
+      start: () =>
+        deploy(mode, { llmUrl, workerConcurrency: settings.slowConcurrency, label: `slow-${mode}` }),
+      conversations: settings.tasks,
+      llmLatencyMs: settings.slowLatencyMs,
+      sampleMemory: true,
+    });
+  }
+}
+
+async function scaleScenario(results: Results): Promise<void> {
+  if (!settings.modes.includes('redis')) return;
+  const llmUrl = await mockLlm(0);
+  for (const workers of [1, 2]) {
+    const label = `redis-${workers}w`;
+    const known = workers === 1 ? results.instant.redis : undefined;
+    if (known !== undefined) {
+      results.scale[label] = known;
+      continue;
+    }
+    await endToEnd(results.scale, {
+      label,
+      start: () => deploy('redis', { llmUrl, workerConcurrency: 100, workers, label: `scale-${label}` }),
+      conversations: settings.conversations,
+      llmLatencyMs: 0,
+      sampleMemory: true,
+    });
+  }
+}
+
+async function cleanup(): Promise<void> {
+  killAll();
+  await redis?.stop();
+  await receiver?.close();
+  rmSync(workDir, { recursive: true, force: true });
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  log(`settings: ${JSON.stringify(settings)}`);
+  receiver = await startReceiver();
+  const results: Results = { ingest: {}, instant: {}, slow: {}, scale: {} };
+  if (settings.scenarios.includes('ingest')) await ingestScenario(results);
+  if (settings.scenarios.includes('instant')) await instantScenario(results);
+  if (settings.scenarios.includes('slow')) await slowScenario(results);
+  if (settings.scenarios.includes('scale')) await scaleScenario(results);
+
+  const rows = buildRows(results, settings);
+  const table = formatTable(rows);
+  process.stdout.write(`\n${table}\n`);
+
+  const machine = {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    totalMemGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
+    freeMemGiB: Number((freemem() / 2 ** 30).toFixed(1)),
+    node: process.version,
+  };
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const out = process.env.BENCH_OUT || join(ROOT, 'bench/results', `${stamp}${quick ? '-quick' : ''}.json`);
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(
+    out,
+    `${JSON.stringify({ startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, settings, rows, results }, null, 2)}\n`,
+  );
+  log(`wrote ${out}`);
+}
+
+let interrupted = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${signal}: stopping every process`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+process.on('exit', killAll);
+
+try {
+  await main();
+} catch (error) {
+  process.exitCode = 1;
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+} finally {
+  await cleanup();
+}
