@@ -55,15 +55,24 @@ describe('loadConfig', () => {
   it('lists every bad variable, one line each, naming it and its form', () => {
     let error: unknown;
     try {
-      loadConfig({ PORT: 'eighty', RATE_LIMIT: '5 per minute', LLM_RETRY_SCHEDULE: '1s,soon', WEBHOOK_SECRET: 'plain' });
+      loadConfig({
+        PORT: 'eighty',
+        RATE_LIMIT: '5 per minute',
+        LLM_RETRY_SCHEDULE: '1s,soon',
+        WEBHOOK_SECRET: 'plain',
+      });
     } catch (caught) {
       error = caught;
     }
     expect(error).toBeInstanceOf(ConfigError);
     const lines = (error as ConfigError).message.split('\n');
     expect(lines).toHaveLength(4);
-    expect(lines[0]).toMatch(/^PORT="eighty" is invalid: expected an integer from 0 to 65535$/);
-    expect(lines.find((line) => line.startsWith('RATE_LIMIT'))).toContain('N/second, N/minute, N/hour or off');
+    expect(lines.find((line) => line.startsWith('PORT='))).toBe(
+      'PORT="eighty" is invalid: expected an integer from 0 to 65535',
+    );
+    expect(lines.find((line) => line.startsWith('RATE_LIMIT'))).toContain(
+      'N/second, N/minute, N/hour or off',
+    );
     expect(lines.find((line) => line.startsWith('LLM_RETRY_SCHEDULE'))).toContain('250ms,5s,5m,2h');
     expect(lines.find((line) => line.startsWith('WEBHOOK_SECRET'))).toContain('whsec_');
     // The secret's value itself is never echoed.

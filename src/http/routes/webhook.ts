@@ -167,17 +167,22 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
       }
 
       try {
-        await withinBudget(
-          store.createTask({
-            taskId,
-            namespace,
-            conversationId,
-            message: body.message,
-            callbackUrl: body.callback_url,
-            metadata: body.metadata ?? null,
-            createdAt: new Date().toISOString(),
-          }),
-        );
+        // Requested together so the embedded mode commits both in one transaction; in the redis
+        // mode a job whose task record is missing waits for it briefly, then is dropped.
+        await Promise.all([
+          withinBudget(
+            store.createTask({
+              taskId,
+              namespace,
+              conversationId,
+              message: body.message,
+              callbackUrl: body.callback_url,
+              metadata: body.metadata ?? null,
+              createdAt: new Date().toISOString(),
+            }),
+          ),
+          enqueueGeneration(taskId, group),
+        ]);
       } catch (error) {
         // Without its task the claim would replay an id that does not exist: free the key so
         // the client's retry can succeed.
@@ -189,7 +194,6 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
         }
         throw error;
       }
-      await enqueueGeneration(taskId, group);
 
       metrics.tasksAccepted.inc();
       request.log.info({ task_id: taskId, namespace: namespace || undefined }, 'task accepted');
