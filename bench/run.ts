@@ -10,7 +10,7 @@
  * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, freemem, tmpdir, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
 import { type EndToEndFigures, runEndToEnd } from './e2e.js';
@@ -343,7 +343,11 @@ async function cleanup(): Promise<void> {
 
 async function main(): Promise<void> {
   const startedAt = new Date();
-  log(`settings: ${JSON.stringify(settings)}`);
+  // Other work on the machine shows here: the figures are only as steady as the machine was.
+  const loadAtStart = loadavg();
+  log(
+    `settings: ${JSON.stringify(settings)}; load average ${loadAtStart.map((load) => load.toFixed(2)).join(' ')}`,
+  );
   receiver = await startReceiver();
   const results: Results = { ingest: {}, instant: {}, slow: {}, scale: {} };
   if (settings.scenarios.includes('ingest')) await ingestScenario(results);
@@ -361,6 +365,8 @@ async function main(): Promise<void> {
     totalMemGiB: Number((totalmem() / 2 ** 30).toFixed(1)),
     freeMemGiB: Number((freemem() / 2 ** 30).toFixed(1)),
     node: process.version,
+    loadAverageAtStart: loadAtStart,
+    loadAverageAtEnd: loadavg(),
   };
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
   const out = process.env.BENCH_OUT || join(ROOT, 'bench/results', `${stamp}${quick ? '-quick' : ''}.json`);
