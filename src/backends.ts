@@ -47,7 +47,13 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   const { createBullmqJobQueue } = await import('./queue/bullmq-job-queue.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
-  const queue = createBullmqJobQueue({ url: config.redisUrl, prefix: config.queuePrefix, logger });
+  const queue = createBullmqJobQueue({
+    url: config.redisUrl,
+    prefix: config.queuePrefix,
+    logger,
+    lockDurationMs: config.queueLockDurationMs,
+    stalledIntervalMs: config.queueLockDurationMs,
+  });
   return {
     mode: 'redis',
     store,

@@ -18,6 +18,8 @@ export interface Config {
   redisUrl: string | null;
   /** BullMQ key prefix; a `{hash tag}` keeps every key in one Redis Cluster slot. */
   queuePrefix: string;
+  /** Redis mode: how long a worker's claim on a running job lasts without renewal; a dead worker's jobs return after about this long. */
+  queueLockDurationMs: number;
   dataDir: string;
   apiKey: string | null;
   llmBaseUrl: string;
@@ -78,7 +80,11 @@ export function parseRateLimit(text: string): RateLimit | undefined {
   if (trimmed === 'off') return null;
   const match = /^(\d+)\s*\/\s*(second|minute|hour)$/.exec(trimmed);
   if (!match || Number(match[1]) < 1) return undefined;
-  return { max: Number(match[1]), windowMs: RATE_WINDOWS_MS[match[2]!]!, label: `${match[1]} per 1 ${match[2]}` };
+  return {
+    max: Number(match[1]),
+    windowMs: RATE_WINDOWS_MS[match[2]!]!,
+    label: `${match[1]} per 1 ${match[2]}`,
+  };
 }
 
 function list(text: string): string[] {
@@ -154,7 +160,9 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
 
   const logLevelText = text('LOG_LEVEL', 'info').trim().toLowerCase();
   if (!LOG_LEVELS.includes(logLevelText as LogLevel)) {
-    problems.push(`LOG_LEVEL=${JSON.stringify(logLevelText)} is invalid: expected one of ${LOG_LEVELS.join(', ')}`);
+    problems.push(
+      `LOG_LEVEL=${JSON.stringify(logLevelText)} is invalid: expected one of ${LOG_LEVELS.join(', ')}`,
+    );
   }
 
   const queuePrefix = text('QUEUE_PREFIX', '{llm-webhook}');
@@ -170,6 +178,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     workerPort: integer('WORKER_PORT', 0, 0, 65535),
     redisUrl: url('REDIS_URL', null, ['redis', 'rediss']),
     queuePrefix,
+    queueLockDurationMs: integer('QUEUE_LOCK_DURATION_MS', 30_000, 1000, 3_600_000),
     dataDir: resolve(text('DATA_DIR', './data')),
     apiKey: (env.API_KEY || env.LLM_API_KEY || '').trim() || null,
     llmBaseUrl: url('LLM_BASE_URL', 'https://openrouter.ai/api/v1', ['http', 'https'])!,
