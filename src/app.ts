@@ -30,7 +30,9 @@ export interface App {
 
 export async function createApp(config: Readonly<Config>, logger: Logger, role: Role): Promise<App> {
   if (config.redisUrl === null && role !== 'all') {
-    throw new Error(`Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`);
+    throw new Error(
+      `Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`,
+    );
   }
   const backends = await createBackends(config, logger);
   const { store, queue } = backends;
@@ -70,7 +72,16 @@ export async function createApp(config: Readonly<Config>, logger: Logger, role: 
     async start() {
       if (sender !== null && llm !== null) {
         queue.consume(
-          createJobHandler({ config, logger, store, queue, llm, sender, sign: createSigner(config.webhookSecret), metrics }),
+          createJobHandler({
+            config,
+            logger,
+            store,
+            queue,
+            llm,
+            sender,
+            sign: createSigner(config.webhookSecret),
+            metrics,
+          }),
           { concurrency: config.workerConcurrency },
         );
         logger.info({ concurrency: config.workerConcurrency, mode: backends.mode }, 'worker started');

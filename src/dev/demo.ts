@@ -13,11 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startMockLlm } from './mock-llm.js';
 
-const MESSAGES = [
-  'Hello! My name is Ada.',
-  'What is the capital of France?',
-  'Do you remember my name?',
-];
+const MESSAGES = ['Hello! My name is Ada.', 'What is the capital of France?', 'Do you remember my name?'];
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -103,7 +99,9 @@ async function main(): Promise<void> {
       console.log(`  llm: ${callback?.generated_response ?? `(failed: ${callback?.error?.message})`}\n`);
     });
     const prompts = llm.requests.map((request) => request.messages.length);
-    console.log(`Messages the LLM saw per turn: ${prompts.join(', ')} (each prompt holds the earlier exchanges)`);
+    console.log(
+      `Messages the LLM saw per turn: ${prompts.join(', ')} (each prompt holds the earlier exchanges)`,
+    );
   } finally {
     service.kill('SIGTERM');
     await once(service, 'exit');

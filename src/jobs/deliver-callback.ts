@@ -4,8 +4,8 @@
  * every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
  */
 import type { Config } from '../config.js';
-import type { CallbackSender } from '../delivery/send-callback.js';
 import { nextRetryDelayMs } from '../delivery/retry-schedule.js';
+import type { CallbackSender } from '../delivery/send-callback.js';
 import type { Job, JobResult } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -91,7 +91,10 @@ export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => 
           return finish(task, { type: 'callback_failed', message: `Callback not delivered: ${reason}` });
         }
         const waitMs = Math.max(delayMs, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
-        log.info({ status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs }, 'callback retry');
+        log.info(
+          { status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs },
+          'callback retry',
+        );
         return { type: 'retry', delayMs: waitMs };
       }
     }

@@ -9,8 +9,8 @@
  * keeps the conversation's later messages waiting behind this one.
  */
 import type { Config } from '../config.js';
-import { LlmError } from '../llm/llm-errors.js';
 import type { ChatMessage, LlmClient } from '../llm/llm-client.js';
+import { LlmError } from '../llm/llm-errors.js';
 import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -127,7 +127,10 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       );
       if (llmError.retryable && plan.retryDelayMs !== null) {
         const delayMs = Math.max(plan.retryDelayMs, llmError.retryAfterMs ?? 0);
-        log.warn({ err_type: llmError.type, status: llmError.status, delay_ms: delayMs }, 'LLM call failed; retrying');
+        log.warn(
+          { err_type: llmError.type, status: llmError.status, delay_ms: delayMs },
+          'LLM call failed; retrying',
+        );
         return { type: 'retry', delayMs };
       }
       return fail(task, { type: llmError.type, message: llmError.message }, log);

@@ -2,7 +2,7 @@
  * The one pino logger. Secrets are redacted by path at every level; callers must never put a
  * secret in a message string. Message texts belong at `debug` only.
  */
-import { pino, type DestinationStream, type Logger } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 import type { LogLevel } from '../config.js';
 
 export type { Logger };

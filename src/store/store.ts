@@ -118,7 +118,12 @@ export interface Store {
    * Claims `key` for `taskId` atomically: `created` the first time, `replay` with the first
    * task id when the fingerprint matches, `conflict` when it does not.
    */
-  claimIdempotencyKey(key: string, fingerprint: string, taskId: string, ttlSeconds: number): Promise<IdempotencyClaim>;
+  claimIdempotencyKey(
+    key: string,
+    fingerprint: string,
+    taskId: string,
+    ttlSeconds: number,
+  ): Promise<IdempotencyClaim>;
   /** Releases a claim whose task could not be created (so a retry can succeed). */
   releaseIdempotencyKey(key: string, taskId: string): Promise<void>;
   /** Tasks in `queued` status (for re-enqueueing after a crash between store and queue). */

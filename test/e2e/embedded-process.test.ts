@@ -79,7 +79,9 @@ describe('embedded mode, real process', () => {
     const second = await startService({ env: env(dataDir), port: first.port });
     try {
       await receiver.waitUntil(
-        (entries) => new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string))).size === 20,
+        (entries) =>
+          new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string)))
+            .size === 20,
         30_000,
       );
       const delivered = new Set(receiver.received.map((entry) => entry.json?.task_id));
@@ -108,7 +110,9 @@ describe('embedded mode, real process', () => {
     const second = await startService({ env: env(dataDir), port: first.port });
     try {
       await receiver.waitUntil(
-        (entries) => new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string))).size === 10,
+        (entries) =>
+          new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string)))
+            .size === 10,
         30_000,
       );
     } finally {

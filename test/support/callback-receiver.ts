@@ -72,7 +72,10 @@ export async function startCallbackReceiver(
       let json: Record<string, unknown> | undefined;
       try {
         const parsed: unknown = JSON.parse(body);
-        json = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+        json =
+          typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+            ? (parsed as Record<string, unknown>)
+            : undefined;
       } catch {
         json = undefined;
       }
