@@ -43,12 +43,33 @@ export interface ServerDeps {
   metrics: Metrics;
   /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
   rateLimitRedis?: unknown;
+  /** Limits on slow clients; each defaults to the constant of the same name below. */
+  timeouts?: ServerTimeouts;
+}
+
+/** How long a client may take over a request before the server answers 408 and closes the socket. */
+export interface ServerTimeouts {
+  /** The whole request, headers and body (default `REQUEST_TIMEOUT_MS`). */
+  requestTimeoutMs?: number;
+  /** The request line and headers (default `HEADERS_TIMEOUT_MS`); at most `requestTimeoutMs`. */
+  headersTimeoutMs?: number;
+  /** A socket with no traffic at all (default `CONNECTION_TIMEOUT_MS`). */
+  connectionTimeoutMs?: number;
+  /** How often incomplete requests are checked against the two deadlines above (default `TIMEOUT_CHECK_INTERVAL_MS`). */
+  checkIntervalMs?: number;
 }
 
 /** A socket idle this long is closed. */
-const CONNECTION_TIMEOUT_MS = 120_000;
+export const CONNECTION_TIMEOUT_MS = 120_000;
 /** A request (headers and body) must arrive within this time: a slow body cannot hold a socket. */
-const REQUEST_TIMEOUT_MS = 30_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+/** The headers must arrive within this time: a client trickling header bytes (slowloris) is cut off. */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/**
+ * Node checks the two deadlines above on a timer (30 s by default), so a deadline is only as
+ * precise as this interval; the check walks only the sockets with an incomplete request.
+ */
+const TIMEOUT_CHECK_INTERVAL_MS = 1000;
 const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 /**
  * Path parameters hold URL-encoded conversation ids: a callback URL of up to 2048 characters is
@@ -112,6 +133,8 @@ class ForbiddenKeyError extends Error {
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config, logger, store, queue, metrics } = deps;
   const ssrfPolicy = createSsrfPolicy(config);
+  const requestTimeoutMs = deps.timeouts?.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const headersTimeoutMs = Math.min(deps.timeouts?.headersTimeoutMs ?? HEADERS_TIMEOUT_MS, requestTimeoutMs);
 
   const app = Fastify({
     // Typed as Fastify's logger so the instance keeps the default type parameters.
@@ -119,8 +142,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     // One line per request is written by the onResponse hook below, without headers or bodies.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimitBytes,
-    connectionTimeout: CONNECTION_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    connectionTimeout: deps.timeouts?.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
+    requestTimeout: requestTimeoutMs,
+    // Passed to http.createServer: Node reads these two only at construction.
+    http: {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      connectionsCheckingInterval: deps.timeouts?.checkIntervalMs ?? TIMEOUT_CHECK_INTERVAL_MS,
+    },
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     return503OnClosing: true,
     trustProxy: config.trustProxy,
