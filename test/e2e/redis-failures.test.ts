@@ -1,0 +1,305 @@
+/**
+ * The redis mode's failure cases as real processes: a worker SIGKILLed mid-task (its jobs move to
+ * another worker), Redis stopped and started again (503 within 2 s, then recovery without
+ * restarts), an API SIGKILLed mid-burst (nothing it answered 200 is lost).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type MockChatMessage, type MockLlm, startMockLlm } from '../../src/dev/mock-llm.js';
+import { type CallbackReceiver, startCallbackReceiver } from '../support/callback-receiver.js';
+import { type RedisServer, startRedisServer } from '../support/redis-server.js';
+import { type ServiceProcess, startService } from '../support/start-service.js';
+
+let llm: MockLlm;
+let receiver: CallbackReceiver;
+const services: ServiceProcess[] = [];
+const redisServers: RedisServer[] = [];
+const dirs: string[] = [];
+
+beforeAll(async () => {
+  llm = await startMockLlm();
+  receiver = await startCallbackReceiver();
+});
+
+afterEach(async () => {
+  await Promise.all(services.splice(0).map((service) => service.kill('SIGKILL')));
+  await Promise.all(redisServers.splice(0).map((server) => server.stop()));
+  llm.reset();
+  receiver.reset();
+});
+
+afterAll(async () => {
+  await llm.close();
+  await receiver.close();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  redis: RedisServer;
+  env: (extra?: Record<string, string>) => Record<string, string>;
+}
+
+/** A fresh redis-server and a fresh hash-tagged prefix: nothing is shared with another test. */
+async function freshRun(): Promise<Run> {
+  const redis = await startRedisServer();
+  redisServers.push(redis);
+  const prefix = `{t-${randomUUID().slice(0, 8)}}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'llm-webhook-redis-e2e-'));
+  dirs.push(dataDir);
+  return {
+    redis,
+    env: (extra = {}) => ({
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      RATE_LIMIT: 'off',
+      API_KEY: 'test-key',
+      LLM_BASE_URL: llm.url,
+      CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+      CALLBACK_RETRY_SCHEDULE: '100ms,100ms,100ms',
+      ...extra,
+    }),
+  };
+}
+
+async function start(role: 'all' | 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
+  const service = await startService({ role, env });
+  services.push(service);
+  return service;
+}
+
+async function postWebhook(
+  base: string,
+  body: Record<string, unknown>,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${base}/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+async function accept(base: string, body: Record<string, unknown>): Promise<string> {
+  const { status, json } = await postWebhook(base, body);
+  expect(status, JSON.stringify(json)).toBe(200);
+  return json.task_id as string;
+}
+
+/** Polls `check` every 50 ms until it returns true, failing after `timeoutMs`. */
+async function until(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function statusOf(url: string): Promise<number> {
+  try {
+    return (await fetch(url, { signal: AbortSignal.timeout(5_000) })).status;
+  } catch {
+    return 0;
+  }
+}
+
+function lastUserMessage(messages: readonly MockChatMessage[]): string {
+  return messages.filter((message) => message.role === 'user').at(-1)?.content ?? '';
+}
+
+function callingLlmTaskIds(service: ServiceProcess): string[] {
+  return service.logs.filter((line) => line.msg === 'calling LLM').map((line) => line.task_id as string);
+}
+
+function deliveredAll(ids: readonly string[]): Promise<unknown> {
+  return receiver.waitUntil(
+    (entries) => ids.every((id) => entries.some((entry) => entry.json?.task_id === id)),
+    40_000,
+  );
+}
+
+describe('redis mode failures across processes', () => {
+  it('completes the tasks of a SIGKILLed worker on the other worker, with the same webhook-id', async () => {
+    const run = await freshRun();
+    llm.setLatency(3_000);
+    const env = run.env({
+      QUEUE_LOCK_DURATION_MS: '2000',
+      WEBHOOK_SECRET: `whsec_${Buffer.from('a secret of thirty-two bytes ok!').toString('base64')}`,
+    });
+    const [api, ...workers] = await Promise.all([
+      start('api', env),
+      start('worker', env),
+      start('worker', env),
+    ]);
+
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n += 1) {
+      ids.push(
+        await accept(api.url, {
+          message: `f-${n} message 0`,
+          callback_url: `${receiver.url}/f`,
+          conversation_id: `f-${n}`,
+        }),
+      );
+    }
+    // A second message behind one of them: its prompt must still hold the first exchange.
+    ids.push(
+      await accept(api.url, {
+        message: 'f-4 message 1',
+        callback_url: `${receiver.url}/f`,
+        conversation_id: 'f-4',
+      }),
+    );
+
+    // Every conversation's head is inside a slow LLM call; kill the worker holding most of them.
+    await until('five LLM calls in flight', () => llm.requests.length >= 5);
+    await until(
+      'the workers logged their calls',
+      () => workers.reduce((sum, worker) => sum + callingLlmTaskIds(worker).length, 0) >= 5,
+    );
+    const [victim, survivor] = [...workers].sort(
+      (a, b) => callingLlmTaskIds(b).length - callingLlmTaskIds(a).length,
+    ) as [ServiceProcess, ServiceProcess];
+    const orphaned = callingLlmTaskIds(victim);
+    expect(orphaned.length).toBeGreaterThan(0);
+    expect((await victim.kill('SIGKILL')).signal).toBe('SIGKILL');
+    expect(receiver.received).toHaveLength(0);
+    llm.setLatency(50);
+
+    await deliveredAll(ids);
+    // The survivor ran each orphaned task again, once its claim had lapsed.
+    const rerun = callingLlmTaskIds(survivor);
+    for (const id of orphaned) expect(rerun).toContain(id);
+    for (const entry of receiver.received) {
+      expect(entry.json?.status).toBe('completed');
+      expect(entry.headers['webhook-id']).toBe(entry.json?.task_id);
+      expect(entry.headers['webhook-signature']).toMatch(/^v1,/);
+    }
+    const secondPrompts = llm.requests.filter(
+      (request) => lastUserMessage(request.messages) === 'f-4 message 1',
+    );
+    expect(secondPrompts.length).toBeGreaterThan(0);
+    for (const request of secondPrompts) expect(request.messages).toHaveLength(3);
+    const f4 = receiver.received
+      .filter((entry) => entry.json?.conversation_id === 'f-4')
+      .map((entry) => entry.json?.task_id);
+    expect(f4.indexOf(ids[4])).toBeLessThan(f4.lastIndexOf(ids[5]));
+  });
+
+  it('answers 503 within 2 s while Redis is down, and recovers on its own once it is back', async () => {
+    const run = await freshRun();
+    llm.setLatency(0);
+    const env = run.env();
+    const [api, worker] = await Promise.all([start('api', env), start('worker', env)]);
+    await worker.waitForLog((line) => line.msg === 'listening');
+    const before = await accept(api.url, {
+      message: 'before',
+      callback_url: `${receiver.url}/r`,
+      conversation_id: 'r',
+    });
+    await deliveredAll([before]);
+
+    await run.redis.stop();
+    for (let n = 0; n < 3; n += 1) {
+      const startedAt = performance.now();
+      const { status, json } = await postWebhook(api.url, {
+        message: `during ${n}`,
+        callback_url: `${receiver.url}/r`,
+        conversation_id: 'r',
+      });
+      const elapsedMs = performance.now() - startedAt;
+      expect(status).toBe(503);
+      expect(json.detail).toEqual(expect.any(String));
+      expect(elapsedMs).toBeLessThan(2_500);
+    }
+    const readyStartedAt = performance.now();
+    expect(await statusOf(`${api.url}/readyz`)).toBe(503);
+    expect(performance.now() - readyStartedAt).toBeLessThan(2_500);
+    expect(await statusOf(`${worker.url}/readyz`)).toBe(503);
+    expect(await statusOf(`${api.url}/healthz`)).toBe(200);
+
+    // A fresh server on the same port (its data is gone: persistence is off in tests).
+    await run.redis.restart();
+    await until('the API ready again', async () => (await statusOf(`${api.url}/readyz`)) === 200, 20_000);
+    await until(
+      'the worker ready again',
+      async () => (await statusOf(`${worker.url}/readyz`)) === 200,
+      20_000,
+    );
+    const after = await accept(api.url, {
+      message: 'after',
+      callback_url: `${receiver.url}/r`,
+      conversation_id: 'r2',
+    });
+    await deliveredAll([after]);
+    expect(callingLlmTaskIds(worker)).toEqual([before, after]);
+    expect(api.child.exitCode).toBeNull();
+    expect(worker.child.exitCode).toBeNull();
+  });
+
+  it('loses nothing an API answered 200 when it is SIGKILLed mid-burst', async () => {
+    const run = await freshRun();
+    llm.setLatency(0);
+    const env = run.env();
+    const [first] = await Promise.all([start('api', env), start('worker', env)]);
+
+    const accepted: Array<{ n: number; id: string }> = [];
+    let failed = 0;
+    let killed: Promise<unknown> | null = null;
+    let next = 0;
+    // Five senders at a time, so requests are in flight at every moment, the kill included.
+    const sender = async (): Promise<void> => {
+      while (next < 50) {
+        const n = next;
+        next += 1;
+        try {
+          const { status, json } = await postWebhook(first.url, {
+            message: `burst ${n}`,
+            callback_url: `${receiver.url}/b`,
+            conversation_id: `b-${n % 10}`,
+          });
+          if (status !== 200) {
+            failed += 1;
+            continue;
+          }
+          accepted.push({ n, id: json.task_id as string });
+          if (accepted.length >= 25 && killed === null) killed = first.kill('SIGKILL');
+        } catch {
+          failed += 1;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 5 }, sender));
+    expect(killed).not.toBeNull();
+    expect((await first.exited).signal).toBe('SIGKILL');
+    expect(accepted.length).toBeGreaterThanOrEqual(25);
+    expect(accepted.length + failed).toBe(50);
+
+    const second = await start('api', env);
+    const ids = accepted.map((entry) => entry.id);
+    await deliveredAll(ids);
+    for (const id of ids) {
+      const record = (await (await fetch(`${second.url}/tasks/${id}`)).json()) as { status: string };
+      expect(['delivering', 'completed']).toContain(record.status);
+    }
+    // Within a conversation, the accepted messages were answered in the order they were sent.
+    for (let c = 0; c < 10; c += 1) {
+      const sent = accepted
+        .filter((entry) => entry.n % 10 === c)
+        .sort((a, b) => a.n - b.n)
+        .map((entry) => entry.id);
+      const delivered = receiver.received
+        .map((entry) => entry.json?.task_id as string)
+        .filter((id) => sent.includes(id));
+      expect([...new Set(delivered)]).toEqual(sent);
+    }
+  });
+});
