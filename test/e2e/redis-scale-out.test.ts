@@ -173,7 +173,7 @@ describe('redis mode across processes', () => {
           }),
         ),
       );
-      ids.forEach((id, n) => accepted.get(conversations[n]!)!.push(id));
+      for (const [n, id] of ids.entries()) accepted.get(conversations[n]!)!.push(id);
     }
     const allIds = [...accepted.values()].flat();
     expect(new Set(allIds).size).toBe(80);
