@@ -3,7 +3,8 @@
  * (`{"detail": [{type, loc, msg, input, ctx?}], "body": ...}`), a backend outage as 503, 404 and
  * 405 for unknown routes and methods. A 5xx never carries a message or stack; it is logged.
  */
-import { STATUS_CODES } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BackendUnavailableError, HttpError } from '../shared/errors.js';
@@ -250,13 +251,36 @@ export function clientErrorHandler(error: NodeJS.ErrnoException, socket: Duplex)
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400;
   const reason = STATUS_CODES[statusCode] ?? 'Bad Request';
   const body = JSON.stringify({ detail: reason });
-  if (socket.writable) {
+  // Node's own rule: answer only when no response has started on this socket. A request whose
+  // body turns out malformed after the route already answered (a 401 before the body was read)
+  // must not get a second answer appended to the first.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && inFlight?.headersSent !== true) {
     socket.write(
       `HTTP/1.1 ${statusCode} ${reason}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
         `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy(error);
+}
+
+/** How long a refused CONNECT client may keep its half of the socket open. */
+const CONNECT_LINGER_MS = 5000;
+
+/**
+ * The HTTP server's `connect` event: Node hands a CONNECT request's socket over to this listener
+ * (without one, it drops the connection unanswered). No route takes CONNECT, so it is answered
+ * 405 with a `detail` like every other error; the rest of what the client sends is discarded.
+ */
+export function connectMethodHandler(_request: IncomingMessage, socket: Duplex): void {
+  const body = JSON.stringify({ detail: 'Method Not Allowed' });
+  socket.on('error', () => undefined);
+  if (socket instanceof Socket) socket.setTimeout(CONNECT_LINGER_MS, () => socket.destroy());
+  socket.resume();
+  socket.end(
+    `HTTP/1.1 405 Method Not Allowed\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 type RouteMatcher = { pattern: RegExp; methods: Set<string> };

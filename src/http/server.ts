@@ -21,6 +21,7 @@ import type { Store } from '../store/store.js';
 import { registerAuth } from './auth.js';
 import {
   clientErrorHandler,
+  connectMethodHandler,
   frameworkErrorHandler,
   jsonInvalidIssue,
   RequestValidationError,
@@ -144,7 +145,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     bodyLimit: config.bodyLimitBytes,
     connectionTimeout: deps.timeouts?.connectionTimeoutMs ?? CONNECTION_TIMEOUT_MS,
     requestTimeout: requestTimeoutMs,
-    // Passed to http.createServer: Node reads these two only at construction.
+    // Passed to http.createServer, which reads the checking interval only at construction.
     http: {
       headersTimeout: headersTimeoutMs,
       requestTimeout: requestTimeoutMs,
@@ -165,6 +166,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       },
     },
   });
+
+  app.server.on('connect', connectMethodHandler);
 
   // Only JSON bodies are accepted: anything else (text/plain included) is a 415.
   app.removeAllContentTypeParsers();
