@@ -3,6 +3,7 @@
  * (roles `all` and `api`) and the worker (roles `all` and `worker`). `main.ts` owns the process
  * (signals, exit codes); tests build the same app in-process.
  */
+import type { LookupFunction } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createBackends } from './backends.js';
 import type { Config, Role } from './config.js';
@@ -28,7 +29,18 @@ export interface App {
   readonly server: FastifyInstance | null;
 }
 
-export async function createApp(config: Readonly<Config>, logger: Logger, role: Role): Promise<App> {
+/** Test seams; production passes none. */
+export interface AppOverrides {
+  /** The resolver behind the callback SSRF guard (default `dns.lookup`), so tests can make a name resolve anywhere. */
+  lookup?: LookupFunction;
+}
+
+export async function createApp(
+  config: Readonly<Config>,
+  logger: Logger,
+  role: Role,
+  overrides: AppOverrides = {},
+): Promise<App> {
   if (config.redisUrl === null && role !== 'all') {
     throw new Error(
       `Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`,
@@ -46,6 +58,7 @@ export async function createApp(config: Readonly<Config>, logger: Logger, role: 
         timeoutMs: config.callbackTimeoutMs,
         policy: createSsrfPolicy(config),
         userAgent: USER_AGENT,
+        ...(overrides.lookup === undefined ? {} : { lookup: overrides.lookup }),
       })
     : null;
   const llm = runsWorker
