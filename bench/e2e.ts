@@ -19,7 +19,10 @@ export interface EndToEndFigures extends Record<string, number> {
   accepted: number;
   /** Answers other than 200, and requests that failed outright. */
   rejected: number;
-  /** Accepted tasks whose callback never arrived. */
+  /**
+   * Accepted tasks whose callback had not arrived when the wait ended (no callback for
+   * `idleTimeoutMs`). `missingSampled_<status>` keys count what GET /tasks says of a sample.
+   */
   lost: number;
   /** Callbacks with a status other than `completed`. */
   failed: number;
@@ -27,6 +30,9 @@ export interface EndToEndFigures extends Record<string, number> {
   /** Time spent sending, in seconds. */
   sendSeconds: number;
 }
+
+/** How many missing tasks are looked up with GET /tasks/{id} after a run. */
+const MISSING_SAMPLE = 20;
 
 export interface EndToEndOptions {
   baseUrl: string;
@@ -96,6 +102,19 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndFig
     deadlineMs: options.idleTimeoutMs * 10,
   });
 
+  // For tasks whose callback never came, what the service says about a few of them.
+  const missingStatuses: Record<string, number> = {};
+  const missing = ids.filter((id) => !receiver.arrivals.has(id)).slice(0, MISSING_SAMPLE);
+  for (const id of missing) {
+    const status = await fetch(`${options.baseUrl}/tasks/${id}`, { signal: AbortSignal.timeout(5_000) })
+      .then(async (response) =>
+        response.ok ? ((await response.json()) as { status: string }).status : `http ${response.status}`,
+      )
+      .catch(() => 'unreachable');
+    const key = `missingSampled_${status.replace(/\W/g, '_')}`;
+    missingStatuses[key] = (missingStatuses[key] ?? 0) + 1;
+  }
+
   const latencies: number[] = [];
   let firstAccept = Number.POSITIVE_INFINITY;
   let lastArrival = Number.NEGATIVE_INFINITY;
@@ -123,5 +142,6 @@ export async function runEndToEnd(options: EndToEndOptions): Promise<EndToEndFig
     failed,
     duplicates: receiver.duplicates(),
     sendSeconds,
+    ...missingStatuses,
   };
 }

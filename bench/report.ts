@@ -168,6 +168,10 @@ export function buildRows(results: Results, settings: ReportSettings): Row[] {
       { text: `ratio >= ${SLOW_RATIO_TARGET}`, pass: atLeast(ratio, SLOW_RATIO_TARGET) },
       true,
     );
+  }
+
+  // Memory rows after every slow-LLM row, one per process.
+  for (const [mode, measured] of Object.entries(results.slow)) {
     for (const [name, mib] of Object.entries(measured.peakRssMiB ?? {})) {
       rows.push({
         scenario: '4 memory (slow LLM)',

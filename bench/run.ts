@@ -251,7 +251,7 @@ async function endToEnd(
         }
       }
       log(
-        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s`,
+        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s${missingNote(figures)}`,
       );
       runs.push(figures);
     } finally {
@@ -270,6 +270,12 @@ async function endToEnd(
         }
       : {}),
   };
+}
+
+function missingNote(figures: EndToEndFigures): string {
+  const sampled = Object.entries(figures).filter(([key]) => key.startsWith('missingSampled_'));
+  if (sampled.length === 0) return '';
+  return `; sampled missing tasks: ${sampled.map(([key, count]) => `${key.slice(15)} ${count}`).join(', ')}`;
 }
 
 function baselineCase(llmUrl: string, conversations: number, llmLatencyMs: number): EndToEndCase {
