@@ -1,0 +1,103 @@
+/**
+ * The whole service (embedded mode, a real SQLite file in a temp dir) built in-process and
+ * listening on 127.0.0.1, for tests that run real tasks through the worker without spawning a
+ * process. Tests pass their own logger (to capture lines) and resolver (to fake DNS).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type App, type AppOverrides, createApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { createLogger, type Logger } from '../../src/shared/logger.js';
+
+export interface InProcessApp {
+  /** Base URL of the API, such as `http://127.0.0.1:40123`. */
+  url: string;
+  app: App;
+  close(): Promise<void>;
+}
+
+export interface InProcessAppOptions {
+  /** Default: a silent logger. */
+  logger?: Logger;
+  overrides?: AppOverrides;
+}
+
+/** Starts role `all` with `env` over test defaults (127.0.0.1, port 0, temp DATA_DIR, no rate limit, silent). */
+export async function startInProcessApp(
+  env: Record<string, string>,
+  options: InProcessAppOptions = {},
+): Promise<InProcessApp> {
+  const dir = mkdtempSync(join(tmpdir(), 'llm-webhook-test-'));
+  const config = loadConfig({
+    HOST: '127.0.0.1',
+    PORT: '0',
+    DATA_DIR: dir,
+    RATE_LIMIT: 'off',
+    LOG_LEVEL: 'silent',
+    ...env,
+  });
+  const app = await createApp(config, options.logger ?? createLogger('silent'), 'all', options.overrides);
+  let url: string | null;
+  try {
+    url = await app.start();
+  } catch (error) {
+    await app.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    url: url!,
+    app,
+    async close() {
+      await app.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A task as `GET /tasks/:id` shows it. */
+export interface TaskView {
+  task_id: string;
+  status: string;
+  generated_response?: string;
+  error?: { type: string; message: string };
+  attempts: { llm: number; callback: number };
+  deliveries: Array<{ at: string; status_code?: number; error?: string; duration_ms: number }>;
+}
+
+/** Polls `GET /tasks/:id` until its status is one of `statuses`. */
+export async function waitForTask(
+  base: string,
+  taskId: string,
+  statuses: readonly string[],
+  headers: Record<string, string> = {},
+  timeoutMs = 20_000,
+): Promise<TaskView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const response = await fetch(`${base}/tasks/${taskId}`, { headers });
+    const task = (await response.json()) as TaskView;
+    if (response.status === 200 && statuses.includes(task.status)) return task;
+    if (Date.now() > deadline) {
+      throw new Error(
+        `task ${taskId} is ${JSON.stringify(task)} after ${timeoutMs} ms, not ${statuses.join('|')}`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** POSTs `/webhook` and returns the response status and JSON body. */
+export async function postWebhook(
+  base: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const response = await fetch(`${base}/webhook`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
