@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
 import { BackendUnavailableError } from './errors.js';
@@ -67,6 +69,49 @@ describe('redis connection', () => {
     } finally {
       command.disconnect();
       blocking.disconnect();
+    }
+  });
+
+  it('never sends a command later once its caller has given up on it', async () => {
+    // A Redis that accepts connections but answers nothing until told to: the client's first
+    // connection stays in its handshake, so commands wait in the offline queue and time out.
+    const held: Socket[] = [];
+    const upstreams: Socket[] = [];
+    let forwarding = false;
+    const forward = (socket: Socket): void => {
+      const upstream = connect(server.port, '127.0.0.1');
+      upstreams.push(upstream);
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    };
+    const gate = createServer((socket) => {
+      held.push(socket);
+      if (forwarding) forward(socket);
+    });
+    gate.listen(0, '127.0.0.1');
+    await once(gate, 'listening');
+    const port = (gate.address() as { port: number }).port;
+    const key = `abandoned-${Date.now()}`;
+    const client = createRedisClient(`redis://127.0.0.1:${port}`, { role: 'command' });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (held.length === 0 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      await expect(withRedis('set', () => client.set(key, 'late'))).rejects.toBeInstanceOf(
+        BackendUnavailableError,
+      );
+
+      forwarding = true;
+      for (const socket of held) forward(socket);
+      // Commands on one connection run in order: had the SET been sent on connect, GET would see it.
+      expect(await client.get(key)).toBeNull();
+      expect(await client.set(key, 'now')).toBe('OK');
+      expect(await client.get(key)).toBe('now');
+    } finally {
+      client.disconnect();
+      for (const socket of [...held, ...upstreams]) socket.destroy();
+      gate.close();
     }
   });
 });

@@ -11,8 +11,13 @@
  *   (`maxRetriesPerRequest: null`, as BullMQ requires).
  *
  * Both reconnect forever with a capped backoff: a Redis restart heals without a process restart.
+ *
+ * A `command` client never sends a command its caller has given up on (timed out, or failed
+ * with the connection): ioredis would otherwise write it later, from its offline queue or by
+ * re-sending unanswered commands after a reconnect, and a request already answered 503 would
+ * still take effect once Redis is back.
  */
-import { Redis, type RedisOptions } from 'ioredis';
+import { type Command, Redis, type RedisOptions } from 'ioredis';
 import { BackendUnavailableError } from './errors.js';
 import type { Logger } from './logger.js';
 
@@ -53,6 +58,7 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
         }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const client = new Redis(url, { ...common, ...roleOptions });
+  if (options.role === 'command') dropAbandonedCommands(client);
 
   // Without an 'error' listener ioredis prints every failed reconnect. Log the first error of an
   // outage, then stay quiet until the connection is ready again.
@@ -69,6 +75,26 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
     reported = false;
   });
   return client;
+}
+
+/**
+ * Makes `client` skip, instead of sending, a command whose promise has already rejected. Every
+ * command passes through `sendCommand` when issued, and again when ioredis replays it from its
+ * offline queue or after a reconnect; only the replay can meet a settled command.
+ */
+function dropAbandonedCommands(client: Redis): void {
+  const abandoned = new WeakSet<Command>();
+  const seen = new WeakSet<Command>();
+  const send = client.sendCommand.bind(client);
+  client.sendCommand = (command: Command, stream?: Parameters<Redis['sendCommand']>[1]) => {
+    if (abandoned.has(command)) return command.promise;
+    if (!seen.has(command)) {
+      seen.add(command);
+      // A command that fails (timeout included) before it was answered is abandoned for good.
+      command.promise.catch(() => abandoned.add(command));
+    }
+    return send(command, stream);
+  };
 }
 
 /** Wraps any error from Redis (or a library talking to it) as a `BackendUnavailableError`. */
