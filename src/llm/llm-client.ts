@@ -42,8 +42,29 @@ function retryAfterFrom(headers: Headers | undefined): number | undefined {
   return retryAfterToMs(headers.get('retry-after')) ?? undefined;
 }
 
+/** What replaces a secret in an error message. */
+const REDACTED = '[redacted]';
+/** Shorter fragments of the key are too likely to be ordinary words. */
+const MIN_KEY_FRAGMENT_CHARS = 8;
+
+/**
+ * Removes the API key from an error message the LLM wrote. Providers echo a rejected key
+ * ("Incorrect API key provided: sk-...") whole, cut short or masked with `*`; the message goes
+ * to the log, the task record and the client's callback, none of which may see the key.
+ */
+export function redactApiKey(message: string, apiKey: string): string {
+  const withoutKey = message.split(apiKey).join(REDACTED);
+  return withoutKey.replace(/[^\s"'`,;()<>[\]{}]+/g, (word) => {
+    if (/\*{3,}/.test(word)) return REDACTED;
+    const bare = word.replace(/[.:!?]+$/, '');
+    return bare.length >= MIN_KEY_FRAGMENT_CHARS && apiKey.includes(bare)
+      ? REDACTED + word.slice(bare.length)
+      : word;
+  });
+}
+
 /** Translates whatever the SDK threw into an `LlmError`. */
-function translate(error: unknown, timeoutMs: number): LlmError {
+function translate(error: unknown, timeoutMs: number, apiKey: string): LlmError {
   if (error instanceof LlmError) return error;
   if (error instanceof OpenAI.APIUserAbortError) {
     return new LlmError({
@@ -74,17 +95,18 @@ function translate(error: unknown, timeoutMs: number): LlmError {
     const { type, retryable } = classifyLlmStatus(error.status);
     const retryAfterMs = retryAfterFrom(error.headers);
     const hint = type === LLM_ERROR_TYPES.auth ? ' (check API_KEY)' : '';
+    // No `cause`: the SDK's error keeps the raw answer, which may echo the key, and an error
+    // logged with its causes would carry it into the log.
     return new LlmError({
       type,
       // The SDK's message starts with the status and holds the API's own explanation.
-      message: `The LLM refused the request: ${error.message}${hint}`,
+      message: `The LLM refused the request: ${redactApiKey(error.message, apiKey)}${hint}`,
       retryable,
       status: error.status,
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
-      cause: error,
     });
   }
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = redactApiKey(error instanceof Error ? error.message : String(error), apiKey);
   return new LlmError({
     type: LLM_ERROR_TYPES.badResponse,
     message: `The LLM's answer could not be read: ${detail}`,
@@ -119,7 +141,7 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
           signal === undefined ? {} : { signal },
         );
       } catch (error) {
-        throw translate(error, timeoutMs);
+        throw translate(error, timeoutMs, apiKey);
       }
       const reply = completion.choices?.[0]?.message?.content;
       if (typeof reply !== 'string' || reply.trim() === '') {
