@@ -10,7 +10,6 @@ import type { Config, Role } from './config.js';
 import { createCallbackSender } from './delivery/send-callback.js';
 import { createSigner } from './delivery/sign.js';
 import { createSsrfPolicy } from './delivery/ssrf-guard.js';
-import { buildOpsServer } from './http/ops-server.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
 import { createLlmClient } from './llm/llm-client.js';
@@ -75,7 +74,7 @@ export async function createApp(
         ...(backends.rateLimitRedis === undefined ? {} : { rateLimitRedis: backends.rateLimitRedis }),
       })
     : config.workerPort > 0
-      ? await buildOpsServer({ logger, store, queue, metrics })
+      ? await buildServer({ config, logger, store, queue, metrics, routes: 'operations' })
       : null;
 
   let closing: Promise<void> | null = null;

@@ -15,7 +15,7 @@ afterEach(async () => {
 });
 
 /** The server over a real in-memory SQLite store and queue; `logLines` collects what it logs. */
-async function setup(env: Record<string, string> = {}) {
+async function setup(env: Record<string, string> = {}, routes: 'api' | 'operations' = 'api') {
   const config = loadConfig({ RATE_LIMIT: 'off', ...env });
   const db = openSqliteDatabase({ path: ':memory:' });
   const store = createSqliteStore(db, {
@@ -35,7 +35,7 @@ async function setup(env: Record<string, string> = {}) {
     },
   });
   const logger = createLogger(config.logLevel, sink);
-  const app = await buildServer({ config, logger, store, queue, metrics });
+  const app = await buildServer({ config, logger, store, queue, metrics, routes });
   closers.push(async () => {
     await app.close();
     await queue.close({ timeoutMs: 1000 });
@@ -269,5 +269,38 @@ describe('buildServer: logging and metrics', () => {
     );
     expect(body).toContain('route="unmatched"');
     expect(body).not.toContain('/nowhere');
+  });
+});
+
+describe('buildServer: the operations routes of a worker process', () => {
+  it('serves /healthz, /readyz and /metrics and no public API', async () => {
+    const { app } = await setup({}, 'operations');
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toContain('llm_webhook_tasks_accepted_total');
+    for (const [method, url] of [
+      ['POST', '/webhook'],
+      ['GET', '/callback'],
+      ['GET', '/tasks/x'],
+      ['GET', '/docs'],
+    ] as const) {
+      const response = await app.inject({ method, url, payload: method === 'POST' ? VALID : undefined });
+      expect(response.statusCode, `${method} ${url}`).toBe(404);
+      expect(response.json()).toHaveProperty('detail');
+    }
+  });
+
+  it('guards /metrics with the API tokens like the API does', async () => {
+    const { app } = await setup({ API_TOKENS: 'ops-token' }, 'operations');
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const ok = await app.inject({
+      method: 'GET',
+      url: '/metrics',
+      headers: { authorization: 'Bearer ops-token' },
+    });
+    expect(ok.statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
   });
 });

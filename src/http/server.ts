@@ -29,7 +29,7 @@ import {
 } from './error-handler.js';
 import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConversationRoutes } from './routes/conversations.js';
-import { registerDocs, securityDoc } from './routes/docs.js';
+import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerWebhookRoute } from './routes/webhook.js';
@@ -46,6 +46,11 @@ export interface ServerDeps {
   rateLimitRedis?: unknown;
   /** Limits on slow clients; each defaults to the constant of the same name below. */
   timeouts?: ServerTimeouts;
+  /**
+   * `api` (default): the whole public API. `operations`: only `/healthz`, `/readyz` and
+   * `/metrics`, for a worker process, which serves no public API.
+   */
+  routes?: 'api' | 'operations';
 }
 
 /** How long a client may take over a request before the server answers 408 and closes the socket. */
@@ -133,7 +138,6 @@ class ForbiddenKeyError extends Error {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config, logger, store, queue, metrics } = deps;
-  const ssrfPolicy = createSsrfPolicy(config);
   const requestTimeoutMs = deps.timeouts?.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const headersTimeoutMs = Math.min(deps.timeouts?.headersTimeoutMs ?? HEADERS_TIMEOUT_MS, requestTimeoutMs);
 
@@ -196,6 +200,22 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     else request.log.info(line, 'request');
   });
 
+  const security = securityDoc(config.apiTokens.length > 0);
+  if (deps.routes !== 'operations') await registerApiRoutes(app, deps, security);
+  registerHealthRoutes(app, { store, queue, metrics, security });
+
+  await app.ready();
+  return app;
+}
+
+/** The public API: docs, the rate limit, and the webhook, callback, task and conversation routes. */
+async function registerApiRoutes(
+  app: FastifyInstance,
+  deps: ServerDeps,
+  security: SecurityDoc,
+): Promise<void> {
+  const { config, store, queue, metrics } = deps;
+  const ssrfPolicy = createSsrfPolicy(config);
   await registerDocs(app, { version: VERSION, bearerAuth: config.apiTokens.length > 0 });
 
   const limit = config.rateLimit;
@@ -219,7 +239,6 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     });
   }
   const routeConfig = limit === null ? {} : { rateLimit: { max: limit.max, timeWindow: limit.windowMs } };
-  const security = securityDoc(config.apiTokens.length > 0);
 
   registerWebhookRoute(app, {
     store,
@@ -233,8 +252,4 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerCallbackRoutes(app, { routeConfig });
   registerTaskRoutes(app, { store, queue, security });
   registerConversationRoutes(app, { store, security });
-  registerHealthRoutes(app, { store, queue, metrics, security });
-
-  await app.ready();
-  return app;
 }
