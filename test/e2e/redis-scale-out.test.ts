@@ -227,6 +227,10 @@ describe('redis mode across processes', () => {
     }
 
     // Both workers did work; the API never called the LLM; every worker line about a task names it.
+    await until(
+      'the log lines',
+      () => callingLlmTaskIds(workerA).length + callingLlmTaskIds(workerB).length >= 80,
+    );
     const byA = callingLlmTaskIds(workerA);
     const byB = callingLlmTaskIds(workerB);
     expect(byA.length).toBeGreaterThan(0);
@@ -278,6 +282,8 @@ describe('redis mode across processes', () => {
     );
     expect(receiver.received.map((entry) => entry.json?.task_id)).toEqual(ids);
     expect(llm.requests.map((request) => request.messages.length)).toEqual([1, 3, 5]);
+    // Log lines travel through a pipe and may trail the callbacks.
+    await until('the log lines', () => callingLlmTaskIds(service).length >= 3);
     expect(callingLlmTaskIds(service)).toEqual(ids);
 
     const history = (await (await fetch(`${service.url}/conversations/all/messages`)).json()) as {

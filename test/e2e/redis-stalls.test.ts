@@ -231,6 +231,7 @@ describe('redis mode, stalls', () => {
     llm.setLatency(0);
     const staying = await start('worker', env);
     await deliveredAll([id], 20_000);
+    await until('the log line', () => callingLlmTaskIds(staying).length >= 1);
     expect(callingLlmTaskIds(staying)).toEqual([id]);
     const record = (await (await fetch(`${api.url}/tasks/${id}`)).json()) as { attempts: { llm: number } };
     expect(record.attempts.llm).toBe(2);

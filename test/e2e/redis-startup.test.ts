@@ -132,6 +132,7 @@ describe('redis mode, start-up before Redis', () => {
         `${prefix}:task:${id}`,
         `${prefix}:task:${id}:deliveries`,
       ]);
+      await worker.waitForLog((line) => line.msg === 'calling LLM');
       expect(worker.logs.filter((line) => line.msg === 'calling LLM').map((line) => line.task_id)).toEqual([
         id,
       ]);
