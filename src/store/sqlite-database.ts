@@ -4,9 +4,10 @@
  * and the job queue drivers build on the handle it returns.
  *
  * Group commit: every `write` requested in one turn of the event loop runs in ONE transaction on
- * `setImmediate`, each inside its own SAVEPOINT, and every promise settles only after COMMIT. With
- * `synchronous = FULL` a resolved write is on disk, and a burst of requests costs one fsync, not
- * one per request. A write that throws rolls back to its savepoint and fails alone.
+ * `setImmediate`, and every promise settles only after COMMIT. With `synchronous = FULL` a
+ * resolved write is on disk, and a burst of requests costs one fsync, not one per request. The
+ * writes run plainly, with no statement of their own around each; when one throws, the batch is
+ * rolled back and run again with a SAVEPOINT per write, so the failing write fails alone.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -42,7 +43,8 @@ export interface SqliteDatabase {
   /**
    * Runs `fn` in the next group-commit batch; resolves with its result once the batch has
    * committed. A throw from `fn` undoes only `fn`'s changes and rejects only this promise. `fn`
-   * must be synchronous: the batch transaction cannot span an `await`.
+   * must be synchronous (the batch transaction cannot span an `await`) and touch nothing but the
+   * database: it runs a second time when another write of its batch throws.
    */
   write<T>(fn: (tx: SqliteTransaction) => T): Promise<T>;
   /** Runs a synchronous read; rejects with `BackendUnavailableError` when the database is closed or broken. */
@@ -208,8 +210,53 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     for (const write of batch) write.reject(error);
   };
 
-  /** Runs `batch` in one transaction; returns writes that must go to a fresh transaction. */
-  const runBatch = (batch: PendingWrite[]): PendingWrite[] => {
+  /**
+   * The common case: every write of `batch` in one transaction with no per-write savepoint.
+   * Returns `false`, with nothing settled and the transaction rolled back, when a write threw:
+   * the caller then runs the batch again write by write.
+   */
+  const runBatchPlain = (batch: readonly PendingWrite[]): boolean => {
+    try {
+      begin.run();
+    } catch (error) {
+      failAll(batch, unavailable('The database cannot start a transaction', error));
+      return true;
+    }
+    const values: unknown[] = new Array(batch.length);
+    try {
+      for (let index = 0; index < batch.length; index++) values[index] = batch[index]!.fn(tx);
+    } catch {
+      if (raw.inTransaction) {
+        try {
+          rollback.run();
+        } catch {
+          // The isolated run that follows starts with its own BEGIN and reports what is broken.
+        }
+      }
+      return false;
+    }
+    try {
+      commit.run();
+    } catch (error) {
+      if (raw.inTransaction) {
+        try {
+          rollback.run();
+        } catch {
+          // The connection is broken; every write of the batch fails below either way.
+        }
+      }
+      failAll(batch, unavailable('The database could not commit', error));
+      return true;
+    }
+    for (let index = 0; index < batch.length; index++) batch[index]!.resolve(values[index]);
+    return true;
+  };
+
+  /**
+   * Runs `batch` in one transaction, each write in its own SAVEPOINT so a throw undoes only that
+   * write; returns writes that must go to a fresh transaction.
+   */
+  const runBatchIsolated = (batch: PendingWrite[]): PendingWrite[] => {
     try {
       begin.run();
     } catch (error) {
@@ -267,7 +314,8 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     flushHandle = null;
     let batch = pending;
     pending = [];
-    while (batch.length > 0) batch = runBatch(batch);
+    if (runBatchPlain(batch)) return;
+    while (batch.length > 0) batch = runBatchIsolated(batch);
   };
 
   const closedError = (): BackendUnavailableError => new BackendUnavailableError('The database is closed');
