@@ -83,6 +83,49 @@ describe('createSqliteJobQueue', () => {
     reopened.close();
   });
 
+  it('marks a job active only when it outlives its batch, and deletes every finished job', async () => {
+    const db = openSqliteDatabase({ path: join(dir, `${randomUUID()}.sqlite`) });
+    // Records every statement that sets a job's active mark, as the queue's writes reach the table.
+    db.prepare('CREATE TEMP TABLE marks (id TEXT)').run();
+    db.prepare(
+      `CREATE TEMP TRIGGER record_marks AFTER UPDATE OF active ON main.jobs WHEN NEW.active = 1
+       BEGIN INSERT INTO marks (id) VALUES (NEW.id); END`,
+    ).run();
+    const queue = createSqliteJobQueue(db);
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const finished: string[] = [];
+    queue.consume(
+      async (job) => {
+        if (job.id === 'slow') await released;
+        finished.push(job.id);
+        return { type: 'done' };
+      },
+      { concurrency: 10 },
+    );
+    await Promise.all([
+      queue.enqueue({ id: 'quick-1', name: 'generate', taskId: 't1' }),
+      queue.enqueue({ id: 'quick-2', name: 'deliver', taskId: 't2' }),
+      queue.enqueue({ id: 'slow', name: 'generate', taskId: 't3' }),
+    ]);
+    const marked = (): string[] =>
+      db
+        .prepare<{ id: string }>('SELECT id FROM marks ORDER BY id')
+        .all()
+        .map((row) => row.id);
+    await waitFor(() => marked().length > 0, 'the slow job to be marked active');
+    expect(finished.sort()).toEqual(['quick-1', 'quick-2']);
+    expect(marked()).toEqual(['slow']);
+    release();
+    await waitFor(() => finished.length === 3, 'the slow job to finish');
+    await queue.close({ timeoutMs: 1000 });
+    expect(db.prepare<{ n: number }>('SELECT count(*) AS n FROM jobs').get()!.n).toBe(0);
+    expect(marked()).toEqual(['slow']);
+    db.close();
+  });
+
   it('rejects enqueue once its database is closed', async () => {
     const db = openSqliteDatabase({ path: ':memory:' });
     const queue = createSqliteJobQueue(db);

@@ -12,7 +12,9 @@
  *   again with `attempt + 1`. Only one process uses the file in the embedded mode.
  * - Table writes made for scheduling (active mark, delete, retry) are not awaited before the next
  *   dispatch: group commit keeps them in order, and a crash before they commit only means a job
- *   runs again, which every handler tolerates (at least once).
+ *   runs again, which every handler tolerates (at least once). They are gathered into one `write`
+ *   per batch, and the active mark of a job that finished before its batch ran is left out: that
+ *   batch deletes the row anyway, so the table ends the same, with one statement less.
  */
 
 import { PermanentJobError } from '../shared/errors.js';
@@ -58,6 +60,17 @@ interface Entry {
   attempt: number;
   runAtMs: number;
   state: 'blocked' | 'ready' | 'delayed' | 'active';
+  /** This run's active mark while it still waits for its batch. */
+  pendingMark: Housekeeping | null;
+}
+
+/** A scheduling write waiting for the next batch; `skip` drops an active mark made moot by a delete. */
+interface Housekeeping {
+  kind: 'mark' | 'delete' | 'reschedule';
+  entry: Entry;
+  attempt: number;
+  runAtMs: number;
+  skip: boolean;
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -181,18 +194,51 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   const pendingWrites = new Set<Promise<unknown>>();
 
   /** Runs a table write without holding up dispatch; close() waits for it. */
-  const track = (write: Promise<unknown>, what: string, entry: Entry): void => {
-    const tracked = write.then(
-      () => undefined,
-      (error: unknown) => {
-        logger.error(
-          { job_id: entry.id, task_id: entry.taskId, err: describeError(error) },
-          `job queue: ${what} failed`,
-        );
-      },
-    );
+  const track = (write: Promise<unknown>, onError: (error: unknown) => void): void => {
+    const tracked = write.then(() => undefined, onError);
     pendingWrites.add(tracked);
     void tracked.finally(() => pendingWrites.delete(tracked));
+  };
+
+  let housekeeping: Housekeeping[] = [];
+
+  const runHousekeeping = (ops: readonly Housekeeping[]): void => {
+    for (const op of ops) {
+      if (op.skip) continue;
+      if (op.kind === 'mark') markActive.run(op.entry.id);
+      else if (op.kind === 'delete') deleteJob.run(op.entry.id);
+      else rescheduleJob.run(op.attempt, op.runAtMs, op.entry.id);
+    }
+  };
+
+  /** Queues a scheduling write; the first one of a batch requests the `write` that runs them all. */
+  const record = (kind: Housekeeping['kind'], entry: Entry): Housekeeping => {
+    const op: Housekeeping = { kind, entry, attempt: entry.attempt, runAtMs: entry.runAtMs, skip: false };
+    housekeeping.push(op);
+    if (housekeeping.length > 1) return op;
+    let ops: Housekeeping[] | null = null;
+    track(
+      db.write(() => {
+        // Taken at the batch, not now, so every op recorded until then shares this write. The
+        // batch may run this function twice (after another write threw): it keeps the same ops.
+        if (ops === null) {
+          ops = housekeeping;
+          housekeeping = [];
+          for (const taken of ops) if (taken.kind === 'mark') taken.entry.pendingMark = null;
+        }
+        runHousekeeping(ops);
+      }),
+      (error: unknown) => {
+        if (ops === null) {
+          // The batch failed before running this function: these ops are lost, as its writes are.
+          ops = housekeeping;
+          housekeeping = [];
+        }
+        const jobs = ops.map((op) => ({ job_id: op.entry.id, task_id: op.entry.taskId, op: op.kind }));
+        logger.error({ jobs, err: describeError(error) }, 'job queue: recording job state failed');
+      },
+    );
+    return op;
   };
 
   const armTimer = (): void => {
@@ -258,11 +304,11 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
 
   const finish = (entry: Entry): void => {
     entries.delete(entry.id);
-    track(
-      db.write(() => deleteJob.run(entry.id)),
-      'delete',
-      entry,
-    );
+    if (entry.pendingMark !== null) {
+      entry.pendingMark.skip = true;
+      entry.pendingMark = null;
+    }
+    record('delete', entry);
     if (entry.group === null) return;
     const queue = groups.get(entry.group);
     if (queue === undefined) return;
@@ -275,12 +321,8 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   const retry = (entry: Entry, delayMs: number): void => {
     entry.attempt++;
     entry.runAtMs = Date.now() + delayMs;
-    const { attempt, runAtMs } = entry;
-    track(
-      db.write(() => rescheduleJob.run(attempt, runAtMs, entry.id)),
-      'reschedule',
-      entry,
-    );
+    entry.pendingMark = null;
+    record('reschedule', entry);
     // A group head stays the head while it waits: the rest of its group waits behind it.
     schedule(entry);
   };
@@ -352,11 +394,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       if (entry === undefined) return;
       entry.state = 'active';
       active++;
-      track(
-        db.write(() => markActive.run(entry.id)),
-        'mark active',
-        entry,
-      );
+      entry.pendingMark = record('mark', entry);
       void run(entry, handler);
     }
   };
@@ -381,6 +419,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           attempt: 1,
           runAtMs,
           state: 'ready',
+          pendingMark: null,
         });
         pump();
       }
@@ -404,17 +443,17 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           attempt: row.active ? row.attempt + 1 : row.attempt,
           runAtMs: row.run_at_ms,
           state: 'ready',
+          pendingMark: null,
         });
       }
       if (interrupted > 0) {
         logger.warn({ jobs: interrupted }, 'job queue: running again jobs interrupted by the last shutdown');
-        const tracked = db
-          .write(() => recoverActive.run())
-          .catch((error: unknown) => {
+        track(
+          db.write(() => recoverActive.run()),
+          (error: unknown) => {
             logger.error({ err: describeError(error) }, 'job queue: recording interrupted jobs failed');
-          });
-        pendingWrites.add(tracked);
-        void tracked.finally(() => pendingWrites.delete(tracked));
+          },
+        );
       }
       pump();
     },
