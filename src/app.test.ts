@@ -2,62 +2,25 @@
  * The whole service in one process (embedded mode, a real SQLite file), against a real mock LLM
  * and a real callback receiver on 127.0.0.1: processing (SPEC §4) and delivery (SPEC §5).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type CallbackReceiver, startCallbackReceiver } from '../test/support/callback-receiver.js';
-import { type App, createApp } from './app.js';
-import { loadConfig } from './config.js';
-import { type MockLlm, startMockLlm } from './dev/mock-llm.js';
-import { createLogger } from './shared/logger.js';
+import { describe, expect, it } from 'vitest';
+import { startTestApp, useUpstreams } from '../test/support/in-process-app.js';
 
 const SECRET = `whsec_${Buffer.from('a test secret of enough length!!').toString('base64')}`;
 
-let llm: MockLlm;
-let receiver: CallbackReceiver;
-const running: Array<{ app: App; dir: string }> = [];
-
-beforeAll(async () => {
-  llm = await startMockLlm();
-  receiver = await startCallbackReceiver();
-});
-
-afterAll(async () => {
-  await llm.close();
-  await receiver.close();
-});
-
-afterEach(async () => {
-  for (const { app, dir } of running.splice(0)) {
-    await app.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
-  llm.reset();
-  receiver.reset();
-});
+const { llm, receiver } = useUpstreams();
 
 async function startApp(env: Record<string, string> = {}): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'llm-webhook-app-'));
-  const config = loadConfig({
-    HOST: '127.0.0.1',
-    PORT: '0',
-    DATA_DIR: dir,
+  const app = await startTestApp({
     API_KEY: 'test-key',
     LLM_BASE_URL: llm.url,
     LLM_MODEL: 'mock/primary',
     LLM_RETRY_SCHEDULE: '50ms,50ms',
     CALLBACK_RETRY_SCHEDULE: '50ms,50ms,50ms',
     CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-    RATE_LIMIT: 'off',
-    LOG_LEVEL: 'silent',
     ...env,
   });
-  const app = await createApp(config, createLogger(config.logLevel), 'all');
-  running.push({ app, dir });
-  const url = await app.start();
-  return url!;
+  return app.url;
 }
 
 async function post(base: string, body: Record<string, unknown>): Promise<string> {

@@ -1,43 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../config.js';
-import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
-import { createLogger } from '../shared/logger.js';
-import { createMetrics } from '../shared/metrics.js';
-import { openSqliteDatabase } from '../store/sqlite-database.js';
-import { createSqliteStore } from '../store/sqlite-store.js';
+import { describe, expect, it } from 'vitest';
+import { buildTestServer } from '../../test/support/http-harness.js';
 import { conversationKey } from '../store/store.js';
 import { createAuthenticator, isOpenRoute, namespaceOf } from './auth.js';
-import { buildServer } from './server.js';
-
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
-
-async function setup(env: Record<string, string> = {}) {
-  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent', ...env });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  const app = await buildServer({
-    config,
-    logger: createLogger('silent'),
-    store,
-    queue,
-    metrics: createMetrics(),
-  });
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  });
-  return { app, store };
-}
 
 const VALID = { message: 'Hello', callback_url: 'https://example.com/callback' };
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -106,7 +70,7 @@ describe('API_TOKENS over HTTP', () => {
   ] as const;
 
   it('answers 401 with WWW-Authenticate on every protected endpoint without a valid token', async () => {
-    const { app } = await setup({ API_TOKENS: 'token-a' });
+    const { app } = await buildTestServer({ API_TOKENS: 'token-a' });
     for (const request of protectedRequests) {
       for (const headers of [{}, bearer('wrong'), { authorization: 'Basic dG9rZW4tYQ==' }]) {
         const response = await app.inject({ ...request, headers });
@@ -120,7 +84,7 @@ describe('API_TOKENS over HTTP', () => {
   });
 
   it('keeps probes, docs and the callback receiver open', async () => {
-    const { app } = await setup({ API_TOKENS: 'token-a' });
+    const { app } = await buildTestServer({ API_TOKENS: 'token-a' });
     for (const url of [
       '/healthz',
       '/readyz',
@@ -141,14 +105,14 @@ describe('API_TOKENS over HTTP', () => {
   });
 
   it('leaves everything open when no token is configured', async () => {
-    const { app } = await setup();
+    const { app } = await buildTestServer();
     for (const request of protectedRequests) {
       expect((await app.inject(request)).statusCode, `${request.method} ${request.url}`).not.toBe(401);
     }
   });
 
   it("keeps one token's tasks, conversations and idempotency keys out of another's reach", async () => {
-    const { app, store } = await setup({ API_TOKENS: 'token-a,token-b' });
+    const { app, store } = await buildTestServer({ API_TOKENS: 'token-a,token-b' });
     const posted = await app.inject({
       method: 'POST',
       url: '/webhook',

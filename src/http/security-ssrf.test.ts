@@ -7,26 +7,15 @@
 import { lookup as systemLookup } from 'node:dns';
 import { once } from 'node:events';
 import { type AddressInfo, createServer, type LookupFunction, type Server } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type CallbackReceiver, startCallbackReceiver } from '../../test/support/callback-receiver.js';
-import {
-  type InProcessApp,
-  postWebhook,
-  startInProcessApp,
-  waitForTask,
-} from '../../test/support/in-process-app.js';
-import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postWebhook, startTestApp, useUpstreams, waitForTask } from '../../test/support/in-process-app.js';
 
-let llm: MockLlm;
-let receiver: CallbackReceiver;
+const { llm, receiver } = useUpstreams();
 /** A plain TCP listener that only counts connections: nothing may ever reach it. */
 let trap: Server;
 let trapConnections = 0;
-const running: InProcessApp[] = [];
 
 beforeAll(async () => {
-  llm = await startMockLlm();
-  receiver = await startCallbackReceiver();
   trap = createServer((socket) => {
     trapConnections += 1;
     socket.destroy();
@@ -36,15 +25,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await llm.close();
-  await receiver.close();
   await new Promise((resolve) => trap.close(resolve));
-});
-
-afterEach(async () => {
-  for (const app of running.splice(0)) await app.close();
-  llm.reset();
-  receiver.reset();
 });
 
 const trapPort = (): number => (trap.address() as AddressInfo).port;
@@ -68,7 +49,7 @@ function fakeDns(answers: Record<string, string>): LookupFunction & { asked: str
 }
 
 async function start(env: Record<string, string> = {}, lookup?: LookupFunction): Promise<string> {
-  const app = await startInProcessApp(
+  const app = await startTestApp(
     {
       API_KEY: 'test-key',
       LLM_BASE_URL: llm.url,
@@ -79,7 +60,6 @@ async function start(env: Record<string, string> = {}, lookup?: LookupFunction):
     },
     lookup === undefined ? {} : { overrides: { lookup } },
   );
-  running.push(app);
   return app.url;
 }
 

@@ -4,44 +4,13 @@
  * real sockets. The deadlines are set small here; the defaults are checked separately.
  */
 import { connect, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../config.js';
-import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
-import { createLogger } from '../shared/logger.js';
-import { createMetrics } from '../shared/metrics.js';
-import { openSqliteDatabase } from '../store/sqlite-database.js';
-import { createSqliteStore } from '../store/sqlite-store.js';
-import { buildServer, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, type ServerTimeouts } from './server.js';
-
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+import { describe, expect, it } from 'vitest';
+import { buildTestServer } from '../../test/support/http-harness.js';
+import { HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, type ServerTimeouts } from './server.js';
 
 async function startServer(timeouts?: ServerTimeouts) {
-  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent' });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  const app = await buildServer({
-    config,
-    logger: createLogger('silent'),
-    store,
-    queue,
-    metrics: createMetrics(),
-    ...(timeouts === undefined ? {} : { timeouts }),
-  });
+  const { app } = await buildTestServer({}, timeouts === undefined ? {} : { timeouts });
   const url = new URL(await app.listen({ host: '127.0.0.1', port: 0 }));
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  });
   return { app, port: Number(url.port) };
 }
 

@@ -3,50 +3,24 @@
  * mock LLM: what needs a token, what stays open, the rate limit per token, and what each token
  * keeps to itself (history, tasks, idempotency keys) even when two tokens share a callback URL.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type CallbackReceiver, startCallbackReceiver } from '../../test/support/callback-receiver.js';
-import {
-  type InProcessApp,
-  postWebhook,
-  startInProcessApp,
-  waitForTask,
-} from '../../test/support/in-process-app.js';
-import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
+import { describe, expect, it } from 'vitest';
+import { postWebhook, startTestApp, useUpstreams, waitForTask } from '../../test/support/in-process-app.js';
 
 const TOKEN_A = 'token-alpha-7c1e';
 const TOKEN_B = 'token-bravo-93fd';
 const asA = { authorization: `Bearer ${TOKEN_A}` };
 const asB = { authorization: `Bearer ${TOKEN_B}` };
 
-let llm: MockLlm;
-let receiver: CallbackReceiver;
-const running: InProcessApp[] = [];
-
-beforeAll(async () => {
-  llm = await startMockLlm();
-  receiver = await startCallbackReceiver();
-});
-
-afterAll(async () => {
-  await llm.close();
-  await receiver.close();
-});
-
-afterEach(async () => {
-  for (const app of running.splice(0)) await app.close();
-  llm.reset();
-  receiver.reset();
-});
+const { llm, receiver } = useUpstreams();
 
 async function start(env: Record<string, string> = {}): Promise<string> {
-  const app = await startInProcessApp({
+  const app = await startTestApp({
     API_KEY: 'test-key',
     LLM_BASE_URL: llm.url,
     CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
     API_TOKENS: `${TOKEN_A},${TOKEN_B}`,
     ...env,
   });
-  running.push(app);
   return app.url;
 }
 

@@ -1,52 +1,27 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { buildTestServer } from '../../test/support/http-harness.js';
 import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
-import { loadConfig } from '../config.js';
-import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
-import { createLogger } from '../shared/logger.js';
-import { createMetrics } from '../shared/metrics.js';
 import { createRedisClient } from '../shared/redis-connection.js';
-import { openSqliteDatabase } from '../store/sqlite-database.js';
-import { createSqliteStore } from '../store/sqlite-store.js';
-import { buildServer } from './server.js';
 
 let redis: RedisServer;
-const closers: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
   redis = await startRedisServer();
 });
 
 afterAll(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
   await redis.stop();
 });
 
 /** One API process of the redis mode, as far as rate limiting goes: its own Redis client. */
 async function apiProcess(prefix: string, server: RedisServer = redis) {
-  const config = loadConfig({ RATE_LIMIT: '5/minute', LOG_LEVEL: 'silent', QUEUE_PREFIX: prefix });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
   const client = createRedisClient(server.url, { role: 'command' });
-  const app = await buildServer({
-    config,
-    logger: createLogger('silent'),
-    store,
-    queue,
-    metrics: createMetrics(),
-    rateLimitRedis: client,
-  });
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-    client.disconnect();
-  });
+  // Registered first, so it runs after the server has closed.
+  onTestFinished(() => client.disconnect());
+  const { app } = await buildTestServer(
+    { RATE_LIMIT: '5/minute', QUEUE_PREFIX: prefix },
+    { rateLimitRedis: client },
+  );
   return app;
 }
 

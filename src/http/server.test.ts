@@ -1,48 +1,10 @@
 import { connect } from 'node:net';
-import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../config.js';
-import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
-import { createLogger } from '../shared/logger.js';
-import { createMetrics } from '../shared/metrics.js';
-import { openSqliteDatabase } from '../store/sqlite-database.js';
-import { createSqliteStore } from '../store/sqlite-store.js';
-import { buildServer } from './server.js';
-
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+import { describe, expect, it } from 'vitest';
+import { buildTestServer, type TestServer } from '../../test/support/http-harness.js';
 
 /** The server over a real in-memory SQLite store and queue; `logLines` collects what it logs. */
-async function setup(env: Record<string, string> = {}, routes: 'api' | 'operations' = 'api') {
-  const config = loadConfig({ RATE_LIMIT: 'off', ...env });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  const metrics = createMetrics({ queueCounts: () => queue.counts() });
-  const logLines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString('utf8').split('\n')) {
-        if (line !== '') logLines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      callback();
-    },
-  });
-  const logger = createLogger(config.logLevel, sink);
-  const app = await buildServer({ config, logger, store, queue, metrics, routes });
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  });
-  return { app, store, queue, metrics, logLines };
+function setup(env: Record<string, string> = {}, routes: 'api' | 'operations' = 'api'): Promise<TestServer> {
+  return buildTestServer(env, { routes });
 }
 
 const VALID = { message: 'Hello', callback_url: 'https://example.com/callback' };
@@ -190,7 +152,7 @@ describe('buildServer: rate limit', () => {
   });
 
   it('honours X-Forwarded-For only with TRUST_PROXY', async () => {
-    const spoofed = async (app: Awaited<ReturnType<typeof setup>>['app'], forwardedFor: string) =>
+    const spoofed = async (app: TestServer['app'], forwardedFor: string) =>
       app.inject({
         method: 'POST',
         url: '/callback',

@@ -1,14 +1,18 @@
 /**
  * The whole service (embedded mode, a real SQLite file in a temp dir) built in-process and
  * listening on 127.0.0.1, for tests that run real tasks through the worker without spawning a
- * process. Tests pass their own logger (to capture lines) and resolver (to fake DNS).
+ * process, and the mock LLM and callback receiver it talks to. Tests pass their own logger (to
+ * capture lines) and resolver (to fake DNS).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, onTestFinished } from 'vitest';
 import { type App, type AppOverrides, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { type MockLlm, type MockLlmOptions, startMockLlm } from '../../src/dev/mock-llm.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
+import { type CallbackReceiver, startCallbackReceiver } from './callback-receiver.js';
 
 export interface InProcessApp {
   /** Base URL of the API, such as `http://127.0.0.1:40123`. */
@@ -54,6 +58,61 @@ export async function startInProcessApp(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** {@link startInProcessApp}, closed when the calling test finishes. Call it inside a test only. */
+export async function startTestApp(
+  env: Record<string, string>,
+  options: InProcessAppOptions = {},
+): Promise<InProcessApp> {
+  const app = await startInProcessApp(env, options);
+  onTestFinished(() => app.close());
+  return app;
+}
+
+/** A mock LLM and a callback receiver on 127.0.0.1, shared by the tests of one file. */
+export interface Upstreams {
+  llm: MockLlm;
+  receiver: CallbackReceiver;
+}
+
+/**
+ * Registers hooks that start both before the file's first test and stop them after its last.
+ * Both are reset before each test rather than after it, so that whatever the previous test's
+ * apps sent before {@link startTestApp} closed them is forgotten too. What it returns stands in
+ * for the two from the start, so a file can name them at import time; reading a property
+ * before `beforeAll` has run throws.
+ */
+export function useUpstreams(llmOptions: MockLlmOptions = {}): Upstreams {
+  let llm: MockLlm | undefined;
+  let receiver: CallbackReceiver | undefined;
+  beforeAll(async () => {
+    llm = await startMockLlm(llmOptions);
+    receiver = await startCallbackReceiver();
+  });
+  afterAll(async () => {
+    await llm?.close();
+    await receiver?.close();
+  });
+  beforeEach(() => {
+    llm?.reset();
+    receiver?.reset();
+  });
+  return {
+    llm: forwarding('the mock LLM', () => llm),
+    receiver: forwarding('the callback receiver', () => receiver),
+  };
+}
+
+/** An object whose every property is read from what `current()` returns at the time of reading. */
+function forwarding<T extends object>(what: string, current: () => T | undefined): T {
+  return new Proxy({} as T, {
+    get: (_, property) => {
+      const target = current();
+      if (target === undefined) throw new Error(`${what} starts in beforeAll: use it inside tests`);
+      return Reflect.get(target, property);
+    },
+  });
 }
 
 /** A task as `GET /tasks/:id` shows it. */

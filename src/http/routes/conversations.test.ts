@@ -1,43 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../config.js';
-import { createSqliteJobQueue } from '../../queue/sqlite-job-queue.js';
-import { createLogger } from '../../shared/logger.js';
-import { createMetrics } from '../../shared/metrics.js';
-import { openSqliteDatabase } from '../../store/sqlite-database.js';
-import { createSqliteStore } from '../../store/sqlite-store.js';
+import { describe, expect, it } from 'vitest';
+import { buildTestServer } from '../../../test/support/http-harness.js';
 import { conversationKey, type Store } from '../../store/store.js';
-import { buildServer } from '../server.js';
-
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
-
-async function setup() {
-  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent' });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  const app = await buildServer({
-    config,
-    logger: createLogger('silent'),
-    store,
-    queue,
-    metrics: createMetrics(),
-  });
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  });
-  return { app, store };
-}
 
 /** Stores one exchange (user message + reply) in the conversation, as the worker does. */
 async function exchange(store: Store, conversationId: string, message: string, reply: string): Promise<void> {
@@ -61,7 +25,7 @@ async function exchange(store: Store, conversationId: string, message: string, r
 
 describe('conversations', () => {
   it('lists the whole history, oldest first, of a conversation whose id is an encoded callback URL', async () => {
-    const { app, store } = await setup();
+    const { app, store } = await buildTestServer();
     const id = 'https://example.com/hooks/reply?user=42&lang=en#x';
     await exchange(store, id, 'one', 'first reply');
     await exchange(store, id, 'two', 'second reply');
@@ -87,13 +51,13 @@ describe('conversations', () => {
   });
 
   it('answers an empty list for an unknown conversation', async () => {
-    const { app } = await setup();
+    const { app } = await buildTestServer();
     const response = await app.inject({ method: 'GET', url: '/conversations/nobody/messages' });
     expect(response.json()).toEqual({ conversation_id: 'nobody', messages: [] });
   });
 
   it('takes ids with non-ASCII characters and ids longer than the router default', async () => {
-    const { app, store } = await setup();
+    const { app, store } = await buildTestServer();
     const id = `разговор/${'x'.repeat(200)}`;
     await exchange(store, id, 'q', 'a');
     const response = await app.inject({
@@ -106,7 +70,7 @@ describe('conversations', () => {
   });
 
   it('takes a callback URL of 2048 characters as id, however long once encoded', async () => {
-    const { app, store } = await setup();
+    const { app, store } = await buildTestServer();
     const prefix = 'https://example.com/?q=';
     const id = prefix + '/'.repeat(2048 - prefix.length);
     await exchange(store, id, 'q', 'a');
@@ -121,7 +85,7 @@ describe('conversations', () => {
   });
 
   it('erases a conversation: 204, then an empty history; other conversations stay', async () => {
-    const { app, store } = await setup();
+    const { app, store } = await buildTestServer();
     const id = 'https://example.com/callback';
     await exchange(store, id, 'q', 'a');
     await exchange(store, 'other', 'q', 'a');

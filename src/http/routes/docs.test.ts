@@ -1,35 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../config.js';
-import { createSqliteJobQueue } from '../../queue/sqlite-job-queue.js';
-import { createLogger } from '../../shared/logger.js';
-import { createMetrics } from '../../shared/metrics.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createTestServer, type TestServer } from '../../../test/support/http-harness.js';
 import { VERSION } from '../../shared/version.js';
-import { openSqliteDatabase } from '../../store/sqlite-database.js';
-import { createSqliteStore } from '../../store/sqlite-store.js';
-import { buildServer } from '../server.js';
 
-let app: Awaited<ReturnType<typeof buildServer>>;
-let close: () => Promise<void>;
+let app: TestServer['app'];
 
 beforeAll(async () => {
-  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent', API_TOKENS: 'token-a' });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  app = await buildServer({ config, logger: createLogger('silent'), store, queue, metrics: createMetrics() });
-  close = async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  };
+  const server = await createTestServer({ API_TOKENS: 'token-a' });
+  app = server.app;
+  return server.close;
 });
-
-afterAll(async () => close());
 
 /** Every `src`/`href` of a page (and `url(...)` in inline CSS). */
 function references(html: string): string[] {

@@ -1,47 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../config.js';
+import { describe, expect, it } from 'vitest';
+import { buildTestServer, type TestServer } from '../../../test/support/http-harness.js';
 import type { Job } from '../../queue/job-queue.js';
-import { createSqliteJobQueue } from '../../queue/sqlite-job-queue.js';
-import { createLogger } from '../../shared/logger.js';
-import { createMetrics } from '../../shared/metrics.js';
-import { openSqliteDatabase } from '../../store/sqlite-database.js';
-import { createSqliteStore } from '../../store/sqlite-store.js';
 import { conversationKey } from '../../store/store.js';
-import { buildServer } from '../server.js';
-
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
-
-async function setup() {
-  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent' });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  const app = await buildServer({
-    config,
-    logger: createLogger('silent'),
-    store,
-    queue,
-    metrics: createMetrics(),
-  });
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  });
-  return { app, store, queue };
-}
 
 const CALLBACK_URL = 'https://example.com/callback';
 
-async function submit(app: Awaited<ReturnType<typeof setup>>['app']): Promise<string> {
+async function submit(app: TestServer['app']): Promise<string> {
   const response = await app.inject({
     method: 'POST',
     url: '/webhook',
@@ -53,7 +17,7 @@ async function submit(app: Awaited<ReturnType<typeof setup>>['app']): Promise<st
 
 describe('GET /tasks/:task_id', () => {
   it('answers 404 with a detail for an unknown id', async () => {
-    const { app } = await setup();
+    const { app } = await buildTestServer();
     for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
       const response = await app.inject({ method: 'GET', url: `/tasks/${id}` });
       expect(response.statusCode).toBe(404);
@@ -62,7 +26,7 @@ describe('GET /tasks/:task_id', () => {
   });
 
   it('shows a queued task, then its reply, attempts and deliveries', async () => {
-    const { app, store } = await setup();
+    const { app, store } = await buildTestServer();
     const taskId = await submit(app);
     const queued = await app.inject({ method: 'GET', url: `/tasks/${taskId}` });
     expect(queued.statusCode).toBe(200);
@@ -108,7 +72,7 @@ describe('GET /tasks/:task_id', () => {
   });
 
   it('shows the error of a failed task', async () => {
-    const { app, store } = await setup();
+    const { app, store } = await buildTestServer();
     const taskId = await submit(app);
     await store.failGeneration(taskId, { type: 'llm_auth', message: 'bad key' }, new Date().toISOString());
     await store.setStatus(taskId, 'failed');
@@ -123,7 +87,7 @@ describe('GET /tasks/:task_id', () => {
 
 describe('POST /tasks/:task_id/redeliver', () => {
   it('queues a new delivery of a finished task: 202, status delivering', async () => {
-    const { app, store, queue } = await setup();
+    const { app, store, queue } = await buildTestServer();
     const taskId = await submit(app);
     await store.completeGeneration(taskId, conversationKey('', CALLBACK_URL), {
       reply: 'r',
@@ -156,7 +120,7 @@ describe('POST /tasks/:task_id/redeliver', () => {
   });
 
   it('answers 409 while the task is not finished, 404 when unknown', async () => {
-    const { app } = await setup();
+    const { app } = await buildTestServer();
     const taskId = await submit(app);
     const early = await app.inject({ method: 'POST', url: `/tasks/${taskId}/redeliver` });
     expect(early.statusCode).toBe(409);

@@ -1,55 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../config.js';
-import type { Job, JobQueue } from '../../queue/job-queue.js';
-import { createSqliteJobQueue } from '../../queue/sqlite-job-queue.js';
+import { describe, expect, it } from 'vitest';
+import { buildTestServer, type TestServer } from '../../../test/support/http-harness.js';
+import type { Job } from '../../queue/job-queue.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
-import { createLogger } from '../../shared/logger.js';
-import { createMetrics, type Metrics } from '../../shared/metrics.js';
-import { openSqliteDatabase } from '../../store/sqlite-database.js';
-import { createSqliteStore } from '../../store/sqlite-store.js';
 import { conversationKey, type Store } from '../../store/store.js';
-import { buildServer } from '../server.js';
 
-interface Harness {
-  app: Awaited<ReturnType<typeof buildServer>>;
-  store: Store;
-  queue: JobQueue;
-  metrics: Metrics;
-}
-
-const closers: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
-
-/** The server over a real in-memory SQLite store and queue; `override` replaces store methods. */
-async function setup(env: Record<string, string> = {}, override: Partial<Store> = {}): Promise<Harness> {
-  const config = loadConfig({ RATE_LIMIT: 'off', LOG_LEVEL: 'silent', MESSAGE_MAX_CHARS: '50', ...env });
-  const db = openSqliteDatabase({ path: ':memory:' });
-  const store = createSqliteStore(db, {
-    historyMaxMessages: 20,
-    historyTtlSeconds: 3600,
-    taskRetentionSeconds: 3600,
-  });
-  const queue = createSqliteJobQueue(db, {});
-  const metrics = createMetrics();
-  const served = new Proxy(store, {
-    get: (target, property, receiver) =>
-      property in override ? override[property as keyof Store] : Reflect.get(target, property, receiver),
-  });
-  const app = await buildServer({ config, logger: createLogger('silent'), store: served, queue, metrics });
-  closers.push(async () => {
-    await app.close();
-    await queue.close({ timeoutMs: 1000 });
-    await store.close();
-    db.close();
-  });
-  return { app, store, queue, metrics };
+/** The server with messages of at most 50 characters; `override` replaces store methods. */
+function setup(env: Record<string, string> = {}, override: Partial<Store> = {}): Promise<TestServer> {
+  return buildTestServer({ MESSAGE_MAX_CHARS: '50', ...env }, { storeOverrides: override });
 }
 
 const VALID = { message: 'Hello', callback_url: 'https://example.com/callback' };
 
-async function postWebhook(app: Harness['app'], payload: unknown, headers: Record<string, string> = {}) {
+async function postWebhook(app: TestServer['app'], payload: unknown, headers: Record<string, string> = {}) {
   return app.inject({ method: 'POST', url: '/webhook', payload: payload as object, headers });
 }
 
