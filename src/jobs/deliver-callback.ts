@@ -9,7 +9,7 @@ import type { CallbackSender } from '../delivery/send-callback.js';
 import type { Job, JobResult } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
-import type { Store, TaskError, TaskRecord } from '../store/store.js';
+import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
 
 export interface DeliverCallbackDeps {
   config: Readonly<Config>;
@@ -48,11 +48,27 @@ export function callbackPayload(task: TaskRecord): Record<string, unknown> {
 export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => Promise<JobResult> {
   const { config, store, sender, sign, metrics } = deps;
 
-  const finish = async (task: TaskRecord, deliveryError: TaskError | null): Promise<JobResult> => {
+  /**
+   * Records the attempt and, when `deliveryError` is not `undefined` (delivery ended), the final
+   * status. Requested in one tick, the two writes share a group-commit batch; a store that runs
+   * writes in the order requested (both drivers) applies the status after the attempt.
+   */
+  const record = async (
+    task: TaskRecord,
+    attempt: DeliveryAttempt,
+    deliveryError?: TaskError | null,
+  ): Promise<JobResult> => {
+    if (deliveryError === undefined) {
+      await store.recordDelivery(task.taskId, attempt);
+      return { type: 'done' };
+    }
     const succeeded = task.generatedResponse !== null && deliveryError === null;
     // A generation that failed keeps its own error; a failed delivery of a reply records why.
     const error = task.generatedResponse === null ? task.error : deliveryError;
-    await store.setStatus(task.taskId, succeeded ? 'completed' : 'failed', error);
+    await Promise.all([
+      store.recordDelivery(task.taskId, attempt),
+      store.setStatus(task.taskId, succeeded ? 'completed' : 'failed', error),
+    ]);
     if (succeeded) metrics.tasksCompleted.inc();
     else metrics.tasksFailed.inc({ reason: error?.type ?? 'unknown' });
     return { type: 'done' };
@@ -68,33 +84,37 @@ export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => 
     const body = JSON.stringify(callbackPayload(task));
     const startedAt = new Date();
     const outcome = await sender.send(task.callbackUrl, body, sign(task.taskId, startedAt, body));
-    await store.recordDelivery(task.taskId, {
+    const attempt: DeliveryAttempt = {
       at: startedAt.toISOString(),
       ...(outcome.statusCode === undefined ? {} : { status_code: outcome.statusCode }),
       ...(outcome.type === 'delivered' || outcome.error === undefined ? {} : { error: outcome.error }),
       duration_ms: Math.round(outcome.durationMs),
-    });
+    };
     metrics.callbackAttempts.inc({ outcome: outcome.type });
 
     switch (outcome.type) {
       case 'delivered':
         log.info({ status_code: outcome.statusCode }, 'callback delivered');
-        return finish(task, null);
+        return record(task, attempt, null);
       case 'failed':
         log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback refused; not retried');
-        return finish(task, { type: 'callback_failed', message: outcome.error });
+        return record(task, attempt, { type: 'callback_failed', message: outcome.error });
       case 'retry': {
         const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, job.attempt);
         if (delayMs === null) {
           log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback retries spent');
           const reason = outcome.error ?? `HTTP ${outcome.statusCode}`;
-          return finish(task, { type: 'callback_failed', message: `Callback not delivered: ${reason}` });
+          return record(task, attempt, {
+            type: 'callback_failed',
+            message: `Callback not delivered: ${reason}`,
+          });
         }
         const waitMs = Math.max(delayMs, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
         log.info(
           { status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs },
           'callback retry',
         );
+        await record(task, attempt);
         return { type: 'retry', delayMs: waitMs };
       }
     }

@@ -81,7 +81,6 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       return { type: 'done' };
     }
     if (task.status !== 'queued' && task.status !== 'processing') return handOver(task.taskId);
-    if (task.status === 'queued') await store.setStatus(task.taskId, 'processing');
 
     const plan = planAttempt(job.attempt, models, config.llmRetryScheduleMs);
     if (plan === null) {
@@ -91,13 +90,16 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     const key = conversationKey(task.namespace, task.conversationId);
     const history = await store.getHistory(key, config.historyMaxMessages);
     metrics.historyMessages.observe(history.length);
-    const messages: ChatMessage[] = [
-      ...(config.systemPrompt === '' ? [] : [{ role: 'system' as const, content: config.systemPrompt }]),
-      ...history.map((entry) => ({ role: entry.role, content: entry.content })),
-      { role: 'user', content: task.message },
-    ];
+    const messages: ChatMessage[] = [];
+    if (config.systemPrompt !== '') messages.push({ role: 'system', content: config.systemPrompt });
+    for (const entry of history) messages.push({ role: entry.role, content: entry.content });
+    messages.push({ role: 'user', content: task.message });
 
-    await store.recordLlmAttempt(task.taskId);
+    // Requested in one tick, the two writes share a group-commit batch (one transaction, one fsync).
+    await Promise.all([
+      task.status === 'queued' ? store.setStatus(task.taskId, 'processing') : undefined,
+      store.recordLlmAttempt(task.taskId),
+    ]);
     log.info({ model: plan.model, history: history.length }, 'calling LLM');
     log.debug({ message: task.message }, 'prompt');
     const startedAt = performance.now();
