@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
 import { createLlmClient, type LlmClient } from './llm-client.js';
@@ -169,6 +172,50 @@ describe('createLlmClient', () => {
   ])('turns a 200 with %s into a retryable llm_bad_response', async (_name, body) => {
     mock.script([{ status: 200, body }]);
     expect(await failure(ask())).toMatchObject({ type: 'llm_bad_response', retryable: true });
+  });
+
+  it('sends calls one after another over one kept-alive connection, which close() drops', async () => {
+    let connections = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.setHeader('content-type', 'application/json');
+        res.setHeader('x-request-id', 'req-1');
+        res.end(
+          JSON.stringify({
+            id: 'x',
+            object: 'chat.completion',
+            created: 1,
+            model: 'kept/alive',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'yes' }, finish_reason: 'stop' }],
+          }),
+        );
+      });
+    });
+    server.on('connection', () => {
+      connections++;
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    const client = createLlmClient({
+      baseUrl: `http://127.0.0.1:${port}/v1`,
+      apiKey: API_KEY,
+      timeoutMs: 5_000,
+    });
+    try {
+      for (let call = 0; call < 5; call++) {
+        expect(await ask(client)).toEqual({ reply: 'yes', model: 'kept/alive', usage: null });
+        // The pool frees a connection once the answer is complete, a turn after the body was read.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(connections).toBe(1);
+      client.close?.();
+      expect(await failure(ask(client))).toMatchObject({ type: 'llm_network', retryable: true });
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('fails every call without a key, permanently and without calling the endpoint', async () => {

@@ -2,8 +2,15 @@
  * The LLM client: the one file that imports `openai`, speaking to any OpenAI-compatible Chat
  * Completions endpoint. One call is one attempt (the SDK's own retries are off: the job runs
  * SPEC §4's schedule), and every failure leaves here as an `LlmError`.
+ *
+ * The SDK sends through `undici.request` on a keep-alive agent of this client rather than the
+ * built-in `fetch`: that one clones each request body into web streams and writes it in pieces,
+ * which cost about a tenth of the worker's CPU at a few thousand calls a second. The answer is
+ * read whole and handed to the SDK as a `Response`, so the SDK parses and classifies it as usual
+ * (its own retries and streaming are not used here).
  */
 import OpenAI from 'openai';
+import { Agent, request } from 'undici';
 import { retryAfterToMs } from '../delivery/retry-schedule.js';
 import type { Usage } from '../store/store.js';
 import { classifyLlmStatus, LLM_ERROR_TYPES, LlmError } from './llm-errors.js';
@@ -115,6 +122,70 @@ function translate(error: unknown, timeoutMs: number, apiKey: string): LlmError 
   });
 }
 
+function urlOf(input: string | URL | Request): string {
+  if (typeof input === 'string') return input;
+  return input instanceof URL ? input.href : input.url;
+}
+
+/**
+ * The part of a `Response` the SDK reads of a non-streaming answer (status, headers, `text`,
+ * `json`; `body` only to cancel or log it), over a body already read whole. A real `Response`
+ * would wrap the text in a web stream only for the SDK to read it back, at a third of the
+ * client's CPU per call.
+ */
+function bufferedResponse(url: string, status: number, headers: Headers, text: string): Response {
+  const response = {
+    ok: status >= 200 && status < 300,
+    status,
+    statusText: '',
+    headers,
+    url,
+    redirected: false,
+    type: 'basic',
+    body: null,
+    bodyUsed: false,
+    text: () => Promise.resolve(text),
+    json: () => Promise.resolve().then(() => JSON.parse(text) as unknown),
+    arrayBuffer: () => Promise.resolve(new TextEncoder().encode(text).buffer),
+    clone: () => bufferedResponse(url, status, headers, text),
+  };
+  return response as unknown as Response;
+}
+
+/**
+ * A `fetch` for the SDK over `agent`. It handles what the SDK sends (a string body, a `Headers`
+ * object, its abort signal); the SDK's own timer aborts a call that takes too long, so the
+ * agent's timeouts are off.
+ */
+export function createUndiciFetch(agent: Agent): typeof fetch {
+  return async (input, init = {}) => {
+    const url = urlOf(input);
+    const headers: Record<string, string> = {};
+    const given = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
+    given.forEach((value, name) => {
+      headers[name] = value;
+    });
+    const body = init.body;
+    if (body !== undefined && body !== null && typeof body !== 'string') {
+      throw new TypeError('The LLM client sends string bodies only');
+    }
+    const answer = await request(url, {
+      method: (init.method ?? 'GET') as 'GET',
+      headers,
+      body: body ?? null,
+      signal: init.signal ?? null,
+      dispatcher: agent,
+    });
+    const text = await answer.body.text();
+    const responseHeaders = new Headers();
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (Array.isArray(value)) for (const item of value) responseHeaders.append(name, item);
+      else if (value !== undefined) responseHeaders.append(name, value);
+    }
+    return bufferedResponse(url, answer.statusCode, responseHeaders, text);
+  };
+}
+
 export function createLlmClient(options: LlmClientOptions): LlmClient {
   const { apiKey, timeoutMs } = options;
   if (apiKey === null) {
@@ -130,9 +201,22 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
     };
   }
 
-  const client = new OpenAI({ apiKey, baseURL: options.baseUrl, timeout: timeoutMs, maxRetries: 0 });
+  // No cap on connections: with HTTP/1.1 each call in flight holds one, and WORKER_CONCURRENCY
+  // calls may be in flight (a cap would queue them inside the agent, under the SDK's timer).
+  const agent = new Agent({ keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0 });
+  const client = new OpenAI({
+    apiKey,
+    baseURL: options.baseUrl,
+    timeout: timeoutMs,
+    maxRetries: 0,
+    fetch: createUndiciFetch(agent),
+  });
 
   return {
+    close() {
+      // Open connections are dropped; a call still running fails as a network error.
+      agent.destroy().catch(() => {});
+    },
     async complete(request, signal) {
       let completion: OpenAI.Chat.Completions.ChatCompletion;
       try {
