@@ -22,6 +22,22 @@ describe('openSqliteDatabase', () => {
     again.close();
   });
 
+  it('syncs at checkpoints by default (survives the process) and at every commit when asked', () => {
+    const level = (syncEveryCommit?: boolean): number | undefined => {
+      const db = openSqliteDatabase({
+        path: join(dir, `sync-${String(syncEveryCommit)}.sqlite`),
+        ...(syncEveryCommit === undefined ? {} : { syncEveryCommit }),
+      });
+      const value = db.prepare<{ synchronous: number }>('PRAGMA synchronous').get()?.synchronous;
+      db.close();
+      return value;
+    };
+    // SQLite's codes: 1 NORMAL, 2 FULL.
+    expect(level()).toBe(1);
+    expect(level(false)).toBe(1);
+    expect(level(true)).toBe(2);
+  });
+
   it('fails only the write that threw among the writes of one tick', async () => {
     const db = openSqliteDatabase({ path: ':memory:' });
     const insert = db.prepare(
