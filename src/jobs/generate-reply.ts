@@ -9,7 +9,7 @@
  * keeps the conversation's later messages waiting behind this one.
  */
 import type { Config } from '../config.js';
-import type { ChatMessage, LlmClient } from '../llm/llm-client.js';
+import type { ChatMessage, LlmClient, LlmCompletion } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
 import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
@@ -95,30 +95,23 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     for (const entry of history) messages.push({ role: entry.role, content: entry.content });
     messages.push({ role: 'user', content: task.message });
 
-    // Requested in one tick, the two writes share a group-commit batch (one transaction, one fsync).
-    await Promise.all([
+    // Written while the LLM works: requested in one tick, the two writes share a group-commit
+    // batch; they are awaited before the outcome is stored, so they land first (never moving a
+    // `delivering` task back to `processing`) and a failed write still fails the job.
+    const marked = Promise.all([
       task.status === 'queued' ? store.setStatus(task.taskId, 'processing') : undefined,
       store.recordLlmAttempt(task.taskId),
     ]);
+    // Only so an early rejection is not reported as unhandled: every path below awaits `marked`.
+    marked.catch(() => {});
     log.info({ model: plan.model, history: history.length }, 'calling LLM');
     log.debug({ message: task.message }, 'prompt');
     const startedAt = performance.now();
+    let result: LlmCompletion;
     try {
-      const result = await llm.complete({ model: plan.model, messages });
-      metrics.llmCallDuration.observe(
-        { model: plan.model, outcome: 'success' },
-        (performance.now() - startedAt) / 1000,
-      );
-      log.info({ model: result.model }, 'LLM replied');
-      log.debug({ reply: result.reply }, 'reply');
-      await store.completeGeneration(task.taskId, key, {
-        reply: result.reply,
-        model: result.model,
-        usage: result.usage,
-        completedAt: new Date().toISOString(),
-      });
-      return handOver(task.taskId);
+      result = await llm.complete({ model: plan.model, messages });
     } catch (error) {
+      await marked;
       const llmError =
         error instanceof LlmError
           ? error
@@ -137,5 +130,19 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       }
       return fail(task, { type: llmError.type, message: llmError.message }, log);
     }
+    metrics.llmCallDuration.observe(
+      { model: plan.model, outcome: 'success' },
+      (performance.now() - startedAt) / 1000,
+    );
+    log.info({ model: result.model }, 'LLM replied');
+    log.debug({ reply: result.reply }, 'reply');
+    await marked;
+    await store.completeGeneration(task.taskId, key, {
+      reply: result.reply,
+      model: result.model,
+      usage: result.usage,
+      completedAt: new Date().toISOString(),
+    });
+    return handOver(task.taskId);
   };
 }
