@@ -149,6 +149,50 @@ describe('bullmq job queue', () => {
     expect(dyingRuns).toHaveLength(1);
   });
 
+  it('runs every job once when its event loop is busy for longer than the command timeout', async () => {
+    // A worker saturated by thousands of jobs used to fail the Redis commands Redis had already
+    // answered (the reply waited unread while the loop was busy): enqueues were refused, jobs
+    // restarted with attempt 2, and the retries loaded it further until nothing finished.
+    const prefix = `t-${randomUUID()}`;
+    const queue = openQueue({ prefix });
+    const busyFor = (ms: number): void => {
+      const until = Date.now() + ms;
+      while (Date.now() < until) {
+        // busy
+      }
+    };
+    await queue.ping();
+    const accepted = queue.enqueue({ id: 'first', name: 'generate', taskId: 'first', group: 'g' });
+    busyFor(2000);
+    expect(await accepted).toBe(true);
+
+    const total = 30;
+    for (let index = 1; index < total; index++) {
+      await queue.enqueue({ id: `job-${index}`, name: 'generate', taskId: String(index) });
+    }
+    const attempts = new Map<string, number[]>();
+    let busied = false;
+    queue.consume(
+      async (job) => {
+        attempts.set(job.id, [...(attempts.get(job.id) ?? []), job.attempt]);
+        if (!busied) {
+          busied = true;
+          // After this turn's microtasks: other jobs' commands are in flight meanwhile.
+          setImmediate(() => busyFor(2000));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return { type: 'done' };
+      },
+      { concurrency: total },
+    );
+    await waitFor(() => attempts.size === total, 'every job to run');
+    await waitFor(async () => {
+      const counts = await queue.counts();
+      return counts.waiting + counts.active + counts.delayed === 0;
+    }, 'an empty queue');
+    expect([...attempts.values()].filter((runs) => runs.length !== 1 || runs[0] !== 1)).toEqual([]);
+  });
+
   it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
     const prefix = `t-${randomUUID()}`;
     // .mts: an ES module wherever it lives (top-level await).

@@ -5,6 +5,7 @@ import { type RedisServer, startRedisServer } from '../../test/support/redis-ser
 import { BackendUnavailableError } from './errors.js';
 import {
   createRedisClient,
+  REDIS_COMMAND_TIMEOUT_MS,
   REDIS_MAX_RECONNECT_DELAY_MS,
   reconnectDelayMs,
   toBackendUnavailable,
@@ -112,6 +113,22 @@ describe('redis connection', () => {
       client.disconnect();
       for (const socket of [...held, ...upstreams]) socket.destroy();
       gate.close();
+    }
+  });
+  it('does not time out a command answered while this process was too busy to read the reply', async () => {
+    const client = createRedisClient(server.url, { role: 'command' });
+    try {
+      expect(await client.ping()).toBe('PONG');
+      const key = `busy-${Date.now()}`;
+      const pending = Promise.all([client.set(key, 'v'), client.incr(`${key}:n`), client.get(key)]);
+      // The event loop stays busy past the timeout while Redis answers at once.
+      const until = Date.now() + REDIS_COMMAND_TIMEOUT_MS + 500;
+      while (Date.now() < until) {
+        // busy
+      }
+      expect(await pending).toEqual(['OK', 1, 'v']);
+    } finally {
+      client.disconnect();
     }
   });
 });

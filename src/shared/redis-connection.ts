@@ -16,6 +16,13 @@
  * with the connection): ioredis would otherwise write it later, from its offline queue or by
  * re-sending unanswered commands after a reconnect, and a request already answered 503 would
  * still take effect once Redis is back.
+ *
+ * Its command timeout measures Redis, not this process: when the timer fires, the I/O that is
+ * already waiting (the reply, read from the socket in the same event-loop turn) is handled first.
+ * ioredis's own `commandTimeout` fires in the timers phase, before the poll phase reads replies,
+ * so a process whose event loop was busy for longer than the timeout (a worker running
+ * thousands of jobs on a loaded machine) failed commands that Redis had answered long before;
+ * the failed jobs were retried, which loaded it further, and it stopped making progress.
  */
 import { type Command, Redis, type RedisOptions } from 'ioredis';
 import { BackendUnavailableError } from './errors.js';
@@ -54,11 +61,11 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
           enableOfflineQueue: true,
           maxRetriesPerRequest: 1,
           connectTimeout: REDIS_COMMAND_TIMEOUT_MS,
-          commandTimeout: REDIS_COMMAND_TIMEOUT_MS,
+          // No `commandTimeout`: see `guardCommands`.
         }
       : { maxRetriesPerRequest: null, enableReadyCheck: true };
   const client = new Redis(url, { ...common, ...roleOptions });
-  if (options.role === 'command') dropAbandonedCommands(client);
+  if (options.role === 'command') guardCommands(client, REDIS_COMMAND_TIMEOUT_MS);
 
   // Without an 'error' listener ioredis prints every failed reconnect. Log the first error of an
   // outage, then stay quiet until the connection is ready again.
@@ -78,11 +85,12 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
 }
 
 /**
- * Makes `client` skip, instead of sending, a command whose promise has already rejected. Every
+ * Gives every command of `client` a timeout of `timeoutMs` that tolerates a busy event loop, and
+ * makes `client` skip, instead of sending, a command whose promise has already rejected. Every
  * command passes through `sendCommand` when issued, and again when ioredis replays it from its
  * offline queue or after a reconnect; only the replay can meet a settled command.
  */
-function dropAbandonedCommands(client: Redis): void {
+function guardCommands(client: Redis, timeoutMs: number): void {
   const abandoned = new WeakSet<Command>();
   const seen = new WeakSet<Command>();
   const send = client.sendCommand.bind(client);
@@ -90,8 +98,21 @@ function dropAbandonedCommands(client: Redis): void {
     if (abandoned.has(command)) return command.promise;
     if (!seen.has(command)) {
       seen.add(command);
-      // A command that fails (timeout included) before it was answered is abandoned for good.
-      command.promise.catch(() => abandoned.add(command));
+      const timer = setTimeout(() => {
+        // Replies already received are read in this turn's poll phase, after the timers: decide
+        // after it, so time this process spent busy elsewhere is not blamed on Redis.
+        setImmediate(() => {
+          if (!command.isResolved) command.reject(new Error('Command timed out'));
+        });
+      }, timeoutMs);
+      command.promise.then(
+        () => clearTimeout(timer),
+        () => {
+          clearTimeout(timer);
+          // A command that fails (timeout included) before it was answered is abandoned for good.
+          abandoned.add(command);
+        },
+      );
     }
     return send(command, stream);
   };
