@@ -21,17 +21,24 @@
  *
  * - enqueue: ONE script checks the registry (duplicate -> `false`), stores the job, RPUSHes it
  *   on its group list, and, when the list was empty (the job is the head) or there is no group,
- *   records it in `lw:pending`. Then the job is added to BullMQ and leaves `lw:pending`.
+ *   records it in `lw:pending`. Then the job is added to BullMQ. It leaves `lw:pending` when it
+ *   starts or ends, or when a sweep finds it in BullMQ (no extra round trip per job).
  * - run: ONE script checks that the job is still registered under this BullMQ id (a stale copy
- *   re-added by a repair is skipped) and increments its attempt counter.
+ *   re-added by a repair is skipped), increments its attempt counter and clears `lw:pending`.
  * - done / PermanentJobError: BEFORE the job is acknowledged to BullMQ, ONE script removes it
  *   from the registry, pops it off its group list and records the next id of the group in
  *   `lw:pending`; the next job is then added to BullMQ. Only then does the processor return.
  * - retry (or any other throw): `moveToDelayed` + `DelayedError`; the job stays the group head,
  *   so the group stays blocked until it ends. Its attempt counter lives in `lw:attempts`.
- * - repair sweep (at `consume` start, then every few seconds in each worker): adds to BullMQ
- *   every `lw:pending` id older than a grace period, and every group head whose BullMQ job is
- *   missing. Adding is idempotent (same BullMQ id), so sweeps of several workers may overlap.
+ * - repair sweep (at `consume` start, then every few seconds in each worker, never two at once
+ *   in one process): adds to BullMQ every `lw:pending` id older than a grace period whose BullMQ
+ *   job is missing, and every group head whose BullMQ job is missing. Each batch of ids or
+ *   groups is checked by ONE script, so a sweep over thousands of groups costs a few round
+ *   trips. Adding is idempotent (same BullMQ id), so sweeps of several workers may overlap.
+ * - concurrency: one process runs several BullMQ workers of at most `WORKER_SLICE` jobs each.
+ *   A BullMQ worker fetches jobs one round trip at a time and, while jobs are waiting, starts
+ *   none before it has fetched as many as its concurrency: with one worker at a concurrency of
+ *   2,000 the first job of a burst started seconds late, and fetched jobs sat locked unstarted.
  *
  * FAILURE CASES
  *
@@ -59,6 +66,7 @@ import {
   type CloseOptions,
   type ConsumeOptions,
   defaultBackoffMs,
+  JOB_NAMES,
   type Job,
   type JobCounts,
   type JobHandler,
@@ -100,6 +108,10 @@ const PING_TIMEOUT_MS = 2000;
 const PENDING_GRACE_MS = 3000;
 /** Entries of `lw:pending` and groups handled per repair sweep step. */
 const REPAIR_BATCH = 500;
+/** Most jobs one BullMQ worker runs at once; a process runs as many workers as it needs. */
+const WORKER_SLICE = 200;
+/** BullMQ's event stream is not read by this service; keep it short. */
+const EVENTS_MAX_LEN = 100;
 /** Stalling must never fail a job: it is always handed to another worker. */
 const MAX_STALLED_COUNT = 1_000_000;
 /** BullMQ's own retries, used only when our `moveToDelayed` itself failed. */
@@ -121,12 +133,14 @@ end
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 return 2`,
   },
-  // KEYS: jobs, attempts. ARGV: id, bullId. Returns the attempt number, or 0 for a stale copy.
+  // KEYS: jobs, attempts, pending. ARGV: id, bullId. Returns the attempt number, or 0 for a
+  // stale copy. A running job is in BullMQ: it needs no `lw:pending` record any more.
   llmwQueueStart: {
-    keys: 2,
+    keys: 3,
     lua: `
 local entry = redis.call('HGET', KEYS[1], ARGV[1])
 if not entry or string.sub(entry, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[1])
 return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)`,
   },
   // KEYS: jobs, attempts, pending, groups, group list. ARGV: id, bullId, group, now.
@@ -159,28 +173,58 @@ while true do
   redis.call('LPOP', KEYS[5])
 end`,
   },
-  // KEYS: pending. ARGV: id, score. Removes the entry only if nobody re-recorded it meanwhile.
-  llmwQueueSettle: {
-    keys: 1,
+  // KEYS: jobs, pending. ARGV: BullMQ key base (`<prefix>:<queue>:`), oldest score to keep.
+  // Settles the `lw:pending` entries older than the grace period whose job ended or is in
+  // BullMQ, and returns the entries of the others (to be added). BullMQ job keys are derived
+  // from the base; they share its hash tag.
+  llmwQueueSweepPending: {
+    keys: 2,
     lua: `
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 0`,
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, ${REPAIR_BATCH})
+local missing = {}
+for _, id in ipairs(ids) do
+  local entry = redis.call('HGET', KEYS[1], id)
+  if not entry then
+    redis.call('ZREM', KEYS[2], id)
+  else
+    local bullId = string.match(entry, '^([^|]*)|')
+    if redis.call('EXISTS', ARGV[1] .. bullId) == 1 then
+      redis.call('ZREM', KEYS[2], id)
+    else
+      missing[#missing + 1] = entry
+    end
+  end
+end
+return missing`,
   },
-  // KEYS: jobs, groups, group list. ARGV: group. The head's entry; drops unregistered heads and
-  // forgets an empty group.
-  llmwQueueGroupHead: {
+  // KEYS: jobs, groups, pending. ARGV: BullMQ key base, then group list key prefix, then group
+  // names. Drops unregistered heads, forgets empty groups, and returns the entries of the heads
+  // that are neither in BullMQ nor recorded in `lw:pending`.
+  llmwQueueSweepGroups: {
     keys: 3,
     lua: `
-while true do
-  local head = redis.call('LINDEX', KEYS[3], 0)
-  if not head then
-    redis.call('SREM', KEYS[2], ARGV[1])
-    return nil
+local missing = {}
+for index = 3, #ARGV do
+  local group = ARGV[index]
+  local list = ARGV[2] .. group
+  while true do
+    local head = redis.call('LINDEX', list, 0)
+    if not head then
+      redis.call('SREM', KEYS[2], group)
+      break
+    end
+    local entry = redis.call('HGET', KEYS[1], head)
+    if entry then
+      local bullId = string.match(entry, '^([^|]*)|')
+      if redis.call('EXISTS', ARGV[1] .. bullId) == 0 and not redis.call('ZSCORE', KEYS[3], head) then
+        missing[#missing + 1] = entry
+      end
+      break
+    end
+    redis.call('LPOP', list)
   end
-  local entry = redis.call('HGET', KEYS[1], head)
-  if entry then return entry end
-  redis.call('LPOP', KEYS[3])
-end`,
+end
+return missing`,
   },
 } as const;
 
@@ -225,10 +269,11 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   const queue = new Queue<JobData, void, string>(queueName, {
     connection: connection(client),
     prefix: options.prefix,
+    streams: { events: { maxLen: EVENTS_MAX_LEN } },
   });
   queue.on('error', (error) => logger?.warn({ err: error }, 'queue connection error'));
 
-  let worker: Worker<JobData, void, JobName> | null = null;
+  let workers: Worker<JobData, void, JobName>[] | null = null;
   let workerClient: Redis | null = null;
   let repairTimer: NodeJS.Timeout | null = null;
   let closing: Promise<void> | null = null;
@@ -247,6 +292,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       {
         jobId: job.bullId,
         ...(delay > 0 ? { delay } : {}),
+        // BullMQ takes unprioritised jobs first: a delivery (its reply is ready) goes out before
+        // new generations start, so a backlog of messages does not hold finished replies back.
+        ...(job.name === JOB_NAMES.deliver ? {} : { priority: 1 }),
         attempts: BULL_ATTEMPTS,
         backoff: { type: 'llmw' },
         removeOnComplete: true,
@@ -255,57 +303,54 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     );
   };
 
-  /** Adds a job recorded in `lw:pending` at `since`, then clears the record. */
-  const addPending = async (job: RegisteredJob, since: number): Promise<void> => {
-    await addToBull(job);
-    await run('llmwQueueSettle', [keys.pending], [job.id, since]);
-  };
+  const bullKeyBase = `${base}:`;
 
   const repair = async (): Promise<void> => {
-    const before = Date.now() - PENDING_GRACE_MS;
-    const pending = await client.zrangebyscore(
-      keys.pending,
-      '-inf',
-      before,
-      'WITHSCORES',
-      'LIMIT',
-      0,
-      REPAIR_BATCH,
-    );
-    for (let index = 0; index + 1 < pending.length; index += 2) {
-      const id = pending[index]!;
-      const since = Number(pending[index + 1]);
-      const entry = await client.hget(keys.jobs, id);
-      if (entry === null) {
-        await run('llmwQueueSettle', [keys.pending], [id, since]);
-        continue;
+    for (;;) {
+      const missing = (await run(
+        'llmwQueueSweepPending',
+        [keys.jobs, keys.pending],
+        [bullKeyBase, Date.now() - PENDING_GRACE_MS],
+      )) as string[];
+      for (const entry of missing) {
+        const job = decodeEntry(entry);
+        logger?.info({ job_id: job.id }, 'repair: adding a job that was never handed to BullMQ');
+        await addToBull(job);
       }
-      logger?.info({ job_id: id }, 'repair: adding a job that was never handed to BullMQ');
-      await addPending(decodeEntry(entry), since);
+      // A full batch may hide more; the added ones are in BullMQ now and settle next time.
+      if (missing.length < REPAIR_BATCH) break;
     }
 
     let cursor = '0';
     do {
       const [next, groups] = await client.sscan(keys.groups, cursor, 'COUNT', REPAIR_BATCH);
       cursor = next;
-      for (const group of groups) {
-        const entry = (await run(
-          'llmwQueueGroupHead',
-          [keys.jobs, keys.groups, keys.group(group)],
-          [group],
-        )) as string | null;
-        if (entry === null) continue;
+      if (groups.length === 0) continue;
+      const missing = (await run(
+        'llmwQueueSweepGroups',
+        [keys.jobs, keys.groups, keys.pending],
+        [bullKeyBase, keys.group(''), ...groups],
+      )) as string[];
+      for (const entry of missing) {
         const head = decodeEntry(entry);
-        if ((await client.exists(`${base}:${head.bullId}`)) === 1) continue;
-        if ((await client.zscore(keys.pending, head.id)) !== null) continue;
-        logger?.info({ job_id: head.id, group }, 'repair: adding a group head missing from BullMQ');
+        logger?.info(
+          { job_id: head.id, group: head.group },
+          'repair: adding a group head missing from BullMQ',
+        );
         await addToBull(head);
       }
     } while (cursor !== '0');
   };
 
+  let repairing: Promise<void> | null = null;
   const runRepair = (): void => {
-    repair().catch((error: unknown) => logger?.warn({ err: error }, 'queue repair sweep failed'));
+    // One sweep at a time: under load a sweep can outlast the interval.
+    if (repairing !== null) return;
+    repairing = repair()
+      .catch((error: unknown) => logger?.warn({ err: error }, 'queue repair sweep failed'))
+      .finally(() => {
+        repairing = null;
+      });
   };
 
   /** Ends a job: off the registry and its group, then the group's next job into BullMQ. */
@@ -316,7 +361,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       [keys.jobs, keys.attempts, keys.pending, keys.groups, keys.group(data.group)],
       [data.id, bullId, data.group ?? '', now],
     )) as string | null;
-    if (nextEntry !== null) await addPending(decodeEntry(nextEntry), now);
+    if (nextEntry !== null) await addToBull(decodeEntry(nextEntry));
   };
 
   const processor =
@@ -324,7 +369,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     async (bullJob: BullJob<JobData, void, JobName>, token?: string): Promise<void> => {
       const bullId = bullJob.id!;
       const data = bullJob.data;
-      const attempt = Number(await run('llmwQueueStart', [keys.jobs, keys.attempts], [data.id, bullId]));
+      const attempt = Number(
+        await run('llmwQueueStart', [keys.jobs, keys.attempts, keys.pending], [data.id, bullId]),
+      );
       // A stale copy (re-added by a repair after the job ended): acknowledge without running.
       if (attempt === 0) return;
 
@@ -363,16 +410,16 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       }
     };
 
-  const closeWorker = async (timeoutMs: number): Promise<void> => {
-    if (worker === null) return;
-    const current = worker;
+  const closeWorkers = async (timeoutMs: number): Promise<void> => {
+    if (workers === null) return;
+    const current = workers;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(resolve, Math.max(0, timeoutMs), 'timeout');
     });
     // `pause` stops taking jobs and resolves once the running ones have finished. (`close()`
     // cannot be used for this: once called, a later forced `close(true)` waits for it.)
-    const drained = current.pause().then(() => 'drained' as const);
+    const drained = Promise.all(current.map((worker) => worker.pause())).then(() => 'drained' as const);
     drained.catch(() => {});
     const outcome = await Promise.race([drained, timedOut]);
     clearTimeout(timer);
@@ -393,7 +440,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         }),
       );
     }
-    await current.close(outcome === 'timeout').catch(() => {});
+    await Promise.all(current.map((worker) => worker.close(outcome === 'timeout').catch(() => {})));
   };
 
   return {
@@ -415,31 +462,39 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
           [job.id, encodeEntry(job), job.group ?? '', now],
         );
         if (placed === null) return false;
-        if (placed === 2) await addPending(job, now);
+        if (placed === 2) await addToBull(job);
         return true;
       });
     },
 
     consume(handler: JobHandler, consumeOptions: ConsumeOptions) {
-      if (worker !== null) throw new Error('consume() was called already');
+      if (workers !== null) throw new Error('consume() was called already');
       if (closing !== null) throw new Error('the queue is closed');
-      workerClient = createRedisClient(options.url, { role: 'blocking', logger });
-      worker = new Worker<JobData, void, JobName>(queueName, processor(handler), {
-        connection: connection(workerClient),
-        prefix: options.prefix,
-        concurrency: Math.max(1, consumeOptions.concurrency),
-        lockDuration: lockDurationMs,
-        stalledInterval: stalledIntervalMs,
-        maxStalledCount: MAX_STALLED_COUNT,
-        settings: { backoffStrategy: (attemptsMade: number) => defaultBackoffMs(attemptsMade) },
+      const blockingClient = createRedisClient(options.url, { role: 'blocking', logger });
+      workerClient = blockingClient;
+      const concurrency = Math.max(1, Math.floor(consumeOptions.concurrency));
+      const count = Math.ceil(concurrency / WORKER_SLICE);
+      const processJob = processor(handler);
+      // The workers share one command connection; each blocks on a connection of its own.
+      workers = Array.from({ length: count }, (_, index) => {
+        const worker = new Worker<JobData, void, JobName>(queueName, processJob, {
+          connection: connection(blockingClient),
+          prefix: options.prefix,
+          concurrency: Math.floor(concurrency / count) + (index < concurrency % count ? 1 : 0),
+          lockDuration: lockDurationMs,
+          stalledInterval: stalledIntervalMs,
+          maxStalledCount: MAX_STALLED_COUNT,
+          settings: { backoffStrategy: (attemptsMade: number) => defaultBackoffMs(attemptsMade) },
+        });
+        worker.on('error', (error) => logger?.warn({ err: error }, 'worker error'));
+        worker.on('failed', (bullJob, error) =>
+          logger?.warn(
+            { err: error, job_id: bullJob?.data.id },
+            'job run failed in BullMQ; it will be retried',
+          ),
+        );
+        return worker;
       });
-      worker.on('error', (error) => logger?.warn({ err: error }, 'worker error'));
-      worker.on('failed', (bullJob, error) =>
-        logger?.warn(
-          { err: error, job_id: bullJob?.data.id },
-          'job run failed in BullMQ; it will be retried',
-        ),
-      );
       runRepair();
       repairTimer = setInterval(runRepair, repairIntervalMs);
       repairTimer.unref();
@@ -468,7 +523,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     close(closeOptions?: CloseOptions) {
       closing ??= (async () => {
         if (repairTimer !== null) clearInterval(repairTimer);
-        await closeWorker(closeOptions?.timeoutMs ?? 10_000);
+        await closeWorkers(closeOptions?.timeoutMs ?? 10_000);
         await queue.close().catch(() => {});
         workerClient?.disconnect();
         client.disconnect();
