@@ -29,7 +29,10 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     const { openSqliteDatabase } = await import('./store/sqlite-database.js');
     const { createSqliteStore } = await import('./store/sqlite-store.js');
     const { createSqliteJobQueue } = await import('./queue/sqlite-job-queue.js');
-    const db = openSqliteDatabase({ path: join(config.dataDir, 'llm-webhook.db') });
+    const db = openSqliteDatabase({
+      path: join(config.dataDir, 'llm-webhook.db'),
+      syncEveryCommit: config.sqliteSynchronous === 'full',
+    });
     const store = createSqliteStore(db, limits);
     const queue = createSqliteJobQueue(db, { logger });
     return {

@@ -21,6 +21,8 @@ export interface Config {
   /** Redis mode: how long a worker's claim on a running job lasts without renewal; a dead worker's jobs return after about this long. */
   queueLockDurationMs: number;
   dataDir: string;
+  /** Embedded mode: fsync every commit (`full`, survives power loss) or not (`normal`, survives any process crash). */
+  sqliteSynchronous: 'normal' | 'full';
   apiKey: string | null;
   llmBaseUrl: string;
   llmModel: string;
@@ -165,6 +167,13 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     );
   }
 
+  const sqliteSynchronous = text('SQLITE_SYNCHRONOUS', 'normal').trim().toLowerCase();
+  if (sqliteSynchronous !== 'normal' && sqliteSynchronous !== 'full') {
+    problems.push(
+      `SQLITE_SYNCHRONOUS=${JSON.stringify(sqliteSynchronous)} is invalid: expected normal or full`,
+    );
+  }
+
   const queuePrefix = text('QUEUE_PREFIX', '{llm-webhook}');
   if (!/^[\w{}:.-]+$/.test(queuePrefix)) {
     problems.push(
@@ -180,6 +189,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     queuePrefix,
     queueLockDurationMs: integer('QUEUE_LOCK_DURATION_MS', 30_000, 1000, 3_600_000),
     dataDir: resolve(text('DATA_DIR', './data')),
+    sqliteSynchronous: sqliteSynchronous === 'full' ? 'full' : 'normal',
     apiKey: (env.API_KEY || env.LLM_API_KEY || '').trim() || null,
     llmBaseUrl: url('LLM_BASE_URL', 'https://openrouter.ai/api/v1', ['http', 'https'])!,
     llmModel: text('LLM_MODEL', 'openai/gpt-3.5-turbo-1106').trim(),
