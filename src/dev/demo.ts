@@ -46,9 +46,12 @@ async function main(): Promise<void> {
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'llm-webhook-demo-'));
   const base = `http://127.0.0.1:${port}`;
+  // Built, the entry point is dist/main.js; run from source (tests), src/main.ts through tsx.
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = fileURLToPath(new URL(fromSource ? '../main.ts' : '../main.js', import.meta.url));
   const service: ChildProcess = spawn(
     process.execPath,
-    [fileURLToPath(new URL('../main.js', import.meta.url)), 'all'],
+    [...(fromSource ? ['--import', 'tsx'] : []), entry, 'all'],
     {
       env: {
         PATH: process.env.PATH ?? '',
