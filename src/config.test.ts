@@ -117,7 +117,13 @@ describe('.env loading', () => {
         const c = loadConfig(); console.log(JSON.stringify([c.port, c.llmModel, c.rateLimit.max]));`;
       const output = execFileSync(
         process.execPath,
-        ['--import', 'tsx', '--input-type=module', '-e', script],
+        [
+          '--import',
+          new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url).href,
+          '--input-type=module',
+          '-e',
+          script,
+        ],
         {
           cwd: dir,
           env: { PATH: process.env.PATH ?? '', LLM_MODEL: 'from-environment' },
