@@ -25,6 +25,7 @@ import {
   type CloseOptions,
   type ConsumeOptions,
   defaultBackoffMs,
+  JOB_NAMES,
   type Job,
   type JobCounts,
   type JobHandler,
@@ -179,7 +180,14 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
 
   const entries = new Map<string, Entry>();
   const groups = new Map<string, Fifo<Entry>>();
-  const ready = new Fifo<Entry>();
+  // Two lanes: a delivery (its reply is ready) goes out before a new generation starts, so
+  // callbacks do not queue behind a backlog of LLM calls; within a lane, first in first out.
+  const readyDeliveries = new Fifo<Entry>();
+  const readyOthers = new Fifo<Entry>();
+  const pushReady = (entry: Entry): void => {
+    entry.state = 'ready';
+    (entry.name === JOB_NAMES.deliver ? readyDeliveries : readyOthers).push(entry);
+  };
   const delayed = new DelayHeap();
   let handler: JobHandler | null = null;
   let concurrency = 1;
@@ -264,8 +272,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
     const now = Date.now();
     for (let next = delayed.peek(); next !== undefined && next.runAtMs <= now; next = delayed.peek()) {
       delayed.pop();
-      next.state = 'ready';
-      ready.push(next);
+      pushReady(next);
     }
     armTimer();
     pump();
@@ -274,8 +281,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   /** Puts a runnable entry (ungrouped, or its group's head) on the ready list or the delay heap. */
   const schedule = (entry: Entry): void => {
     if (entry.runAtMs <= Date.now()) {
-      entry.state = 'ready';
-      ready.push(entry);
+      pushReady(entry);
     } else {
       entry.state = 'delayed';
       delayed.push(entry);
@@ -390,7 +396,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   const pump = (): void => {
     if (handler === null || closing) return;
     while (active < concurrency) {
-      const entry = ready.shift();
+      const entry = readyDeliveries.shift() ?? readyOthers.shift();
       if (entry === undefined) return;
       entry.state = 'active';
       active++;
