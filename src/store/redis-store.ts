@@ -6,8 +6,6 @@
  * - `task:<id>` hash: the record's fields; absent field = null. Expires `taskRetentionSeconds`
  *   after creation (PEXPIREAT, kept by later HSETs).
  * - `task:<id>:deliveries` list of delivery attempts (JSON), expiring with its task.
- * - `queued` sorted set of task ids in status `queued`, scored by creation time; entries of
- *   tasks that expired are dropped lazily by `listQueuedTaskIds`.
  * - `history:<conversation key>` list of `role \n at \n content` entries, trimmed to the last
  *   `max(2, historyMaxMessages)`, expiring `historyTtlSeconds` after the last append.
  * - `idem:<key>` hash {fingerprint, taskId} with the claim's TTL.
@@ -36,38 +34,30 @@ export interface RedisStoreOptions {
 
 /** Longest wait for `ping()`. */
 const PING_TIMEOUT_MS = 2000;
-/** Most stale `queued` entries one `listQueuedTaskIds` call inspects beyond its limit. */
-const QUEUED_SCAN_SLACK = 1000;
 
 const SCRIPTS = {
   llmwStoreCreateTask: {
-    keys: 3,
+    keys: 2,
     lua: `
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1`,
   },
   llmwStoreSetStatus: {
-    keys: 2,
+    keys: 1,
     lua: `
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return 0 end
-local status = ARGV[2]
+local status = ARGV[1]
 if (current == 'completed' or current == 'failed') and (status == 'queued' or status == 'processing') then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[3])
-if ARGV[4] == 'set' then
-  redis.call('HSET', KEYS[1], 'error', ARGV[5])
-elseif ARGV[4] == 'clear' then
+redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[2])
+if ARGV[3] == 'set' then
+  redis.call('HSET', KEYS[1], 'error', ARGV[4])
+elseif ARGV[3] == 'clear' then
   redis.call('HDEL', KEYS[1], 'error')
-end
-if status == 'queued' then
-  redis.call('ZADD', KEYS[2], redis.call('HGET', KEYS[1], 'createdMs'), ARGV[1])
-else
-  redis.call('ZREM', KEYS[2], ARGV[1])
 end
 return 1`,
   },
@@ -92,27 +82,25 @@ return 1`,
   // The generation ends once: the user message and the reply enter the history together with
   // the task update, or nothing happens (a task that already has completedAt).
   llmwStoreComplete: {
-    keys: 3,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
-local message = redis.call('HGET', KEYS[1], 'message')
-redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[6] .. '\\n' .. message, 'assistant\\n' .. ARGV[6] .. '\\n' .. ARGV[2])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[7])
-redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[2], 'model', ARGV[3], 'completedAt', ARGV[5],
-  'status', 'delivering', 'updatedAt', ARGV[6])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[4]) end
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1`,
-  },
-  llmwStoreFail: {
     keys: 2,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'error', ARGV[2], 'completedAt', ARGV[3], 'status', 'delivering', 'updatedAt', ARGV[4])
-redis.call('ZREM', KEYS[2], ARGV[1])
+local message = redis.call('HGET', KEYS[1], 'message')
+redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[5] .. '\\n' .. message, 'assistant\\n' .. ARGV[5] .. '\\n' .. ARGV[1])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[6])
+redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[1], 'model', ARGV[2], 'completedAt', ARGV[4],
+  'status', 'delivering', 'updatedAt', ARGV[5])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[3]) end
+return 1`,
+  },
+  llmwStoreFail: {
+    keys: 1,
+    lua: `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'error', ARGV[1], 'completedAt', ARGV[2], 'status', 'delivering', 'updatedAt', ARGV[3])
 return 1`,
   },
   // SET NX EX semantics, plus the answer for a key that is already claimed.
@@ -133,22 +121,6 @@ return {'created'}`,
     lua: `
 if redis.call('HGET', KEYS[1], 'taskId') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0`,
-  },
-  // Task keys are derived from the prefix inside the script; they share the prefix's hash tag.
-  llmwStoreListQueued: {
-    keys: 1,
-    lua: `
-local limit = tonumber(ARGV[2])
-local ids = redis.call('ZRANGE', KEYS[1], 0, limit + tonumber(ARGV[3]) - 1)
-local result = {}
-for _, id in ipairs(ids) do
-  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
-    if #result < limit then result[#result + 1] = id end
-  else
-    redis.call('ZREM', KEYS[1], id)
-  end
-end
-return result`,
   },
 } as const;
 
@@ -211,7 +183,6 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
   const deliveriesKey = (taskId: string): string => `${prefix}task:${taskId}:deliveries`;
   const historyKey = (key: string): string => `${prefix}history:${key}`;
   const idempotencyKey = (key: string): string => `${prefix}idem:${key}`;
-  const queuedKey = `${prefix}queued`;
   const taskRetentionMs = limits.taskRetentionSeconds * 1000;
   // The newest exchange is always kept, whatever the prompt limit, so a conversation stays visible.
   const historyKeep = Math.max(2, limits.historyMaxMessages);
@@ -251,8 +222,6 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
           task.callbackUrl,
           'createdAt',
           task.createdAt,
-          'createdMs',
-          createdAtMs,
           'status',
           'queued',
           'updatedAt',
@@ -267,8 +236,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
         if (task.metadata !== null) fields.push('metadata', JSON.stringify(task.metadata));
         await run(
           'llmwStoreCreateTask',
-          [taskKey(task.taskId), deliveriesKey(task.taskId), queuedKey],
-          [task.taskId, createdAtMs, createdAtMs + taskRetentionMs, ...fields],
+          [taskKey(task.taskId), deliveriesKey(task.taskId)],
+          [createdAtMs + taskRetentionMs, ...fields],
         );
       }),
 
@@ -284,8 +253,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
         const mode = error === undefined ? 'keep' : error === null ? 'clear' : 'set';
         await run(
           'llmwStoreSetStatus',
-          [taskKey(taskId), queuedKey],
-          [taskId, status, new Date().toISOString(), mode, error ? JSON.stringify(error) : ''],
+          [taskKey(taskId)],
+          [status, new Date().toISOString(), mode, error ? JSON.stringify(error) : ''],
         );
       }),
 
@@ -298,9 +267,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
       withRedis('complete generation', async () => {
         const applied = await run(
           'llmwStoreComplete',
-          [taskKey(taskId), historyKey(key), queuedKey],
+          [taskKey(taskId), historyKey(key)],
           [
-            taskId,
             generation.reply,
             generation.model,
             generation.usage === null ? '' : JSON.stringify(generation.usage),
@@ -317,8 +285,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
       withRedis('fail generation', async () => {
         const applied = await run(
           'llmwStoreFail',
-          [taskKey(taskId), queuedKey],
-          [taskId, JSON.stringify(error), completedAt, new Date().toISOString()],
+          [taskKey(taskId)],
+          [JSON.stringify(error), completedAt, new Date().toISOString()],
         );
         return applied === 1;
       }),
@@ -356,16 +324,6 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
     releaseIdempotencyKey: (key, taskId) =>
       withRedis('release idempotency key', async () => {
         await run('llmwStoreRelease', [idempotencyKey(key)], [taskId]);
-      }),
-
-    listQueuedTaskIds: (limit) =>
-      withRedis('list queued tasks', async () => {
-        if (limit <= 0) return [];
-        return (await run(
-          'llmwStoreListQueued',
-          [queuedKey],
-          [`${prefix}task:`, Math.trunc(limit), QUEUED_SCAN_SLACK],
-        )) as string[];
       }),
 
     ping: () =>

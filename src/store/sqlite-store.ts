@@ -128,9 +128,6 @@ export function createSqliteStore(
     `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
        callback_attempts = callback_attempts + 1, updated_at = ? WHERE task_id = ?`,
   );
-  const selectQueued = db.prepare<{ task_id: string }>(
-    `SELECT task_id FROM tasks WHERE status = 'queued' AND expires_at_ms > ? ORDER BY created_at LIMIT ?`,
-  );
 
   const selectConversation = db.prepare<ConversationRow>(
     'SELECT next_position, expires_at_ms FROM conversations WHERE conversation_key = ?',
@@ -325,11 +322,6 @@ export function createSqliteStore(
 
     async releaseIdempotencyKey(key, taskId) {
       await db.write(() => deleteIdempotencyKey.run(key, taskId));
-    },
-
-    listQueuedTaskIds(limit) {
-      if (limit <= 0) return Promise.resolve([]);
-      return db.read(() => selectQueued.all(Date.now(), Math.trunc(limit)).map((row) => row.task_id));
     },
 
     ping() {

@@ -301,7 +301,6 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
           expect((await store.getTaskById(task.taskId))?.taskId).toBe(task.taskId);
           await waitFor(async () => (await store.getTaskById(task.taskId)) === null, 'the task to expire');
           expect(await store.getTask('', task.taskId)).toBeNull();
-          expect(await store.listQueuedTaskIds(100)).not.toContain(task.taskId);
         },
         { taskRetentionSeconds: 1 },
       ));
@@ -380,18 +379,6 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
         for (const claim of claims) {
           if (claim.outcome !== 'created') expect(claim).toEqual({ outcome: 'replay', taskId: created[0] });
         }
-      }));
-
-    it('lists queued task ids', () =>
-      withStore(async (store) => {
-        const tasks = [newTask(), newTask(), newTask()];
-        for (const task of tasks) await store.createTask(task);
-        await store.setStatus(tasks[1]!.taskId, 'processing');
-        const queued = await store.listQueuedTaskIds(100);
-        expect([...queued].sort()).toEqual([tasks[0]!.taskId, tasks[2]!.taskId].sort());
-        expect(await store.listQueuedTaskIds(1)).toHaveLength(1);
-        await store.setStatus(tasks[0]!.taskId, 'processing');
-        expect(await store.listQueuedTaskIds(100)).toEqual([tasks[2]!.taskId]);
       }));
 
     it('answers ping', () =>

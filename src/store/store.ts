@@ -126,8 +126,6 @@ export interface Store {
   ): Promise<IdempotencyClaim>;
   /** Releases a claim whose task could not be created (so a retry can succeed). */
   releaseIdempotencyKey(key: string, taskId: string): Promise<void>;
-  /** Tasks in `queued` status (for re-enqueueing after a crash between store and queue). */
-  listQueuedTaskIds(limit: number): Promise<string[]>;
   /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
