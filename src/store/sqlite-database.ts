@@ -96,7 +96,6 @@ const MIGRATIONS: readonly string[] = [
     expires_at_ms INTEGER NOT NULL
   );
   CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
-  CREATE INDEX tasks_queued ON tasks (created_at) WHERE status = 'queued';
 
   CREATE TABLE conversations (
     conversation_key TEXT PRIMARY KEY,
