@@ -2,61 +2,23 @@
  * The embedded mode as a real process: SIGKILL with tasks in flight loses nothing, SIGTERM
  * drains and exits 0, a bad configuration stops start-up with one clear line.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MockLlm, startMockLlm } from '../../src/dev/mock-llm.js';
-import { type CallbackReceiver, startCallbackReceiver } from '../support/callback-receiver.js';
-import { startService } from '../support/start-service.js';
+import { describe, expect, it } from 'vitest';
+import { useDeployment } from '../support/deployment.js';
+import { postWebhook } from '../support/in-process-app.js';
 
-let llm: MockLlm;
-let receiver: CallbackReceiver;
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  llm = await startMockLlm();
-  receiver = await startCallbackReceiver();
-});
-
-afterAll(async () => {
-  await llm.close();
-  await receiver.close();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function env(dataDir: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    DATA_DIR: dataDir,
-    API_KEY: 'test-key',
-    LLM_BASE_URL: llm.url,
-    CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-    CALLBACK_RETRY_SCHEDULE: '100ms,100ms,100ms',
-    ...extra,
-  };
-}
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'llm-webhook-e2e-'));
-  dirs.push(dir);
-  return dir;
-}
+const { llm, receiver, env, tempDir, start, deliveredAll } = useDeployment();
 
 async function postMany(base: string, count: number, prefix: string): Promise<string[]> {
   return Promise.all(
     Array.from({ length: count }, async (_, n) => {
-      const response = await fetch(`${base}/webhook`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        // Ten conversations of two messages each: ordering and parallelism both in play.
-        body: JSON.stringify({
-          message: `${prefix} ${n}`,
-          callback_url: `${receiver.url}/${prefix}`,
-          conversation_id: `${prefix}-${n % 10}`,
-        }),
+      // Ten conversations of two messages each: ordering and parallelism both in play.
+      const { status, json } = await postWebhook(base, {
+        message: `${prefix} ${n}`,
+        callback_url: `${receiver.url}/${prefix}`,
+        conversation_id: `${prefix}-${n % 10}`,
       });
-      expect(response.status).toBe(200);
-      return ((await response.json()) as { task_id: string }).task_id;
+      expect(status).toBe(200);
+      return json.task_id as string;
     }),
   );
 }
@@ -65,7 +27,7 @@ describe('embedded mode, real process', () => {
   it('loses none of 20 tasks in flight when SIGKILLed, and delivers all after restart', async () => {
     const dataDir = tempDir();
     llm.setLatency(5_000);
-    const first = await startService({ env: env(dataDir) });
+    const first = await start('all', env({ DATA_DIR: dataDir }));
     const ids = await postMany(first.url, 20, 'kill');
     // Wait until the worker is inside LLM calls, then kill without warning.
     const deadline = Date.now() + 10_000;
@@ -76,14 +38,9 @@ describe('embedded mode, real process', () => {
     expect(receiver.received.filter((entry) => entry.json?.status === 'completed')).toHaveLength(0);
 
     llm.setLatency(10);
-    const second = await startService({ env: env(dataDir), port: first.port });
+    const second = await start('all', env({ DATA_DIR: dataDir }), { port: first.port });
     try {
-      await receiver.waitUntil(
-        (entries) =>
-          new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string)))
-            .size === 20,
-        30_000,
-      );
+      await deliveredAll(ids, 30_000);
       const delivered = new Set(receiver.received.map((entry) => entry.json?.task_id));
       for (const id of ids) expect(delivered.has(id)).toBe(true);
       for (const id of ids) {
@@ -98,7 +55,7 @@ describe('embedded mode, real process', () => {
   it('drains on SIGTERM, exits 0, and completes what was handed back after a restart', async () => {
     const dataDir = tempDir();
     llm.setLatency(3_000);
-    const first = await startService({ env: env(dataDir, { SHUTDOWN_TIMEOUT_MS: '500' }) });
+    const first = await start('all', env({ DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '500' }));
     const ids = await postMany(first.url, 10, 'term');
     const deadline = Date.now() + 10_000;
     while (llm.requests.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -107,14 +64,9 @@ describe('embedded mode, real process', () => {
     expect(first.logs.some((line) => line.msg === 'stopped')).toBe(true);
 
     llm.setLatency(10);
-    const second = await startService({ env: env(dataDir), port: first.port });
+    const second = await start('all', env({ DATA_DIR: dataDir }), { port: first.port });
     try {
-      await receiver.waitUntil(
-        (entries) =>
-          new Set(entries.map((entry) => entry.json?.task_id).filter((id) => ids.includes(id as string)))
-            .size === 10,
-        30_000,
-      );
+      await deliveredAll(ids, 30_000);
     } finally {
       expect((await second.kill('SIGTERM')).code).toBe(0);
     }
@@ -123,7 +75,7 @@ describe('embedded mode, real process', () => {
   it('logs JSON lines, each line about a task carrying its task_id', async () => {
     const dataDir = tempDir();
     llm.setLatency(0);
-    const service = await startService({ env: env(dataDir) });
+    const service = await start('all', env({ DATA_DIR: dataDir }));
     try {
       const [id] = await postMany(service.url, 1, 'logs');
       await receiver.waitUntil((entries) => entries.some((entry) => entry.json?.task_id === id), 20_000);
@@ -141,10 +93,11 @@ describe('embedded mode, real process', () => {
   });
 
   it('stops start-up on a bad value with one line naming the variable', async () => {
-    const service = await startService({
-      env: { DATA_DIR: tempDir(), WORKER_CONCURRENCY: 'lots' },
-      waitReady: false,
-    });
+    const service = await start(
+      'all',
+      { DATA_DIR: tempDir(), WORKER_CONCURRENCY: 'lots' },
+      { waitReady: false },
+    );
     const exit = await service.exited;
     expect(exit.code).toBe(1);
     const lines = service.stderr.join('').trim().split('\n');

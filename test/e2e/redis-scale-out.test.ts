@@ -3,108 +3,12 @@
  * conversation in order and deliver every callback once; role `all` runs both sides in one
  * process; every key of a run carries the QUEUE_PREFIX hash tag (one Redis Cluster slot).
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type MockChatMessage, type MockLlm, mockReplyText, startMockLlm } from '../../src/dev/mock-llm.js';
-import { createRedisClient } from '../../src/shared/redis-connection.js';
-import { type CallbackReceiver, startCallbackReceiver } from '../support/callback-receiver.js';
-import { type RedisServer, startRedisServer } from '../support/redis-server.js';
-import { type ServiceProcess, startService } from '../support/start-service.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { mockReplyText } from '../../src/dev/mock-llm.js';
+import { callingLlmTaskIds, lastUserMessage, scanKeys, until, useDeployment } from '../support/deployment.js';
 
-let llm: MockLlm;
-let receiver: CallbackReceiver;
-const services: ServiceProcess[] = [];
-const redisServers: RedisServer[] = [];
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  llm = await startMockLlm();
-  receiver = await startCallbackReceiver();
-});
-
-afterEach(async () => {
-  await Promise.all(services.splice(0).map((service) => service.kill('SIGKILL')));
-  await Promise.all(redisServers.splice(0).map((server) => server.stop()));
-  llm.reset();
-  receiver.reset();
-});
-
-afterAll(async () => {
-  await llm.close();
-  await receiver.close();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-interface Run {
-  redis: RedisServer;
-  prefix: string;
-  env: (extra?: Record<string, string>) => Record<string, string>;
-}
-
-/** A fresh redis-server and a fresh hash-tagged prefix: nothing is shared with another test. */
-async function freshRun(): Promise<Run> {
-  const redis = await startRedisServer();
-  redisServers.push(redis);
-  const prefix = `{t-${randomUUID().slice(0, 8)}}`;
-  const dataDir = mkdtempSync(join(tmpdir(), 'llm-webhook-redis-e2e-'));
-  dirs.push(dataDir);
-  return {
-    redis,
-    prefix,
-    env: (extra = {}) => ({
-      REDIS_URL: redis.url,
-      QUEUE_PREFIX: prefix,
-      DATA_DIR: dataDir,
-      RATE_LIMIT: 'off',
-      API_KEY: 'test-key',
-      LLM_BASE_URL: llm.url,
-      CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-      CALLBACK_RETRY_SCHEDULE: '100ms,100ms,100ms',
-      ...extra,
-    }),
-  };
-}
-
-async function start(role: 'all' | 'api' | 'worker', env: Record<string, string>): Promise<ServiceProcess> {
-  const service = await startService({ role, env });
-  services.push(service);
-  return service;
-}
-
-async function postWebhook(
-  base: string,
-  body: Record<string, unknown>,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const response = await fetch(`${base}/webhook`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
-}
-
-async function accept(base: string, body: Record<string, unknown>): Promise<string> {
-  const { status, json } = await postWebhook(base, body);
-  expect(status, JSON.stringify(json)).toBe(200);
-  return json.task_id as string;
-}
-
-/** Polls `check` every 50 ms until it returns true, failing after `timeoutMs`. */
-async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const { llm, receiver, freshRun, start, tempDir, accept, deliveredAll } = useDeployment();
 
 /** Unfinished jobs as the service reports them on /metrics (waiting + active + delayed). */
 async function unfinishedJobs(base: string): Promise<number> {
@@ -115,14 +19,6 @@ async function unfinishedJobs(base: string): Promise<number> {
   return values.length === 3 ? values.reduce((sum, value) => sum + value, 0) : Number.NaN;
 }
 
-function lastUserMessage(messages: readonly MockChatMessage[]): string {
-  return messages.filter((message) => message.role === 'user').at(-1)?.content ?? '';
-}
-
-function callingLlmTaskIds(service: ServiceProcess): string[] {
-  return service.logs.filter((line) => line.msg === 'calling LLM').map((line) => line.task_id as string);
-}
-
 /** Redis Cluster hashes only the part between the first `{` and the next `}` (when non-empty). */
 function hashTag(key: string): string | null {
   const open = key.indexOf('{');
@@ -130,22 +26,6 @@ function hashTag(key: string): string | null {
   const close = key.indexOf('}', open + 1);
   if (close === -1 || close === open + 1) return null;
   return key.slice(open + 1, close);
-}
-
-async function allKeys(url: string): Promise<string[]> {
-  const client = createRedisClient(url, { role: 'command' });
-  try {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await client.scan(cursor, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    return keys;
-  } finally {
-    client.disconnect();
-  }
 }
 
 describe('redis mode across processes', () => {
@@ -261,8 +141,7 @@ describe('redis mode across processes', () => {
   it('role all with REDIS_URL runs API and worker in one process, on Redis', async () => {
     const run = await freshRun();
     llm.setLatency(0);
-    const dataDir = mkdtempSync(join(tmpdir(), 'llm-webhook-redis-all-'));
-    dirs.push(dataDir);
+    const dataDir = tempDir();
     const service = await start('all', run.env({ DATA_DIR: dataDir }));
     expect(service.logs.some((line) => line.msg === 'worker started' && line.mode === 'redis')).toBe(true);
 
@@ -276,10 +155,7 @@ describe('redis mode across processes', () => {
         }),
       );
     }
-    await receiver.waitUntil(
-      (entries) => ids.every((id) => entries.some((entry) => entry.json?.task_id === id)),
-      20_000,
-    );
+    await deliveredAll(ids, 20_000);
     expect(receiver.received.map((entry) => entry.json?.task_id)).toEqual(ids);
     expect(llm.requests.map((request) => request.messages.length)).toEqual([1, 3, 5]);
     // Log lines travel through a pipe and may trail the callbacks.
@@ -299,7 +175,7 @@ describe('redis mode across processes', () => {
     ]);
     expect(history.messages[4]?.content).toBe('all 2');
     // Everything lives in Redis: the task records are there, and no SQLite file was written.
-    const keys = await allKeys(run.redis.url);
+    const keys = await scanKeys(run.redis.url);
     for (const id of ids) expect(keys).toContain(`${run.prefix}:task:${id}`);
     expect(existsSync(dataDir) ? readdirSync(dataDir) : []).toEqual([]);
   });
@@ -321,10 +197,7 @@ describe('redis mode across processes', () => {
     });
     expect(keyed.status).toBe(200);
     ids.push(((await keyed.json()) as { task_id: string }).task_id);
-    await receiver.waitUntil(
-      (entries) => ids.every((id) => entries.some((entry) => entry.json?.task_id === id)),
-      20_000,
-    );
+    await deliveredAll(ids, 20_000);
     // One task left unfinished, so the keys of a job in flight are part of the scan as well.
     llm.setLatency(60_000);
     const slow = await accept(api.url, {
@@ -337,7 +210,7 @@ describe('redis mode across processes', () => {
     );
     expect(slow).toEqual(expect.any(String));
 
-    const keys = await allKeys(run.redis.url);
+    const keys = await scanKeys(run.redis.url);
     const tag = run.prefix.slice(1, -1);
     const rateLimitPrefix = `${tag}:rate-limit:`;
     const untagged = keys.filter((key) => hashTag(key) !== tag);
