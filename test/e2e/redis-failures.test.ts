@@ -180,17 +180,20 @@ describe('redis mode failures across processes', () => {
       const record = (await (await fetch(`${second.url}/tasks/${id}`)).json()) as { status: string };
       expect(['delivering', 'completed']).toContain(record.status);
     }
-    // Within a conversation, a message answered 200 before the next one was sent is answered first.
-    const firstDelivery = new Map<string, number>();
-    receiver.received.forEach((entry, index) => {
-      const id = entry.json?.task_id as string;
-      if (!firstDelivery.has(id)) firstDelivery.set(id, index);
+    // Within a conversation, a message answered 200 before the next one was sent is answered
+    // first: its LLM call comes first. (Callbacks are separate jobs and may overtake each other.)
+    const firstCall = new Map<string, number>();
+    llm.requests.forEach((request, index) => {
+      const message = lastUserMessage(request.messages);
+      if (!firstCall.has(message)) firstCall.set(message, index);
     });
     let ordered = 0;
     for (const a of accepted) {
       for (const b of accepted) {
         if (a.n % 10 !== b.n % 10 || a.answeredAt >= b.sentAt) continue;
-        expect(firstDelivery.get(a.id)!, `${a.n} before ${b.n}`).toBeLessThan(firstDelivery.get(b.id)!);
+        expect(firstCall.get(`burst ${a.n}`)!, `${a.n} before ${b.n}`).toBeLessThan(
+          firstCall.get(`burst ${b.n}`)!,
+        );
         ordered += 1;
       }
     }
