@@ -353,3 +353,11 @@ export function inspectHttpUrl(
 export function isHttpUrl(text: string): boolean {
   return inspectHttpUrl(text) === null;
 }
+
+/** The documented errors of a rate-limited route taking a JSON body (413, 415, 422, 429). */
+export const jsonBodyErrorResponses = {
+  413: errorResponse('Body larger than BODY_LIMIT_BYTES.', 'Request body is larger than 262144 bytes'),
+  415: errorResponse('Body is not application/json.', 'Unsupported media type: send application/json'),
+  422: { description: 'Validation error.', ...validationErrorSchema },
+  429: errorResponse('Rate limit exceeded.', 'Rate limit exceeded: 5 per 1 minute'),
+} as const;

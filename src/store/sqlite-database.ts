@@ -224,6 +224,24 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
    * Returns `false`, with nothing settled and the transaction rolled back, when a write threw:
    * the caller then runs the batch again write by write.
    */
+  /** Commits the open transaction; on failure rolls back and fails every write of `batch`. */
+  const commitOrFail = (batch: readonly PendingWrite[]): boolean => {
+    try {
+      commit.run();
+      return true;
+    } catch (error) {
+      if (raw.inTransaction) {
+        try {
+          rollback.run();
+        } catch {
+          // The connection is broken; every write of the batch fails below either way.
+        }
+      }
+      failAll(batch, unavailable('The database could not commit', error));
+      return false;
+    }
+  };
+
   const runBatchPlain = (batch: readonly PendingWrite[]): boolean => {
     try {
       begin.run();
@@ -244,19 +262,7 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
       }
       return false;
     }
-    try {
-      commit.run();
-    } catch (error) {
-      if (raw.inTransaction) {
-        try {
-          rollback.run();
-        } catch {
-          // The connection is broken; every write of the batch fails below either way.
-        }
-      }
-      failAll(batch, unavailable('The database could not commit', error));
-      return true;
-    }
+    if (!commitOrFail(batch)) return true;
     for (let index = 0; index < batch.length; index++) batch[index]!.resolve(values[index]);
     return true;
   };
@@ -302,19 +308,7 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
         outcomes.push({ ok: false, error });
       }
     }
-    try {
-      commit.run();
-    } catch (error) {
-      if (raw.inTransaction) {
-        try {
-          rollback.run();
-        } catch {
-          // The connection is broken; every write of the batch fails below either way.
-        }
-      }
-      failAll(batch, unavailable('The database could not commit', error));
-      return [];
-    }
+    if (!commitOrFail(batch)) return [];
     settle(batch, outcomes);
     return [];
   };

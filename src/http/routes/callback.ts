@@ -8,8 +8,7 @@ import {
   callbackBodySchema,
   callbackListSchema,
   callbackReceivedSchema,
-  errorResponse,
-  validationErrorSchema,
+  jsonBodyErrorResponses,
 } from '../schemas.js';
 
 export const CALLBACK_HISTORY_SIZE = 100;
@@ -32,16 +31,7 @@ export function registerCallbackRoutes(app: FastifyInstance, options: CallbackRo
         body: callbackBodySchema,
         response: {
           200: { description: 'Received.', ...callbackReceivedSchema },
-          413: errorResponse(
-            'Body larger than BODY_LIMIT_BYTES.',
-            'Request body is larger than 262144 bytes',
-          ),
-          415: errorResponse(
-            'Body is not application/json.',
-            'Unsupported media type: send application/json',
-          ),
-          422: { description: 'Validation error.', ...validationErrorSchema },
-          429: errorResponse('Rate limit exceeded.', 'Rate limit exceeded: 5 per 1 minute'),
+          ...jsonBodyErrorResponses,
         },
       },
     },
