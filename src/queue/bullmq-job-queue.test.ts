@@ -223,26 +223,6 @@ describe('bullmq job queue', () => {
     await waitFor(() => finished === total, 'all jobs running together, then finished', 30_000);
   });
 
-  it('runs waiting deliveries before waiting generations', async () => {
-    const prefix = `t-${randomUUID()}`;
-    const queue = openQueue({ prefix });
-    for (let index = 0; index < 5; index++) {
-      await queue.enqueue({ id: `gen-${index}`, name: 'generate', taskId: `g${index}`, group: `c${index}` });
-    }
-    await queue.enqueue({ id: 'deliver-0', name: 'deliver', taskId: 'd0' });
-    const order: string[] = [];
-    queue.consume(
-      async (job) => {
-        order.push(job.id);
-        return { type: 'done' };
-      },
-      { concurrency: 1 },
-    );
-    await waitFor(() => order.length === 6, 'every job');
-    expect(order[0]).toBe('deliver-0');
-    expect(order.slice(1)).toEqual(['gen-0', 'gen-1', 'gen-2', 'gen-3', 'gen-4']);
-  });
-
   it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
     const prefix = `t-${randomUUID()}`;
     // .mts: an ES module wherever it lives (top-level await).

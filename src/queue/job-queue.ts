@@ -9,6 +9,8 @@
  * - Ordered groups: jobs sharing a `group` run one at a time, in `enqueue` order; a job waiting
  *   for its retry delay keeps its group blocked. Jobs of different groups (or without a group)
  *   run in parallel, up to `concurrency` per consumer process.
+ * - Deliveries first: a waiting `deliver` job runs before a waiting `generate` job, so callbacks
+ *   whose reply is ready never queue behind a backlog of LLM calls.
  * - Retries: a handler returning `{ type: 'retry', delayMs }` runs again after the delay with
  *   `attempt + 1`; a handler throwing `PermanentJobError` ends the job; any other throw is retried
  *   with a backoff (`defaultBackoffMs`).

@@ -135,26 +135,3 @@ describe('createSqliteJobQueue', () => {
     await expect(queue.ping()).rejects.toThrow(/closed/);
   });
 });
-
-describe('createSqliteJobQueue: deliveries first', () => {
-  it('runs a waiting delivery before waiting generations, each lane in enqueue order', async () => {
-    const db = openSqliteDatabase({ path: join(dir, `${randomUUID()}.sqlite`) });
-    const queue = createSqliteJobQueue(db);
-    for (const n of [1, 2, 3])
-      await queue.enqueue({ id: `g${n}`, name: 'generate', taskId: `t${n}`, group: `c${n}` });
-    await queue.enqueue({ id: 'd1', name: 'deliver', taskId: 't9' });
-    await queue.enqueue({ id: 'd2', name: 'deliver', taskId: 't8' });
-    const order: string[] = [];
-    queue.consume(
-      async (job) => {
-        order.push(job.id);
-        return { type: 'done' };
-      },
-      { concurrency: 1 },
-    );
-    await waitFor(() => order.length === 5, 'all five jobs');
-    expect(order).toEqual(['d1', 'd2', 'g1', 'g2', 'g3']);
-    await queue.close({ timeoutMs: 1000 });
-    db.close();
-  });
-});
