@@ -143,13 +143,13 @@ export function createSqliteStore(
   );
   const deleteMessagesBefore = db.prepare('DELETE FROM history WHERE conversation_key = ? AND position < ?');
   const deleteMessages = db.prepare('DELETE FROM history WHERE conversation_key = ?');
+  // Positions are contiguous (appendExchange), so the last `limit` messages are a range of the
+  // index read in order: no sort, no scan past the window.
   const selectHistory = db.prepare<HistoryMessage>(
-    `SELECT role, content, at FROM (
-       SELECT h.role, h.content, h.at, h.position FROM conversations c
-       JOIN history h ON h.conversation_key = c.conversation_key
-       WHERE c.conversation_key = ? AND c.expires_at_ms > ?
-       ORDER BY h.position DESC LIMIT ?
-     ) ORDER BY position ASC`,
+    `SELECT h.role, h.content, h.at FROM conversations c
+     JOIN history h ON h.conversation_key = c.conversation_key AND h.position >= c.next_position - ?
+     WHERE c.conversation_key = ? AND c.expires_at_ms > ?
+     ORDER BY h.position`,
   );
 
   const selectIdempotencyKey = db.prepare<IdempotencyRow>(
@@ -292,7 +292,7 @@ export function createSqliteStore(
 
     getHistory(key: string, limit: number) {
       if (limit <= 0) return Promise.resolve([]);
-      return db.read(() => selectHistory.all(key, Date.now(), Math.trunc(limit)));
+      return db.read(() => selectHistory.all(Math.trunc(limit), key, Date.now()));
     },
 
     deleteHistory(key: string) {
