@@ -13,6 +13,7 @@ import { createSsrfPolicy } from './delivery/ssrf-guard.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
 import { createLlmClient } from './llm/llm-client.js';
+import { startOutboundThread } from './outbound/threaded-outbound.js';
 import type { Logger } from './shared/logger.js';
 import { createMetrics } from './shared/metrics.js';
 import { USER_AGENT } from './shared/version.js';
@@ -52,17 +53,26 @@ export async function createApp(
   const runsApi = role !== 'worker';
   const runsWorker = role !== 'api';
 
-  const sender = runsWorker
-    ? createCallbackSender({
-        timeoutMs: config.callbackTimeoutMs,
-        policy: createSsrfPolicy(config),
-        userAgent: USER_AGENT,
-        ...(overrides.lookup === undefined ? {} : { lookup: overrides.lookup }),
-      })
-    : null;
-  const llm = runsWorker
-    ? createLlmClient({ baseUrl: config.llmBaseUrl, apiKey: config.apiKey, timeoutMs: config.llmTimeoutMs })
-    : null;
+  // The outbound thread cannot use a resolver passed in by a test: that one runs in-process.
+  const outbound =
+    runsWorker && config.outboundThread && overrides.lookup === undefined
+      ? startOutboundThread({ config, userAgent: USER_AGENT, logger })
+      : null;
+  const sender =
+    outbound?.sender ??
+    (runsWorker
+      ? createCallbackSender({
+          timeoutMs: config.callbackTimeoutMs,
+          policy: createSsrfPolicy(config),
+          userAgent: USER_AGENT,
+          ...(overrides.lookup === undefined ? {} : { lookup: overrides.lookup }),
+        })
+      : null);
+  const llm =
+    outbound?.llm ??
+    (runsWorker
+      ? createLlmClient({ baseUrl: config.llmBaseUrl, apiKey: config.apiKey, timeoutMs: config.llmTimeoutMs })
+      : null);
 
   const server = runsApi
     ? await buildServer({

@@ -4,6 +4,7 @@
  * one line per problem, naming the variable and the form it takes.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
@@ -23,6 +24,8 @@ export interface Config {
   dataDir: string;
   /** Embedded mode: fsync every commit (`full`, survives power loss) or not (`normal`, survives any process crash). */
   sqliteSynchronous: 'normal' | 'full';
+  /** Worker: LLM calls and callbacks run on a thread of their own (`OUTBOUND_THREAD`; `auto`: when the machine has two or more CPUs). */
+  outboundThread: boolean;
   apiKey: string | null;
   llmBaseUrl: string;
   llmModel: string;
@@ -174,6 +177,13 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     );
   }
 
+  const outboundThreadText = text('OUTBOUND_THREAD', 'auto').trim().toLowerCase();
+  if (!['auto', 'on', 'off'].includes(outboundThreadText)) {
+    problems.push(
+      `OUTBOUND_THREAD=${JSON.stringify(outboundThreadText)} is invalid: expected auto, on or off`,
+    );
+  }
+
   const queuePrefix = text('QUEUE_PREFIX', '{llm-webhook}');
   if (!/^[\w{}:.-]+$/.test(queuePrefix)) {
     problems.push(
@@ -190,6 +200,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     queueLockDurationMs: integer('QUEUE_LOCK_DURATION_MS', 30_000, 1000, 3_600_000),
     dataDir: resolve(text('DATA_DIR', './data')),
     sqliteSynchronous: sqliteSynchronous === 'full' ? 'full' : 'normal',
+    outboundThread: outboundThreadText === 'auto' ? availableParallelism() >= 2 : outboundThreadText === 'on',
     apiKey: (env.API_KEY || env.LLM_API_KEY || '').trim() || null,
     llmBaseUrl: url('LLM_BASE_URL', 'https://openrouter.ai/api/v1', ['http', 'https'])!,
     llmModel: text('LLM_MODEL', 'openai/gpt-3.5-turbo-1106').trim(),

@@ -1,0 +1,96 @@
+/**
+ * The outbound thread's entry point: the real LLM client and callback sender, driven by batches
+ * of requests from the worker's event loop (threaded-outbound.ts). Replies go back in batches
+ * too, one message per turn of this thread's event loop.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createCallbackSender } from '../delivery/send-callback.js';
+import { createSsrfPolicy } from '../delivery/ssrf-guard.js';
+import { createLlmClient } from '../llm/llm-client.js';
+import { LLM_ERROR_TYPES, LlmError } from '../llm/llm-errors.js';
+import {
+  llmErrorToData,
+  type OutboundReply,
+  type OutboundRequest,
+  type OutboundThreadData,
+} from './protocol.js';
+
+const port = parentPort;
+if (port === null) throw new Error('outbound-thread.ts runs as a worker thread only');
+
+const { config, userAgent } = workerData as OutboundThreadData;
+const llm = createLlmClient({
+  baseUrl: config.llmBaseUrl,
+  apiKey: config.apiKey,
+  timeoutMs: config.llmTimeoutMs,
+});
+const sender = createCallbackSender({
+  timeoutMs: config.callbackTimeoutMs,
+  policy: createSsrfPolicy(config),
+  userAgent,
+});
+
+let outbox: OutboundReply[] = [];
+const flush = (): void => {
+  const batch = outbox;
+  outbox = [];
+  port.postMessage(batch);
+};
+const reply = (message: OutboundReply): void => {
+  if (outbox.push(message) === 1) setImmediate(flush);
+};
+
+const aborts = new Map<number, AbortController>();
+
+const complete = async (request: Extract<OutboundRequest, { op: 'complete' }>): Promise<void> => {
+  let controller: AbortController | undefined;
+  if (request.abortable) {
+    controller = new AbortController();
+    aborts.set(request.id, controller);
+  }
+  try {
+    const value = await llm.complete(
+      { model: request.model, messages: request.messages },
+      controller?.signal,
+    );
+    reply({ op: 'complete', id: request.id, ok: true, value });
+  } catch (error) {
+    const llmError =
+      error instanceof LlmError
+        ? error
+        : new LlmError({ type: LLM_ERROR_TYPES.badResponse, message: String(error), retryable: true });
+    reply({ op: 'complete', id: request.id, ok: false, error: llmErrorToData(llmError) });
+  } finally {
+    if (controller !== undefined) aborts.delete(request.id);
+  }
+};
+
+let closing = false;
+
+port.on('message', (batch: OutboundRequest[]) => {
+  for (const request of batch) {
+    switch (request.op) {
+      case 'complete':
+        void complete(request);
+        break;
+      case 'abort':
+        aborts.get(request.id)?.abort();
+        break;
+      case 'send':
+        void sender.send(request.url, request.body, request.headers).then((outcome) => {
+          reply({ op: 'send', id: request.id, outcome });
+        });
+        break;
+      case 'close':
+        if (closing) break;
+        closing = true;
+        // Calls in flight finish and are answered; then the pools close and the thread ends.
+        void sender.close().finally(() => {
+          llm.close?.();
+          if (outbox.length > 0) flush();
+          port.close();
+        });
+        break;
+    }
+  }
+});

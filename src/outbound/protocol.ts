@@ -1,0 +1,49 @@
+/**
+ * The messages between the worker's event loop and its outbound thread (outbound-thread.ts).
+ * Everything crossing is plain data (structured clone): an `LlmError` travels as its fields and
+ * is rebuilt on arrival, so `generate-reply.ts` sees the same error either way.
+ */
+import type { Config } from '../config.js';
+import type { DeliveryOutcome } from '../delivery/send-callback.js';
+import type { ChatMessage, LlmCompletion } from '../llm/llm-client.js';
+import { LlmError } from '../llm/llm-errors.js';
+
+/** What the thread is started with. */
+export interface OutboundThreadData {
+  config: Config;
+  userAgent: string;
+}
+
+export type OutboundRequest =
+  | { op: 'complete'; id: number; model: string; messages: ChatMessage[]; abortable: boolean }
+  | { op: 'abort'; id: number }
+  | { op: 'send'; id: number; url: string; body: string; headers: Record<string, string> }
+  | { op: 'close' };
+
+/** An `LlmError` as data. */
+export interface LlmErrorData {
+  type: string;
+  message: string;
+  retryable: boolean;
+  status?: number;
+  retryAfterMs?: number;
+}
+
+export type OutboundReply =
+  | { op: 'complete'; id: number; ok: true; value: LlmCompletion }
+  | { op: 'complete'; id: number; ok: false; error: LlmErrorData }
+  | { op: 'send'; id: number; outcome: DeliveryOutcome };
+
+export function llmErrorToData(error: LlmError): LlmErrorData {
+  return {
+    type: error.type,
+    message: error.message,
+    retryable: error.retryable,
+    ...(error.status === undefined ? {} : { status: error.status }),
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  };
+}
+
+export function llmErrorFromData(data: LlmErrorData): LlmError {
+  return new LlmError(data);
+}
