@@ -29,7 +29,11 @@ const importers = (pattern: RegExp): string[] =>
 describe('boundaries', () => {
   it.each([
     ['bullmq', /from 'bullmq'/, ['src/queue/bullmq-job-queue.ts']],
-    ['better-sqlite3', /from 'better-sqlite3'/, ['src/store/sqlite-database.ts']],
+    [
+      'better-sqlite3',
+      /from 'better-sqlite3'/,
+      ['src/store/sqlite-checkpointer.ts', 'src/store/sqlite-database.ts'],
+    ],
     ['openai', /from 'openai'/, ['src/llm/llm-client.ts']],
     ['prom-client', /from 'prom-client'/, ['src/shared/metrics.ts']],
     ['standardwebhooks', /from 'standardwebhooks'/, ['src/delivery/sign.ts']],

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -79,6 +79,38 @@ describe('openSqliteDatabase', () => {
     const keys = reopened.prepare<{ key: string }>('SELECT key FROM idempotency_keys ORDER BY key').all();
     expect(keys.map((row) => row.key)).toEqual(['committed', 'pending']);
     reopened.close();
+  });
+
+  it('checkpoints from a background thread once busy, so the database file alone holds the commits', async () => {
+    const rowsInFileAlone = async (backgroundCheckpoints: boolean) => {
+      const path = join(dir, `checkpoint-${String(backgroundCheckpoints)}.sqlite`);
+      const db = openSqliteDatabase({ path, backgroundCheckpoints });
+      const insert = db.prepare(
+        `INSERT INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, 'f', 't', 0)`,
+      );
+      // One commit per write: past the point where checkpoints move to the thread.
+      for (let index = 0; index < 100; index++) await db.write(() => insert.run(`key-${index}`));
+      const autocheckpoint = () =>
+        db.prepare<{ wal_autocheckpoint: number }>('PRAGMA wal_autocheckpoint').get()?.wal_autocheckpoint;
+      // Give the thread time to start and run a checkpoint or two.
+      for (let waited = 0; waited < 5000 && backgroundCheckpoints && autocheckpoint() !== 0; waited += 50) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const setting = autocheckpoint();
+      // The database file without its write-ahead log: only what a checkpoint copied there.
+      const copy = join(dir, `copy-${String(backgroundCheckpoints)}.sqlite`);
+      copyFileSync(path, copy);
+      const copied = openSqliteDatabase({ path: copy, backgroundCheckpoints: false });
+      const count = copied.prepare<{ n: number }>('SELECT count(*) AS n FROM idempotency_keys').get()?.n;
+      copied.close();
+      db.close();
+      return { setting, count };
+    };
+    // SQLite alone checkpoints only past 1,000 pages of log: these rows are still in the log.
+    expect(await rowsInFileAlone(false)).toEqual({ setting: 1000, count: 0 });
+    // The thread took over (the writer no longer checkpoints) and copied every commit.
+    expect(await rowsInFileAlone(true)).toEqual({ setting: 0, count: 100 });
   });
 
   it('rejects with BackendUnavailableError once closed', async () => {

@@ -1,7 +1,8 @@
 /**
- * The embedded mode's one SQLite file, and the only importer of `better-sqlite3`. It owns the
- * connection, its pragmas, the schema (migrated with `user_version`) and group commit; the store
- * and the job queue drivers build on the handle it returns.
+ * The embedded mode's one SQLite file, and (with its checkpoint thread, sqlite-checkpointer.ts)
+ * the only importer of `better-sqlite3`. It owns the connection, its pragmas, the schema
+ * (migrated with `user_version`) and group commit; the store and the job queue drivers build on
+ * the handle it returns.
  *
  * Group commit: every `write` requested in one turn of the event loop runs in ONE transaction on
  * `setImmediate`, and every promise settles only after COMMIT: a resolved write survives a
@@ -11,8 +12,11 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { BackendUnavailableError } from '../shared/errors.js';
+import { startThread } from '../shared/threads.js';
+import type { CheckpointerData, CheckpointerMessage } from './sqlite-checkpointer.js';
 
 export type SqlValue = string | number | bigint | Buffer | null;
 
@@ -67,7 +71,16 @@ export interface OpenSqliteDatabaseOptions {
    * a resolved write survives the process's death, not the machine's.
    */
   syncEveryCommit?: boolean;
+  /** Checkpoint from a background thread once the database is busy (default `true`; files only). */
+  backgroundCheckpoints?: boolean;
 }
+
+/** Batches committed before checkpoints move to the background thread. */
+const BACKGROUND_CHECKPOINT_AFTER_COMMITS = 64;
+/** How often the background thread checkpoints. */
+const CHECKPOINT_INTERVAL_MS = 100;
+/** SQLite's own default: the committing connection checkpoints past this many log pages. */
+const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
 
 /**
  * Schema versions, applied in order; `PRAGMA user_version` holds how many have run. Append only:
@@ -219,11 +232,6 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     for (const write of batch) write.reject(error);
   };
 
-  /**
-   * The common case: every write of `batch` in one transaction with no per-write savepoint.
-   * Returns `false`, with nothing settled and the transaction rolled back, when a write threw:
-   * the caller then runs the batch again write by write.
-   */
   /** Commits the open transaction; on failure rolls back and fails every write of `batch`. */
   const commitOrFail = (batch: readonly PendingWrite[]): boolean => {
     try {
@@ -242,6 +250,11 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     }
   };
 
+  /**
+   * The common case: every write of `batch` in one transaction with no per-write savepoint.
+   * Returns `false`, with nothing settled and the transaction rolled back, when a write threw:
+   * the caller then runs the batch again write by write.
+   */
   const runBatchPlain = (batch: readonly PendingWrite[]): boolean => {
     try {
       begin.run();
@@ -313,10 +326,46 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     return [];
   };
 
+  // Checkpoints move to a thread once the database has seen some traffic (a short-lived one,
+  // such as a test's, never starts it); until the thread is up, and if it ever stops, the
+  // committing connection checkpoints as SQLite does by default.
+  let checkpointer: Worker | null = null;
+  let commits = 0;
+  const startCheckpointer = (): void => {
+    const data: CheckpointerData = {
+      path: options.path,
+      intervalMs: CHECKPOINT_INTERVAL_MS,
+      synchronous: options.syncEveryCommit === true ? 'FULL' : 'NORMAL',
+    };
+    const thread = startThread(import.meta.url, './sqlite-checkpointer', { workerData: data });
+    thread.unref();
+    thread.on('message', (message: CheckpointerMessage) => {
+      if (message === 'ready' && !closed) raw.pragma('wal_autocheckpoint = 0');
+    });
+    // Its failure is not the writer's: the writer goes back to checkpointing by itself.
+    thread.on('error', () => {});
+    thread.on('exit', () => {
+      if (checkpointer === thread) checkpointer = null;
+      try {
+        if (!closed) raw.pragma(`wal_autocheckpoint = ${DEFAULT_AUTOCHECKPOINT_PAGES}`);
+      } catch {
+        // A broken connection fails its next write and says so there.
+      }
+    });
+    checkpointer = thread;
+  };
+
   const flush = (): void => {
     flushHandle = null;
     let batch = pending;
     pending = [];
+    if (
+      ++commits === BACKGROUND_CHECKPOINT_AFTER_COMMITS &&
+      !inMemory &&
+      options.backgroundCheckpoints !== false
+    ) {
+      startCheckpointer();
+    }
     if (runBatchPlain(batch)) return;
     while (batch.length > 0) batch = runBatchIsolated(batch);
   };
@@ -360,6 +409,8 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
         flush();
       }
       closed = true;
+      checkpointer?.postMessage('close' satisfies CheckpointerMessage);
+      checkpointer = null;
       statements.clear();
       raw.close();
     },
