@@ -209,7 +209,12 @@ function classify(parsed: ParsedAddress): string | null {
 interface CompiledAllowList {
   names: ReadonlySet<string>;
   addresses: BlockList;
+  /** `checkCallbackUrl`'s verdicts by normalised host: a service sees the same few hosts again and again. */
+  verdicts: Map<string, string | null>;
 }
+
+/** Hosts whose verdict is kept per policy; the cache starts afresh when full. */
+const VERDICT_CACHE_SIZE = 1024;
 
 /** Whether `host` (normalised) is an allow-listed name, exactly or under a `*.` entry. */
 function isAllowedName(host: string, names: ReadonlySet<string>): boolean {
@@ -257,7 +262,7 @@ function compile(policy: SsrfPolicy): CompiledAllowList {
     const names = new Set<string>();
     const addresses = new BlockList();
     for (const entry of policy.allowedHosts) addAllowEntry(entry, names, addresses);
-    compiled = { names, addresses };
+    compiled = { names, addresses, verdicts: new Map() };
     compiledPolicies.set(policy, compiled);
   }
   return compiled;
@@ -326,15 +331,26 @@ export function checkCallbackUrl(
   }
   if (policy.allowPrivate) return { allowed: true };
   const host = normaliseHostname(url.hostname);
-  if (isAllowedName(host, compile(policy).names)) return { allowed: true };
+  const { verdicts } = compile(policy);
+  let reason = verdicts.get(host);
+  if (reason === undefined) {
+    reason = hostVerdict(host, policy);
+    if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.clear();
+    verdicts.set(host, reason);
+  }
+  return reason === null
+    ? { allowed: true }
+    : { allowed: false, reason: `the host ${url.hostname} is a ${reason}` };
+}
+
+/** Why a callback may not go to `host` (normalised), or `null` when it may. */
+function hostVerdict(host: string, policy: SsrfPolicy): string | null {
+  if (isAllowedName(host, compile(policy).names)) return null;
   if (parseAddress(host) !== null) {
     const reason = blockedReason(host, policy);
-    return reason === null
-      ? { allowed: true }
-      : { allowed: false, reason: `the host ${url.hostname} is a ${reason} address` };
+    return reason === null ? null : `${reason} address`;
   }
-  if (isLocalhostName(host)) return { allowed: false, reason: `the host ${url.hostname} is a loopback name` };
-  return { allowed: true };
+  return isLocalhostName(host) ? 'loopback name' : null;
 }
 
 /** The resolver a guarded lookup asks: `dns.lookup` with `all: true`, or a stand-in for tests. */

@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
+import secureJson from 'secure-json-parse';
 import type { Config } from '../config.js';
 import { createSsrfPolicy } from '../delivery/ssrf-guard.js';
 import type { JobQueue } from '../queue/job-queue.js';
@@ -85,6 +86,34 @@ const MAX_PARAM_LENGTH = 8192;
 /** Probes and scrapes are logged at debug, so they do not drown the request log. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
+/** Keys that could poison prototypes: a body holding one is refused whole. */
+const FORBIDDEN_KEYS = { protoAction: 'error', constructorAction: 'error' } as const;
+/** What secure-json-parse throws for such a key. */
+const FORBIDDEN_KEY_MESSAGE = 'Object contains forbidden prototype property';
+/** Deepest nesting of arrays and objects accepted; deeper bodies would exhaust the stack downstream. */
+const MAX_JSON_DEPTH = 64;
+
+/** Whether `text` opens more than `limit` arrays or objects inside one another (strings skipped). */
+function nestedDeeperThan(text: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c)
+        index++; // a backslash escapes the next character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) {
+      inString = true;
+    } else if (code === 0x7b || code === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (code === 0x7d || code === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 /**
  * Parses JSON bodies. Malformed JSON and keys that could poison prototypes (`__proto__`, or a
  * `constructor` carrying `prototype`) are answered 422 `json_invalid`, never parsed into objects.
@@ -103,19 +132,20 @@ function parseJsonBody(
     );
     return;
   }
-  try {
+  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
     done(
-      null,
-      JSON.parse(text, (key, value: unknown) => {
-        if (key === '__proto__') throw new ForbiddenKeyError();
-        if (key === 'constructor' && value !== null && typeof value === 'object' && 'prototype' in value) {
-          throw new ForbiddenKeyError();
-        }
-        return value;
-      }),
+      new RequestValidationError(
+        [jsonInvalidIssue(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`)],
+        null,
+      ),
     );
+    return;
+  }
+  try {
+    // Plain JSON.parse; the whole object is scanned only when the text holds a suspect key.
+    done(null, secureJson.parse(text, undefined, FORBIDDEN_KEYS));
   } catch (error) {
-    if (error instanceof ForbiddenKeyError) {
+    if (error instanceof SyntaxError && error.message === FORBIDDEN_KEY_MESSAGE) {
       done(new RequestValidationError([jsonInvalidIssue(error.message)], null));
       return;
     }
@@ -127,12 +157,6 @@ function parseJsonBody(
         null,
       ),
     );
-  }
-}
-
-class ForbiddenKeyError extends Error {
-  constructor() {
-    super('Object contains forbidden prototype property');
   }
 }
 

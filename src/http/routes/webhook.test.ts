@@ -256,6 +256,26 @@ describe('POST /webhook: 422 in FastAPI shape', () => {
     expect((await queue.counts()).waiting).toBe(0);
   });
 
+  it('json_invalid for nesting deeper than 64 levels, counting brackets in strings as text', async () => {
+    const { app } = await setup();
+    const post = (metadataDepth: number, text = 'x') =>
+      app.inject({
+        method: 'POST',
+        url: '/webhook',
+        headers: { 'content-type': 'application/json' },
+        // The body object is one level, metadata the next: `metadataDepth` levels in metadata.
+        payload: `{"message":${JSON.stringify(text)},"callback_url":"https://example.com/hook","metadata":${'{"a":'.repeat(metadataDepth - 1)}{}${'}'.repeat(metadataDepth - 1)}}`,
+      });
+    expect((await post(63)).statusCode).toBe(200);
+    expect((await post(63, '[[[[{{{{ \\" {[')).statusCode).toBe(200);
+    const deep = await post(64);
+    expect(deep.statusCode).toBe(422);
+    expect(deep.json()).toMatchObject({
+      detail: [{ type: 'json_invalid', ctx: { error: 'JSON nested deeper than 64 levels' } }],
+      body: null,
+    });
+  });
+
   it('missing at ["body"] for an empty body', async () => {
     const { app } = await setup();
     for (const headers of [{ 'content-type': 'application/json' }, {}]) {
