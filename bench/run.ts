@@ -7,7 +7,8 @@
  * BENCH_WARMUP_SECONDS (2), BENCH_TASKS (5000), BENCH_CONVERSATIONS (1000), BENCH_CONCURRENCY
  * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_SCENARIOS
  * (ingest,instant,slow,scale), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
- * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>.
+ * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>,
+ * BENCH_SERVICE_ENV=NAME=value,... (extra settings for the service processes).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
@@ -53,6 +54,19 @@ function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] {
   return values as T[];
 }
 
+/** `A=1,B=2` into `{ A: '1', B: '2' }`: settings passed to the service processes, to compare configurations. */
+function pairsEnv(name: string): Record<string, string> {
+  const raw = process.env[name]?.trim() ?? '';
+  const pairs: Record<string, string> = {};
+  if (raw === '') return pairs;
+  for (const part of raw.split(',')) {
+    const match = /^\s*([A-Z][A-Z0-9_]*)=(.*)$/.exec(part);
+    if (match === null) throw new Error(`${name}: expected NAME=value pairs separated by commas, got "${part}"`);
+    pairs[match[1]!] = match[2]!.trim();
+  }
+  return pairs;
+}
+
 const quick = process.env.BENCH_QUICK === '1';
 const settings = {
   quick,
@@ -68,6 +82,7 @@ const settings = {
   scenarios: listEnv<Scenario>('BENCH_SCENARIOS', ['ingest', 'instant', 'slow', 'scale']),
   modes: listEnv<Mode>('BENCH_MODES', ['embedded', 'redis']),
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
+  serviceEnv: pairsEnv('BENCH_SERVICE_ENV'),
 };
 
 const workDir = mkdtempSync(join(tmpdir(), 'llm-webhook-bench-'));
@@ -133,6 +148,7 @@ async function deploy(
     RATE_LIMIT: 'off',
     LOG_LEVEL: 'warn',
     WORKER_CONCURRENCY: String(options.workerConcurrency),
+    ...settings.serviceEnv,
   };
   const cpuProfileDir =
     settings.cpuProfileDir === undefined ? undefined : join(settings.cpuProfileDir, options.label);

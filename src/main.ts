@@ -3,9 +3,17 @@
  * Composition root: reads the configuration, builds the app for the role given as the first
  * argument (`all` | `api` | `worker`, default `all`), and owns the process: signals and exit codes.
  */
+import { setFlagsFromString } from 'node:v8';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Role } from './config.js';
 import { createLogger } from './shared/logger.js';
+
+// V8 lets a heap grow to several times what survived the last full collection before it collects
+// again; most of what thousands of calls in flight allocate is short-lived, so that headroom is
+// garbage held as resident memory. A growth of 1.5x cut the peak RSS at 2,000 calls in flight by
+// a fifth at no measurable cost in throughput (BENCHMARKS.md). Set before the threads start, so
+// their heaps follow it too; V8 reads it at every collection.
+setFlagsFromString('--heap-growing-percent=50');
 
 const ROLES: readonly Role[] = ['all', 'api', 'worker'];
 
