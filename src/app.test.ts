@@ -2,6 +2,9 @@
  * The whole service in one process (embedded mode, a real SQLite file), against a real mock LLM
  * and a real callback receiver on 127.0.0.1: processing (SPEC §4) and delivery (SPEC §5).
  */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { startTestApp, useUpstreams } from '../test/support/in-process-app.js';
@@ -100,7 +103,7 @@ describe('processing', () => {
       expect(prompts[i]!.slice(0, prompts[i - 1]!.length)).toEqual(prompts[i - 1]);
     }
     // Each task's callback carries the reply made at its place in that order: the k-th answered
-    // message saw 2k - 1 messages. (Callbacks are separate jobs; their arrival order is not promised.)
+    // message saw 2k - 1 messages.
     const answered = prompts.map((messages) => messages.at(-1)!.content);
     const callbacks = receiver.received.filter((entry) => entry.json?.conversation_id === 'burst');
     expect(callbacks).toHaveLength(6);
@@ -192,6 +195,39 @@ describe('processing', () => {
 });
 
 describe('delivery', () => {
+  it("makes a reply's first delivery attempt before the conversation's next message starts", async () => {
+    // A receiver that is slow to answer the first callback only.
+    const arrivals: Array<{ at: number; message: string }> = [];
+    const slow = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { task_id: string };
+        arrivals.push({ at: performance.now(), message: body.task_id });
+        setTimeout(() => response.end('ok'), arrivals.length === 1 ? 400 : 0);
+      });
+    });
+    slow.listen(0, '127.0.0.1');
+    await once(slow, 'listening');
+    try {
+      const base = await startApp();
+      const callbackUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}/slow`;
+      const ids = await Promise.all(
+        [1, 2, 3].map((n) =>
+          post(base, { message: `turn ${n}`, callback_url: callbackUrl, conversation_id: 'slow' }),
+        ),
+      );
+      for (const id of ids) await waitForStatus(base, id, ['completed']);
+      // Callbacks arrive in the order the messages were answered...
+      const answered = llm.requests.map((request) => request.messages.at(-1)!.content);
+      expect(arrivals.map((arrival) => `turn ${ids.indexOf(arrival.message) + 1}`)).toEqual(answered);
+      // ...and the second waited for the first to be answered (400 ms), not only sent.
+      expect(arrivals[1]!.at - arrivals[0]!.at).toBeGreaterThanOrEqual(380);
+    } finally {
+      slow.close();
+    }
+  });
+
   it('delivers after 500, 500, 200 with three recorded attempts, signed with one webhook-id', async () => {
     const base = await startApp({ WEBHOOK_SECRET: SECRET });
     receiver.script([500, 500, 200]);

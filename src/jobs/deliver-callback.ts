@@ -1,7 +1,12 @@
 /**
- * The `deliver` job (SPEC §5): POST the task's outcome to its callback URL, signed when a secret
+ * Callback delivery (SPEC §5): POST the task's outcome to its callback URL, signed when a secret
  * is set, recording every attempt. The `webhook-id` is the task id, equal on every retry and
  * every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
+ *
+ * The first attempt is made by the `generate` job itself, with the outcome it has just stored
+ * (no second job, no second read of the task); when that attempt asks for a retry, the `deliver`
+ * job `deliveryJobId(taskId)` takes over from attempt 2. A `deliver` job also runs every
+ * redelivery, and any delivery a crash left unfinished.
  */
 import type { Config } from '../config.js';
 import { nextRetryDelayMs } from '../delivery/retry-schedule.js';
@@ -18,6 +23,11 @@ export interface DeliverCallbackDeps {
   sender: CallbackSender;
   sign: (msgId: string, timestamp: Date, body: string) => Record<string, string>;
   metrics: Metrics;
+}
+
+/** The id of a task's first delivery job; enqueueing it twice is a no-op. */
+export function deliveryJobId(taskId: string): string {
+  return `deliver:${taskId}`;
 }
 
 /** The JSON body POSTed to the callback URL. */
@@ -45,7 +55,18 @@ export function callbackPayload(task: TaskRecord): Record<string, unknown> {
   };
 }
 
-export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => Promise<JobResult> {
+export interface Deliverer {
+  /**
+   * Makes attempt number `attempt` (1-based, what the retry schedule counts) to deliver `task`,
+   * whose outcome must be the stored one, and records it; resolves when the delivery ended, or
+   * with the delay before the next attempt.
+   */
+  attempt(task: TaskRecord, attempt: number, log: Logger): Promise<JobResult>;
+  /** The `deliver` job. */
+  job(job: Job): Promise<JobResult>;
+}
+
+export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
   const { config, store, sender, sign, metrics } = deps;
 
   /**
@@ -74,17 +95,11 @@ export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => 
     return { type: 'done' };
   };
 
-  return async (job) => {
-    const log = deps.logger.child({ task_id: job.taskId, attempt: job.attempt });
-    const task = await store.getTaskById(job.taskId);
-    if (task === null) {
-      log.warn('task record not found; delivery dropped');
-      return { type: 'done' };
-    }
+  const attempt = async (task: TaskRecord, attemptNumber: number, log: Logger): Promise<JobResult> => {
     const body = JSON.stringify(callbackPayload(task));
     const startedAt = new Date();
     const outcome = await sender.send(task.callbackUrl, body, sign(task.taskId, startedAt, body));
-    const attempt: DeliveryAttempt = {
+    const made: DeliveryAttempt = {
       at: startedAt.toISOString(),
       ...(outcome.statusCode === undefined ? {} : { status_code: outcome.statusCode }),
       ...(outcome.type === 'delivered' || outcome.error === undefined ? {} : { error: outcome.error }),
@@ -95,16 +110,16 @@ export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => 
     switch (outcome.type) {
       case 'delivered':
         log.info({ status_code: outcome.statusCode }, 'callback delivered');
-        return record(task, attempt, null);
+        return record(task, made, null);
       case 'failed':
         log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback refused; not retried');
-        return record(task, attempt, { type: 'callback_failed', message: outcome.error });
+        return record(task, made, { type: 'callback_failed', message: outcome.error });
       case 'retry': {
-        const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, job.attempt);
+        const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, attemptNumber);
         if (delayMs === null) {
           log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback retries spent');
           const reason = outcome.error ?? `HTTP ${outcome.statusCode}`;
-          return record(task, attempt, {
+          return record(task, made, {
             type: 'callback_failed',
             message: `Callback not delivered: ${reason}`,
           });
@@ -114,9 +129,28 @@ export function createDeliverCallback(deps: DeliverCallbackDeps): (job: Job) => 
           { status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs },
           'callback retry',
         );
-        await record(task, attempt);
+        await record(task, made);
         return { type: 'retry', delayMs: waitMs };
       }
     }
+  };
+
+  return {
+    attempt,
+    async job(job) {
+      const log = deps.logger.child({ task_id: job.taskId, attempt: job.attempt });
+      const task = await store.getTaskById(job.taskId);
+      if (task === null) {
+        log.warn('task record not found; delivery dropped');
+        return { type: 'done' };
+      }
+      // The first delivery job continues the schedule after the attempts already recorded (the
+      // generating job's own); a redelivery starts a schedule of its own.
+      const attemptNumber =
+        job.id === deliveryJobId(task.taskId)
+          ? Math.max(job.attempt, task.attempts.callback + 1)
+          : job.attempt;
+      return attempt(task, attemptNumber, log);
+    },
   };
 }

@@ -1,7 +1,12 @@
 /**
  * The `generate` job (SPEC §4): load the conversation's history, ask the LLM, store the exchange,
- * hand the task to delivery. Every step is safe to run again after a crash: a task whose
- * generation already ended only makes sure its delivery is queued.
+ * make the first delivery attempt, and leave any retry to a `deliver` job. The job ends only after
+ * that attempt is recorded or its retry queued, so a crash before then runs it again. Every step
+ * is safe to run again: a task whose generation already ended only makes sure its delivery is
+ * queued (or does nothing when its delivery ended too).
+ *
+ * The conversation's next message waits for this first attempt (up to CALLBACK_TIMEOUT_MS), so a
+ * conversation's callbacks arrive in order unless one needs a retry.
  *
  * The LLM retry schedule and the fallback models are derived from the job's attempt number, so
  * nothing about them needs storing: with a schedule of n delays, attempts 1..n+1 use the first
@@ -15,6 +20,7 @@ import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
+import { type Deliverer, deliveryJobId } from './deliver-callback.js';
 
 export interface GenerateReplyDeps {
   config: Readonly<Config>;
@@ -23,15 +29,11 @@ export interface GenerateReplyDeps {
   queue: JobQueue;
   llm: LlmClient;
   metrics: Metrics;
+  deliverer: Deliverer;
 }
 
 /** Attempts after which a job whose task record never appeared is dropped. */
 const MISSING_TASK_ATTEMPTS = 5;
-
-/** The id of a task's first delivery job; enqueueing it twice is a no-op. */
-export function deliveryJobId(taskId: string): string {
-  return `deliver:${taskId}`;
-}
 
 export interface ModelPlan {
   model: string;
@@ -56,18 +58,45 @@ export function planAttempt(
 }
 
 export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
-  const { config, store, queue, llm, metrics } = deps;
+  const { config, store, queue, llm, metrics, deliverer } = deps;
   const models = [config.llmModel, ...config.llmFallbackModels];
 
+  /** Queues the task's delivery job: the generation ended in an earlier run of this job. */
   const handOver = async (taskId: string): Promise<JobResult> => {
     await queue.enqueue({ id: deliveryJobId(taskId), name: 'deliver', taskId });
     return { type: 'done' };
   };
 
+  /** The first delivery attempt of `task` (its outcome as just stored); a retry goes to the queue. */
+  const deliverNow = async (task: TaskRecord, log: Logger): Promise<JobResult> => {
+    const result = await deliverer.attempt(task, 1, log);
+    if (result.type === 'retry') {
+      await queue.enqueue({
+        id: deliveryJobId(task.taskId),
+        name: 'deliver',
+        taskId: task.taskId,
+        delayMs: result.delayMs,
+      });
+    }
+    return { type: 'done' };
+  };
+
   const fail = async (task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {
     log.warn({ err_type: error.type }, `task failed: ${error.message}`);
-    await store.failGeneration(task.taskId, error, new Date().toISOString());
-    return handOver(task.taskId);
+    const completedAt = new Date().toISOString();
+    if (!(await store.failGeneration(task.taskId, error, completedAt))) return handOver(task.taskId);
+    return deliverNow(
+      {
+        ...task,
+        status: 'delivering',
+        error,
+        completedAt,
+        generatedResponse: null,
+        model: null,
+        usage: null,
+      },
+      log,
+    );
   };
 
   return async (job) => {
@@ -80,7 +109,9 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       log.warn('task record not found; job dropped');
       return { type: 'done' };
     }
-    if (task.status !== 'queued' && task.status !== 'processing') return handOver(task.taskId);
+    if (task.status === 'delivering') return handOver(task.taskId);
+    // Generated and delivered (or given up) in an earlier run of this job.
+    if (task.status === 'completed' || task.status === 'failed') return { type: 'done' };
 
     const plan = planAttempt(job.attempt, models, config.llmRetryScheduleMs);
     if (plan === null) {
@@ -137,12 +168,24 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     log.info({ model: result.model }, 'LLM replied');
     log.debug({ reply: result.reply }, 'reply');
     await marked;
-    await store.completeGeneration(task.taskId, key, {
+    const generation = {
       reply: result.reply,
       model: result.model,
       usage: result.usage,
       completedAt: new Date().toISOString(),
-    });
-    return handOver(task.taskId);
+    };
+    if (!(await store.completeGeneration(task.taskId, key, generation))) return handOver(task.taskId);
+    return deliverNow(
+      {
+        ...task,
+        status: 'delivering',
+        generatedResponse: generation.reply,
+        model: generation.model,
+        usage: generation.usage,
+        completedAt: generation.completedAt,
+        attempts: { ...task.attempts, llm: task.attempts.llm + 1 },
+      },
+      log,
+    );
   };
 }
