@@ -61,7 +61,8 @@ function pairsEnv(name: string): Record<string, string> {
   if (raw === '') return pairs;
   for (const part of raw.split(',')) {
     const match = /^\s*([A-Z][A-Z0-9_]*)=(.*)$/.exec(part);
-    if (match === null) throw new Error(`${name}: expected NAME=value pairs separated by commas, got "${part}"`);
+    if (match === null)
+      throw new Error(`${name}: expected NAME=value pairs separated by commas, got "${part}"`);
     pairs[match[1]!] = match[2]!.trim();
   }
   return pairs;
@@ -216,6 +217,13 @@ async function ingestScenario(results: Results): Promise<void> {
   await measure('baseline', () => startBaseline('ingest', llmUrl));
   for (const mode of settings.modes) {
     await measure(mode, () => deploy(mode, { llmUrl, workerConcurrency: 100, label: `ingest-${mode}` }));
+  }
+  if (settings.modes.includes('redis')) {
+    // The API tier alone, as when the workers run on other machines: the same API process, no
+    // worker taking CPU from it on this machine's two cores.
+    await measure('redis (api alone)', () =>
+      deploy('redis', { llmUrl, workerConcurrency: 100, label: 'ingest-redis-api', workers: 0 }),
+    );
   }
 }
 
