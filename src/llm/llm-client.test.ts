@@ -2,9 +2,9 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { llmFailure } from '../../test/support/llm-failure.js';
 import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
 import { createLlmClient, type LlmClient } from './llm-client.js';
-import { LlmError } from './llm-errors.js';
 
 const API_KEY = 'sk-test-key';
 
@@ -24,16 +24,6 @@ afterAll(async () => {
 beforeEach(() => {
   mock.reset();
 });
-
-async function failure(promise: Promise<unknown>): Promise<LlmError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LlmError);
-    return error as LlmError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 const ask = (client: LlmClient = llm, signal?: AbortSignal) =>
   client.complete(
@@ -97,7 +87,7 @@ describe('createLlmClient', () => {
     [503, 'llm_unavailable', true],
   ] as const)('translates HTTP %i into %s (retryable: %s), in one attempt', async (status, type, retryable) => {
     mock.script([{ status }]);
-    const error = await failure(ask());
+    const error = await llmFailure(ask());
     expect(error).toMatchObject({ type, retryable, status, code: type.toUpperCase() });
     expect(error.message).toMatch(String(status));
     expect(mock.requests).toHaveLength(1);
@@ -105,7 +95,7 @@ describe('createLlmClient', () => {
 
   it('says to check the key on an auth failure, without showing it', async () => {
     const wrong = createLlmClient({ baseUrl: mock.url, apiKey: 'sk-wrong-secret', timeoutMs: 2_000 });
-    const error = await failure(ask(wrong));
+    const error = await llmFailure(ask(wrong));
     expect(error.type).toBe('llm_auth');
     expect(error.message).toMatch(/API_KEY/);
     expect(error.message).not.toMatch(/sk-wrong-secret/);
@@ -117,15 +107,15 @@ describe('createLlmClient', () => {
       { status: 503, headers: { 'retry-after-ms': '250', 'retry-after': '9' } },
       { status: 500 },
     ]);
-    expect(await failure(ask())).toMatchObject({ type: 'llm_rate_limited', retryAfterMs: 3_000 });
-    expect(await failure(ask())).toMatchObject({ type: 'llm_unavailable', retryAfterMs: 250 });
-    expect((await failure(ask())).retryAfterMs).toBeUndefined();
+    expect(await llmFailure(ask())).toMatchObject({ type: 'llm_rate_limited', retryAfterMs: 3_000 });
+    expect(await llmFailure(ask())).toMatchObject({ type: 'llm_unavailable', retryAfterMs: 250 });
+    expect((await llmFailure(ask())).retryAfterMs).toBeUndefined();
   });
 
   it('turns a slow answer into a retryable timeout', async () => {
     const quick = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 200 });
     mock.script([{ status: 200, delayMs: 5_000 }]);
-    expect(await failure(ask(quick))).toMatchObject({ type: 'llm_timeout', retryable: true });
+    expect(await llmFailure(ask(quick))).toMatchObject({ type: 'llm_timeout', retryable: true });
     expect(mock.requests).toHaveLength(1);
   });
 
@@ -133,13 +123,13 @@ describe('createLlmClient', () => {
     const gone = await startMockLlm();
     await gone.close();
     const client = createLlmClient({ baseUrl: gone.url, apiKey: API_KEY, timeoutMs: 2_000 });
-    expect(await failure(ask(client))).toMatchObject({ type: 'llm_network', retryable: true });
+    expect(await llmFailure(ask(client))).toMatchObject({ type: 'llm_network', retryable: true });
   });
 
   it('turns a cancelled call into a retryable llm_aborted', async () => {
     mock.script([{ status: 200, delayMs: 5_000 }]);
     const controller = new AbortController();
-    const pending = failure(ask(llm, controller.signal));
+    const pending = llmFailure(ask(llm, controller.signal));
     const deadline = Date.now() + 5_000;
     while (mock.requests.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     controller.abort();
@@ -171,7 +161,7 @@ describe('createLlmClient', () => {
     ['a body that is not JSON', '{"choices": ['],
   ])('turns a 200 with %s into a retryable llm_bad_response', async (_name, body) => {
     mock.script([{ status: 200, body }]);
-    expect(await failure(ask())).toMatchObject({ type: 'llm_bad_response', retryable: true });
+    expect(await llmFailure(ask())).toMatchObject({ type: 'llm_bad_response', retryable: true });
   });
 
   it('sends calls one after another over one kept-alive connection, which close() drops', async () => {
@@ -211,7 +201,7 @@ describe('createLlmClient', () => {
       }
       expect(connections).toBe(1);
       client.close?.();
-      expect(await failure(ask(client))).toMatchObject({ type: 'llm_network', retryable: true });
+      expect(await llmFailure(ask(client))).toMatchObject({ type: 'llm_network', retryable: true });
     } finally {
       server.closeAllConnections();
       server.close();
@@ -220,7 +210,7 @@ describe('createLlmClient', () => {
 
   it('fails every call without a key, permanently and without calling the endpoint', async () => {
     const keyless = createLlmClient({ baseUrl: mock.url, apiKey: null, timeoutMs: 2_000 });
-    const error = await failure(ask(keyless));
+    const error = await llmFailure(ask(keyless));
     expect(error).toMatchObject({ type: 'config_missing_api_key', retryable: false });
     expect(error.message).toMatch(/API_KEY/);
     expect(mock.requests).toHaveLength(0);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type CallbackReceiver, startCallbackReceiver } from '../../test/support/callback-receiver.js';
+import { llmFailure } from '../../test/support/llm-failure.js';
 import { loadConfig } from '../config.js';
 import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
-import { LlmError } from '../llm/llm-errors.js';
 import { createLogger } from '../shared/logger.js';
 import { type OutboundThread, startOutboundThread } from './threaded-outbound.js';
 
@@ -27,16 +27,6 @@ const start = (env: Record<string, string> = {}): OutboundThread =>
 
 const ask = (thread: OutboundThread = outbound) =>
   thread.llm.complete({ model: 'test-model', messages: [{ role: 'user', content: 'Hello' }] });
-
-async function failure(promise: Promise<unknown>): Promise<LlmError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LlmError);
-    return error as LlmError;
-  }
-  throw new Error('expected the call to fail');
-}
 
 beforeAll(async () => {
   mock = await startMockLlm({ apiKey: API_KEY });
@@ -73,9 +63,9 @@ describe('the outbound thread', () => {
       { status: 401, body: { error: { message: 'bad key' } } },
       { status: 429, body: { error: { message: 'slow down' } }, headers: { 'retry-after': '7' } },
     ]);
-    const auth = await failure(ask());
+    const auth = await llmFailure(ask());
     expect(auth).toMatchObject({ type: 'llm_auth', retryable: false, status: 401, code: 'LLM_AUTH' });
-    const limited = await failure(ask());
+    const limited = await llmFailure(ask());
     expect(limited).toMatchObject({ type: 'llm_rate_limited', retryable: true, retryAfterMs: 7000 });
   });
 
@@ -87,7 +77,7 @@ describe('the outbound thread', () => {
       controller.signal,
     );
     setTimeout(() => controller.abort(), 100);
-    expect(await failure(call)).toMatchObject({ type: 'llm_aborted', retryable: true });
+    expect(await llmFailure(call)).toMatchObject({ type: 'llm_aborted', retryable: true });
   });
 
   it('delivers callbacks with their headers, and applies the SSRF policy in the thread', async () => {
@@ -111,10 +101,10 @@ describe('the outbound thread', () => {
     // Let both reach the thread before it is stopped.
     await new Promise((resolve) => setTimeout(resolve, 300));
     await thread.close(50);
-    expect(await failure(call)).toMatchObject({ type: 'llm_network', retryable: true });
+    expect(await llmFailure(call)).toMatchObject({ type: 'llm_network', retryable: true });
     // The callback answered already, or was cut short: never a failure that ends the task.
     expect(['delivered', 'retry']).toContain((await delivery).type);
     expect((await thread.sender.send(`${receiver.url}/after`, '{}', {})).type).toBe('retry');
-    expect(await failure(ask(thread))).toMatchObject({ retryable: true });
+    expect(await llmFailure(ask(thread))).toMatchObject({ retryable: true });
   });
 });
