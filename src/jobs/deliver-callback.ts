@@ -71,8 +71,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
 
   /**
    * Records the attempt and, when `deliveryError` is not `undefined` (delivery ended), the final
-   * status. Requested in one tick, the two writes share a group-commit batch; a store that runs
-   * writes in the order requested (both drivers) applies the status after the attempt.
+   * status, in one write.
    */
   const record = async (
     task: TaskRecord,
@@ -86,10 +85,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     const succeeded = task.generatedResponse !== null && deliveryError === null;
     // A generation that failed keeps its own error; a failed delivery of a reply records why.
     const error = task.generatedResponse === null ? task.error : deliveryError;
-    await Promise.all([
-      store.recordDelivery(task.taskId, attempt),
-      store.setStatus(task.taskId, succeeded ? 'completed' : 'failed', error),
-    ]);
+    await store.recordDelivery(task.taskId, attempt, { status: succeeded ? 'completed' : 'failed', error });
     if (succeeded) metrics.tasksCompleted.inc();
     else metrics.tasksFailed.inc({ reason: error?.type ?? 'unknown' });
     return { type: 'done' };

@@ -126,13 +126,9 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     for (const entry of history) messages.push({ role: entry.role, content: entry.content });
     messages.push({ role: 'user', content: task.message });
 
-    // Written while the LLM works: requested in one tick, the two writes share a group-commit
-    // batch; they are awaited before the outcome is stored, so they land first (never moving a
-    // `delivering` task back to `processing`) and a failed write still fails the job.
-    const marked = Promise.all([
-      task.status === 'queued' ? store.setStatus(task.taskId, 'processing') : undefined,
-      store.recordLlmAttempt(task.taskId),
-    ]);
+    // Written while the LLM works (counting the call, and `queued` becomes `processing`); awaited
+    // before the outcome is stored, so it lands first and a failed write still fails the job.
+    const marked = store.recordLlmAttempt(task.taskId);
     // Only so an early rejection is not reported as unhandled: every path below awaits `marked`.
     marked.catch(() => {});
     log.info({ model: plan.model, history: history.length }, 'calling LLM');

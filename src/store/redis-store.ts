@@ -67,6 +67,7 @@ return 1`,
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HINCRBY', KEYS[1], 'llmAttempts', 1)
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
+if redis.call('HGET', KEYS[1], 'status') == 'queued' then redis.call('HSET', KEYS[1], 'status', 'processing') end
 return 1`,
   },
   llmwStoreDelivery: {
@@ -77,6 +78,10 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('PEXPIREAT', KEYS[2], redis.call('HGET', KEYS[1], 'expiresAtMs'))
 redis.call('HINCRBY', KEYS[1], 'callbackAttempts', 1)
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'status', ARGV[3])
+  if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'error') else redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
+end
 return 1`,
   },
   // The generation ends once: the user message and the reply enter the history together with
@@ -291,12 +296,17 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
         return applied === 1;
       }),
 
-    recordDelivery: (taskId, attempt) =>
+    recordDelivery: (taskId, attempt, final) =>
       withRedis('record delivery', async () => {
         await run(
           'llmwStoreDelivery',
           [taskKey(taskId), deliveriesKey(taskId)],
-          [JSON.stringify(attempt), new Date().toISOString()],
+          [
+            JSON.stringify(attempt),
+            new Date().toISOString(),
+            final?.status ?? '',
+            final?.error ? JSON.stringify(final.error) : '',
+          ],
         );
       }),
 

@@ -9,6 +9,7 @@
 import type { SqliteDatabase } from './sqlite-database.js';
 import type {
   DeliveryAttempt,
+  DeliveryEnd,
   Generation,
   HistoryMessage,
   IdempotencyClaim,
@@ -114,7 +115,9 @@ export function createSqliteStore(
      WHERE task_id = ? AND NOT (status IN ('completed', 'failed') AND ? IN ('queued', 'processing'))`,
   );
   const incrementLlmAttempts = db.prepare(
-    'UPDATE tasks SET llm_attempts = llm_attempts + 1, updated_at = ? WHERE task_id = ?',
+    `UPDATE tasks SET llm_attempts = llm_attempts + 1, updated_at = ?,
+       status = CASE WHEN status = 'queued' THEN 'processing' ELSE status END
+     WHERE task_id = ?`,
   );
   const updateCompleted = db.prepare(
     `UPDATE tasks SET generated_response = ?, model = ?, usage = ?, completed_at = ?, status = 'delivering',
@@ -127,6 +130,10 @@ export function createSqliteStore(
   const appendDelivery = db.prepare(
     `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
        callback_attempts = callback_attempts + 1, updated_at = ? WHERE task_id = ?`,
+  );
+  const appendLastDelivery = db.prepare(
+    `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
+       callback_attempts = callback_attempts + 1, updated_at = ?, status = ?, error = ? WHERE task_id = ?`,
   );
 
   const selectConversation = db.prepare<ConversationRow>(
@@ -286,8 +293,19 @@ export function createSqliteStore(
       });
     },
 
-    async recordDelivery(taskId: string, attempt: DeliveryAttempt) {
-      await db.write(() => appendDelivery.run(JSON.stringify(attempt), new Date().toISOString(), taskId));
+    async recordDelivery(taskId: string, attempt: DeliveryAttempt, final?: DeliveryEnd) {
+      const at = new Date().toISOString();
+      await db.write(() =>
+        final === undefined
+          ? appendDelivery.run(JSON.stringify(attempt), at, taskId)
+          : appendLastDelivery.run(
+              JSON.stringify(attempt),
+              at,
+              final.status,
+              final.error === null ? null : JSON.stringify(final.error),
+              taskId,
+            ),
+      );
     },
 
     getHistory(key: string, limit: number) {

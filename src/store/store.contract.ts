@@ -322,6 +322,43 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
         expect(record?.deliveries).toEqual([first, second, third]);
       }));
 
+    it('moves a queued task to processing with its first LLM attempt, and never further', () =>
+      withStore(async (store) => {
+        const task = newTask();
+        await store.createTask(task);
+        await store.recordLlmAttempt(task.taskId);
+        expect((await store.getTaskById(task.taskId))?.status).toBe('processing');
+        await store.setStatus(task.taskId, 'delivering');
+        await store.recordLlmAttempt(task.taskId);
+        const record = await store.getTaskById(task.taskId);
+        expect(record?.status).toBe('delivering');
+        expect(record?.attempts.llm).toBe(2);
+      }));
+
+    it('records the last delivery attempt together with the final status and error', () =>
+      withStore(async (store) => {
+        const failed = newTask();
+        await store.createTask(failed);
+        await store.setStatus(failed.taskId, 'delivering');
+        const refused = { at: new Date().toISOString(), status_code: 410, duration_ms: 4 };
+        const error = { type: 'callback_failed', message: 'HTTP 410' };
+        await store.recordDelivery(failed.taskId, refused, { status: 'failed', error });
+        expect(await store.getTaskById(failed.taskId)).toMatchObject({
+          status: 'failed',
+          error,
+          deliveries: [refused],
+          attempts: { callback: 1 },
+        });
+
+        // A redelivery that succeeds clears the error of the delivery before it.
+        await store.setStatus(failed.taskId, 'delivering');
+        const accepted = { at: new Date().toISOString(), status_code: 200, duration_ms: 3 };
+        await store.recordDelivery(failed.taskId, accepted, { status: 'completed', error: null });
+        const record = await store.getTaskById(failed.taskId);
+        expect(record).toMatchObject({ status: 'completed', error: null, deliveries: [refused, accepted] });
+        expect(record?.attempts.callback).toBe(2);
+      }));
+
     it('claims an idempotency key: created, replay, conflict, release', () =>
       withStore(async (store) => {
         const key = `idem-${randomUUID()}`;

@@ -37,6 +37,12 @@ export interface DeliveryAttempt {
   duration_ms: number;
 }
 
+/** How a task's delivery ended. */
+export interface DeliveryEnd {
+  status: 'completed' | 'failed';
+  error: TaskError | null;
+}
+
 export interface NewTask {
   taskId: string;
   /** The client namespace: '' when API tokens are off, else derived from the token. */
@@ -98,7 +104,7 @@ export interface Store {
   getTaskById(taskId: string): Promise<TaskRecord | null>;
   /** Moves a task to `status` (never backwards out of `completed`/`failed`, except to `delivering` for a redelivery). */
   setStatus(taskId: string, status: TaskStatus, error?: TaskError | null): Promise<void>;
-  /** Counts one LLM call. */
+  /** Counts one LLM call; a `queued` task moves to `processing` in the same write. */
   recordLlmAttempt(taskId: string): Promise<void>;
   /**
    * Atomically: appends the task's user message and `generation.reply` to the history of
@@ -108,8 +114,11 @@ export interface Store {
   completeGeneration(taskId: string, conversationKey: string, generation: Generation): Promise<boolean>;
   /** Stores the failure on the task and sets `delivering`; history is untouched. `false` when already ended. */
   failGeneration(taskId: string, error: TaskError, completedAt: string): Promise<boolean>;
-  /** Appends one delivery attempt and counts it. */
-  recordDelivery(taskId: string, attempt: DeliveryAttempt): Promise<void>;
+  /**
+   * Appends one delivery attempt and counts it. With `final` (the delivery ended), the same write
+   * sets the task's final status and its error (`null` clears it).
+   */
+  recordDelivery(taskId: string, attempt: DeliveryAttempt, final?: DeliveryEnd): Promise<void>;
   /** The last `limit` messages of the conversation, oldest first. */
   getHistory(conversationKey: string, limit: number): Promise<HistoryMessage[]>;
   /** Erases the conversation's history; resolves whether anything was there. */
