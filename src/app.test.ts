@@ -272,6 +272,23 @@ describe('delivery', () => {
     });
   });
 
+  it('gives unsigned deliveries the same webhook-id and a timestamp, and no signature', async () => {
+    const base = await startApp();
+    receiver.script([500, 200]);
+    const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/unsigned` });
+    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    expect(record.status).toBe('completed');
+    const attempts = receiver.received.filter((entry) => entry.json?.task_id === id);
+    expect(attempts).toHaveLength(2);
+    for (const entry of attempts) {
+      expect(entry.headers['webhook-id']).toBe(id);
+      const sentAt = Number(entry.headers['webhook-timestamp']);
+      expect(Number.isInteger(sentAt)).toBe(true);
+      expect(Math.abs(sentAt - Date.now() / 1000)).toBeLessThan(60);
+      expect(entry.headers['webhook-signature']).toBeUndefined();
+    }
+  });
+
   it('stops at once on 410 Gone', async () => {
     const base = await startApp();
     receiver.script([410]);

@@ -6,8 +6,12 @@ import { createSigner } from './sign.js';
 const secret = `whsec_${randomBytes(24).toString('base64')}`;
 
 describe('createSigner', () => {
-  it('adds no headers without a secret', () => {
-    expect(createSigner(null)('msg_1', new Date(), '{}')).toEqual({});
+  it('gives an unsigned delivery its id and timestamp, and no signature', () => {
+    const now = new Date();
+    expect(createSigner(null)('msg_1', now, '{}')).toEqual({
+      'webhook-id': 'msg_1',
+      'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
+    });
   });
 
   it('produces headers that the Standard Webhooks library verifies', () => {
