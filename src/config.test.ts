@@ -79,6 +79,18 @@ describe('loadConfig', () => {
     expect((error as ConfigError).message).not.toContain('plain');
   });
 
+  it('refuses a malformed CALLBACK_ALLOWED_HOSTS entry with one line naming the variable', () => {
+    const load = () => loadConfig({ CALLBACK_ALLOWED_HOSTS: 'ok.example,10.0.0.0/99,a.*.com' });
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(
+      /^CALLBACK_ALLOWED_HOSTS="10\.0\.0\.0\/99,a\.\*\.com" is invalid: expected comma-separated host names, IP addresses or CIDR ranges/,
+    );
+    expect(
+      loadConfig({ CALLBACK_ALLOWED_HOSTS: 'hooks.internal,*.svc.local,10.20.0.0/16,fd00::5' })
+        .callbackAllowedHosts,
+    ).toEqual(['hooks.internal', '*.svc.local', '10.20.0.0/16', 'fd00::5']);
+  });
+
   it('parses durations, schedules and rate limits', () => {
     expect(parseDurationMs('250ms')).toBe(250);
     expect(parseDurationMs('2h')).toBe(7_200_000);

@@ -6,6 +6,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { invalidAllowedHosts } from './delivery/ssrf-guard.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
 export type Role = 'all' | 'api' | 'worker';
@@ -191,6 +192,14 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     );
   }
 
+  const callbackAllowedHosts = list(text('CALLBACK_ALLOWED_HOSTS', ''));
+  const badHosts = invalidAllowedHosts(callbackAllowedHosts);
+  if (badHosts.length > 0) {
+    problems.push(
+      `CALLBACK_ALLOWED_HOSTS=${JSON.stringify(badHosts.join(','))} is invalid: expected comma-separated host names, IP addresses or CIDR ranges such as example.com,*.svc.local,203.0.113.0/24`,
+    );
+  }
+
   const config: Config = {
     host: text('HOST', '0.0.0.0').trim(),
     port: integer('PORT', 8000, 0, 65535),
@@ -217,7 +226,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     webhookSecret,
     callbackTimeoutMs: integer('CALLBACK_TIMEOUT_MS', 10_000, 1),
     callbackRetryScheduleMs: schedule('CALLBACK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h'),
-    callbackAllowedHosts: list(text('CALLBACK_ALLOWED_HOSTS', '')),
+    callbackAllowedHosts,
     callbackAllowPrivate: boolean('CALLBACK_ALLOW_PRIVATE', false),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 262_144, 1024, 100 * 1024 * 1024),
     messageMaxChars: integer('MESSAGE_MAX_CHARS', 32_000, 1),

@@ -1,13 +1,13 @@
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../config.js';
 import {
   type BaseLookup,
   CALLBACK_FORBIDDEN_CODE,
   checkCallbackUrl,
   createGuardedLookup,
   createSsrfPolicy,
+  invalidAllowedHosts,
   isBlockedAddress,
   type SsrfPolicy,
 } from './ssrf-guard.js';
@@ -179,18 +179,18 @@ describe('isBlockedAddress', () => {
   });
 });
 
-describe('createSsrfPolicy', () => {
-  it('refuses malformed allow-list entries, naming the variable', () => {
-    const build = () =>
-      createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['10.0.0.0/99'] });
-    expect(build).toThrow(ConfigError);
-    expect(build).toThrow(/CALLBACK_ALLOWED_HOSTS/);
+describe('invalidAllowedHosts', () => {
+  it('names the entries that are neither a host name, an address nor a CIDR range', () => {
+    expect(
+      invalidAllowedHosts(['10.0.0.0/99', 'http://x/', 'a.*.com', 'ok.example', '*.svc.local', 'fd00::/8']),
+    ).toEqual(['10.0.0.0/99', 'http://x/', 'a.*.com']);
+    expect(invalidAllowedHosts(['10.0.0.0/8', '::1', 'Hooks.Internal.'])).toEqual([]);
+  });
+
+  it('is what createSsrfPolicy refuses', () => {
     expect(() =>
-      createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['http://x/'] }),
-    ).toThrow(ConfigError);
-    expect(() =>
-      createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['a.*.com'] }),
-    ).toThrow(ConfigError);
+      createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: ['1.2.3.4/33'] }),
+    ).toThrow(TypeError);
   });
 });
 

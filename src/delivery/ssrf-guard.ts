@@ -11,7 +11,6 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOptions } from 'node:dns';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { type Config, ConfigError } from '../config.js';
 import { AppError } from '../shared/errors.js';
 
 /** Which callback targets are let through. Build it with `createSsrfPolicy`. */
@@ -268,18 +267,21 @@ function compile(policy: SsrfPolicy): CompiledAllowList {
   return compiled;
 }
 
-/** Builds the policy from the configuration; throws a `ConfigError` on a malformed allow-list entry. */
-export function createSsrfPolicy(
-  config: Pick<Config, 'callbackAllowPrivate' | 'callbackAllowedHosts'>,
-): SsrfPolicy {
-  const bad = config.callbackAllowedHosts.filter(
-    (entry) => !addAllowEntry(entry, new Set(), new BlockList()),
-  );
-  if (bad.length > 0) {
-    throw new ConfigError([
-      `CALLBACK_ALLOWED_HOSTS=${JSON.stringify(bad.join(','))} is invalid: expected comma-separated host names, IP addresses or CIDR ranges such as example.com,203.0.113.0/24`,
-    ]);
-  }
+/**
+ * The entries of `CALLBACK_ALLOWED_HOSTS` that are neither a host name (`*.` for any name under
+ * a domain), an IP address nor a CIDR range. The configuration refuses to start with any.
+ */
+export function invalidAllowedHosts(entries: readonly string[]): string[] {
+  return entries.filter((entry) => !addAllowEntry(entry, new Set(), new BlockList()));
+}
+
+/** Builds the policy from the (validated) configuration; an invalid allow-list entry is a `TypeError`. */
+export function createSsrfPolicy(config: {
+  callbackAllowPrivate: boolean;
+  callbackAllowedHosts: readonly string[];
+}): SsrfPolicy {
+  const bad = invalidAllowedHosts(config.callbackAllowedHosts);
+  if (bad.length > 0) throw new TypeError(`Invalid callback allow-list entries: ${bad.join(',')}`);
   return Object.freeze({
     allowPrivate: config.callbackAllowPrivate,
     allowedHosts: Object.freeze([...config.callbackAllowedHosts]),

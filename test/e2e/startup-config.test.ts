@@ -1,0 +1,45 @@
+/**
+ * A bad configuration stops every role at start-up the same way (SPEC §7): one line on stderr
+ * naming the variable and the form it takes, no stack trace, and a non-zero exit, before any
+ * connection is made or any request is served.
+ */
+import { describe, expect, it } from 'vitest';
+import { startService } from '../support/start-service.js';
+
+// Nothing listens here: a role that got past its configuration would not stop at once.
+const UNUSED_REDIS = 'redis://127.0.0.1:1';
+
+const cases: ReadonlyArray<{ role: 'all' | 'api' | 'worker'; mode: string; env: Record<string, string> }> = [
+  { role: 'all', mode: 'embedded', env: {} },
+  { role: 'all', mode: 'redis', env: { REDIS_URL: UNUSED_REDIS } },
+  { role: 'api', mode: 'redis', env: { REDIS_URL: UNUSED_REDIS } },
+  {
+    role: 'worker',
+    mode: 'redis, outbound thread on',
+    env: { REDIS_URL: UNUSED_REDIS, OUTBOUND_THREAD: 'on' },
+  },
+  {
+    role: 'worker',
+    mode: 'redis, outbound thread off',
+    env: { REDIS_URL: UNUSED_REDIS, OUTBOUND_THREAD: 'off' },
+  },
+];
+
+describe.each(cases)('role $role ($mode)', ({ role, env }) => {
+  it('stops with one line naming CALLBACK_ALLOWED_HOSTS when an entry is malformed', async () => {
+    const service = await startService({
+      role,
+      env: { ...env, CALLBACK_ALLOWED_HOSTS: 'hooks.example,10.0.0.0/99' },
+      waitReady: false,
+    });
+    const { code } = await service.exited;
+    expect(code).toBe(1);
+    const lines = service.stderr.join('').trimEnd().split('\n');
+    expect(lines).toEqual([
+      'CALLBACK_ALLOWED_HOSTS="10.0.0.0/99" is invalid: expected comma-separated host names, IP addresses or CIDR ranges such as example.com,*.svc.local,203.0.113.0/24',
+    ]);
+    expect(service.logs.filter((line) => line.msg === 'worker started' || line.msg === 'listening')).toEqual(
+      [],
+    );
+  });
+});
