@@ -9,27 +9,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BackendUnavailableError, HttpError } from '../shared/errors.js';
 import { inspectHttpUrl } from './schemas.js';
-
-/** One entry of a 422 `detail`, as pydantic reports it. */
-export interface ValidationIssue {
-  type: string;
-  loc: Array<string | number>;
-  msg: string;
-  input: unknown;
-  ctx?: Record<string, unknown>;
-}
-
-/** A request that failed validation: answered 422 with `detail` and the parsed `body` (or null). */
-export class RequestValidationError extends Error {
-  readonly statusCode = 422;
-  constructor(
-    readonly detail: ValidationIssue[],
-    readonly body: unknown,
-  ) {
-    super('Request validation failed');
-    this.name = 'RequestValidationError';
-  }
-}
+import { RequestValidationError, type ValidationIssue } from './validation-errors.js';
 
 /** The deadline for any single store or queue call made while answering a request. */
 export const BACKEND_TIMEOUT_MS = 2000;
@@ -124,12 +104,7 @@ function issueFromAjv(error: AjvIssue, location: string, data: unknown): Validat
       if (error.params.type === 'string') {
         return { type: 'string_type', loc, msg: 'Input should be a valid string', input };
       }
-      return {
-        type: `${String(error.params.type)}_type`,
-        loc,
-        msg: `Input should be a valid ${error.params.type}`,
-        input,
-      };
+      break;
     case 'minLength':
     case 'pattern': {
       // A whitespace-only text is as good as empty (pydantic strips before counting).

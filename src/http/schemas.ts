@@ -4,6 +4,7 @@
  * metadata size, the callback host policy) are checked in the route, with the same 422 shape.
  */
 import type { TaskStatus } from '../store/store.js';
+import { VALIDATION_ERROR_TYPES } from './validation-errors.js';
 
 export const CALLBACK_URL_MAX_CHARS = 2048;
 export const CONVERSATION_ID_MAX_CHARS = 256;
@@ -147,7 +148,7 @@ export const validationErrorSchema = {
         type: 'object',
         required: ['type', 'loc', 'msg'],
         properties: {
-          type: { type: 'string' },
+          type: { type: 'string', enum: VALIDATION_ERROR_TYPES },
           loc: { type: 'array', items: { type: ['string', 'integer'] } },
           msg: { type: 'string' },
           input: {},

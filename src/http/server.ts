@@ -25,7 +25,6 @@ import {
   connectMethodHandler,
   frameworkErrorHandler,
   jsonInvalidIssue,
-  RequestValidationError,
   registerErrorHandling,
 } from './error-handler.js';
 import { registerCallbackRoutes } from './routes/callback.js';
@@ -35,6 +34,7 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerWebhookRoute } from './routes/webhook.js';
 import { isHttpUrl } from './schemas.js';
+import { RequestValidationError } from './validation-errors.js';
 
 export interface ServerDeps {
   config: Readonly<Config>;

@@ -9,12 +9,7 @@ import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';
 import { conversationKey, type Store } from '../../store/store.js';
-import {
-  createBackendBudget,
-  RequestValidationError,
-  type ValidationIssue,
-  withBackendDeadline,
-} from '../error-handler.js';
+import { createBackendBudget, withBackendDeadline } from '../error-handler.js';
 import {
   errorResponse,
   idempotencyKeyHeaderSchema,
@@ -27,6 +22,7 @@ import {
   webhookAcceptedSchema,
   webhookBodySchema,
 } from '../schemas.js';
+import { RequestValidationError, type ValidationIssue } from '../validation-errors.js';
 import type { SecurityDoc } from './docs.js';
 
 export interface WebhookRouteOptions {
