@@ -116,10 +116,14 @@ export async function createApp(
     },
     close() {
       closing ??= (async () => {
+        // One deadline for the whole drain: what has not finished by then is handed back to
+        // the queue (a restart or another worker completes it), and its calls are cut off.
+        const deadline = Date.now() + config.shutdownTimeoutMs;
+        const remainingMs = (): number => Math.max(0, deadline - Date.now());
         // Stop taking requests first (in-flight ones finish), then drain the worker.
         await server?.close();
-        await queue.close({ timeoutMs: config.shutdownTimeoutMs });
-        await sender?.close();
+        await queue.close({ timeoutMs: remainingMs() });
+        await sender?.close(remainingMs());
         llm?.close?.();
         await backends.close();
       })();

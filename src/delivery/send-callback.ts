@@ -24,8 +24,11 @@ export type DeliveryOutcome =
 export interface CallbackSender {
   /** POSTs `body` (JSON) to `url` once; resolves with the outcome, never rejects. */
   send(url: string, body: string, headers: Record<string, string>): Promise<DeliveryOutcome>;
-  /** Lets in-flight attempts finish, then closes the connection pool. */
-  close(): Promise<void>;
+  /**
+   * Lets in-flight attempts finish, for at most `timeoutMs` when given, then closes the
+   * connection pool; attempts still running then are cut off (and end as retries).
+   */
+  close(timeoutMs?: number): Promise<void>;
 }
 
 export interface CallbackSenderOptions {
@@ -169,8 +172,19 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
     }
   };
 
-  return {
-    send,
-    close: () => agent.close(),
+  const close = async (timeoutMs?: number): Promise<void> => {
+    const closed = agent.close();
+    if (timeoutMs === undefined) return closed;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      if ((await Promise.race([closed, timedOut])) === 'timeout') await agent.destroy();
+    } finally {
+      clearTimeout(timer);
+    }
   };
+
+  return { send, close };
 }

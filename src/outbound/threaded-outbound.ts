@@ -150,7 +150,7 @@ export function startOutboundThread(options: OutboundThreadOptions): OutboundThr
         post({ op: 'send', id, url, body, headers });
       });
     },
-    close: () => close(),
+    close: (timeoutMs) => close(timeoutMs),
   };
 
   const close = (timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS): Promise<void> => {

@@ -1,9 +1,13 @@
 /**
  * The embedded mode as a real process: SIGKILL with tasks in flight loses nothing, SIGTERM
- * drains and exits 0, a bad configuration stops start-up with one clear line.
+ * drains and exits 0 within SHUTDOWN_TIMEOUT_MS, a bad configuration stops start-up with one
+ * clear line.
  */
-import { describe, expect, it } from 'vitest';
-import { useDeployment } from '../support/deployment.js';
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { until, useDeployment } from '../support/deployment.js';
 import { postWebhook } from '../support/in-process-app.js';
 
 const { llm, receiver, env, tempDir, start, deliveredAll } = useDeployment();
@@ -69,6 +73,64 @@ describe('embedded mode, real process', () => {
       await deliveredAll(ids, 30_000);
     } finally {
       expect((await second.kill('SIGTERM')).code).toBe(0);
+    }
+  });
+
+  it.each([
+    'on',
+    'off',
+  ])('exits 0 within SHUTDOWN_TIMEOUT_MS while a receiver hangs (outbound thread %s), and delivers after a restart', async (outboundThread) => {
+    // A receiver that takes the request and does not answer until told to.
+    let answering = false;
+    const held: ServerResponse[] = [];
+    const hits: string[] = [];
+    const hanging = createServer((request: IncomingMessage, response: ServerResponse) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        hits.push(Buffer.concat(chunks).toString('utf8'));
+        if (answering) response.writeHead(200).end();
+        else held.push(response);
+      });
+    });
+    hanging.listen(0, '127.0.0.1');
+    await once(hanging, 'listening');
+    onTestFinished(() => {
+      hanging.closeAllConnections();
+      hanging.close();
+    });
+    const hookUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/hook`;
+
+    const dataDir = tempDir();
+    llm.setLatency(0);
+    const settings = {
+      DATA_DIR: dataDir,
+      OUTBOUND_THREAD: outboundThread,
+      SHUTDOWN_TIMEOUT_MS: '500',
+      CALLBACK_TIMEOUT_MS: '30000',
+    };
+    const first = await start('all', env(settings));
+    const { status, json } = await postWebhook(first.url, { message: 'hi', callback_url: hookUrl });
+    expect(status).toBe(200);
+    await until('the callback attempt to reach the receiver', async () => held.length === 1, 20_000);
+
+    const signalledAt = Date.now();
+    const exit = await first.kill('SIGTERM');
+    const tookMs = Date.now() - signalledAt;
+    expect(exit.code).toBe(0);
+    // 500 ms of drain plus the process's own exit; a wait for the 30 s callback is far above.
+    expect(tookMs).toBeLessThan(4_000);
+
+    answering = true;
+    const second = await start('all', env(settings), { port: first.port });
+    try {
+      await until(
+        'the handed-back delivery to be made again',
+        async () => hits.filter((body) => body.includes(json.task_id as string)).length >= 2,
+        30_000,
+      );
+    } finally {
+      await second.kill('SIGTERM');
     }
   });
 
