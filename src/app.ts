@@ -6,7 +6,7 @@
 import type { LookupFunction } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createBackends } from './backends.js';
-import type { Config, Role } from './config.js';
+import { type Config, ConfigError, type Role } from './config.js';
 import { createCallbackSender } from './delivery/send-callback.js';
 import { createSigner } from './delivery/sign.js';
 import { createSsrfPolicy } from './delivery/ssrf-guard.js';
@@ -42,9 +42,9 @@ export async function createApp(
   overrides: AppOverrides = {},
 ): Promise<App> {
   if (config.redisUrl === null && role !== 'all') {
-    throw new Error(
+    throw new ConfigError([
       `Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`,
-    );
+    ]);
   }
   const backends = await createBackends(config, logger);
   const { store, queue } = backends;

@@ -43,3 +43,14 @@ describe.each(cases)('role $role ($mode)', ({ role, env }) => {
     );
   });
 });
+
+describe.each(['api', 'worker'] as const)('role %s without REDIS_URL', (role) => {
+  it('stops with one line saying the role needs REDIS_URL', async () => {
+    const service = await startService({ role, env: {}, waitReady: false });
+    const { code } = await service.exited;
+    expect(code).toBe(1);
+    expect(service.stderr.join('').trimEnd().split('\n')).toEqual([
+      `Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`,
+    ]);
+  });
+});
