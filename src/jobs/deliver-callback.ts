@@ -59,9 +59,10 @@ export interface Deliverer {
   /**
    * Makes attempt number `attempt` (1-based, what the retry schedule counts) to deliver `task`,
    * whose outcome must be the stored one, and records it; resolves when the delivery ended, or
-   * with the delay before the next attempt.
+   * with the delay before the next attempt. A `redelivery` (of a task that had already ended)
+   * is not counted again as a completed or failed task.
    */
-  attempt(task: TaskRecord, attempt: number, log: Logger): Promise<JobResult>;
+  attempt(task: TaskRecord, attempt: number, log: Logger, redelivery?: boolean): Promise<JobResult>;
   /** The `deliver` job. */
   job(job: Job): Promise<JobResult>;
 }
@@ -76,6 +77,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
   const record = async (
     task: TaskRecord,
     attempt: DeliveryAttempt,
+    redelivery: boolean,
     deliveryError?: TaskError | null,
   ): Promise<JobResult> => {
     if (deliveryError === undefined) {
@@ -86,12 +88,18 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     // A generation that failed keeps its own error; a failed delivery of a reply records why.
     const error = task.generatedResponse === null ? task.error : deliveryError;
     await store.recordDelivery(task.taskId, attempt, { status: succeeded ? 'completed' : 'failed', error });
+    if (redelivery) return { type: 'done' };
     if (succeeded) metrics.tasksCompleted.inc();
     else metrics.tasksFailed.inc({ reason: error?.type ?? 'unknown' });
     return { type: 'done' };
   };
 
-  const attempt = async (task: TaskRecord, attemptNumber: number, log: Logger): Promise<JobResult> => {
+  const attempt = async (
+    task: TaskRecord,
+    attemptNumber: number,
+    log: Logger,
+    redelivery = false,
+  ): Promise<JobResult> => {
     const body = JSON.stringify(callbackPayload(task));
     const startedAt = new Date();
     const outcome = await sender.send(task.callbackUrl, body, sign(task.taskId, startedAt, body));
@@ -106,16 +114,16 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     switch (outcome.type) {
       case 'delivered':
         log.info({ status_code: outcome.statusCode }, 'callback delivered');
-        return record(task, made, null);
+        return record(task, made, redelivery, null);
       case 'failed':
         log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback refused; not retried');
-        return record(task, made, { type: 'callback_failed', message: outcome.error });
+        return record(task, made, redelivery, { type: 'callback_failed', message: outcome.error });
       case 'retry': {
         const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, attemptNumber);
         if (delayMs === null) {
           log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback retries spent');
           const reason = outcome.error ?? `HTTP ${outcome.statusCode}`;
-          return record(task, made, {
+          return record(task, made, redelivery, {
             type: 'callback_failed',
             message: `Callback not delivered: ${reason}`,
           });
@@ -125,7 +133,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
           { status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs },
           'callback retry',
         );
-        await record(task, made);
+        await record(task, made, redelivery);
         return { type: 'retry', delayMs: waitMs };
       }
     }
@@ -142,11 +150,9 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
       }
       // The first delivery job continues the schedule after the attempts already recorded (the
       // generating job's own); a redelivery starts a schedule of its own.
-      const attemptNumber =
-        job.id === deliveryJobId(task.taskId)
-          ? Math.max(job.attempt, task.attempts.callback + 1)
-          : job.attempt;
-      return attempt(task, attemptNumber, log);
+      const redelivery = job.id !== deliveryJobId(task.taskId);
+      const attemptNumber = redelivery ? job.attempt : Math.max(job.attempt, task.attempts.callback + 1);
+      return attempt(task, attemptNumber, log, redelivery);
     },
   };
 }
