@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { Client } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { buildTestServer, type TestServer } from '../../test/support/http-harness.js';
 
@@ -6,6 +7,46 @@ import { buildTestServer, type TestServer } from '../../test/support/http-harnes
 function setup(env: Record<string, string> = {}, routes: 'api' | 'operations' = 'api'): Promise<TestServer> {
   return buildTestServer(env, { routes });
 }
+
+describe('buildServer: closing', () => {
+  it('finishes requests in flight, and answers one that arrives while closing with 503 and a detail', async () => {
+    let entered: () => void = () => {};
+    const inside = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const { app } = await buildTestServer(
+      {},
+      {
+        storeOverrides: {
+          getTask: async () => {
+            entered();
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            return null;
+          },
+        },
+      },
+    );
+    const address = await app.listen({ host: '127.0.0.1', port: 0 });
+    // Two requests pipelined on one kept-alive connection: the second arrives during close.
+    const client = new Client(address, { pipelining: 2 });
+    try {
+      const slow = client.request({ path: '/tasks/some-task', method: 'GET' });
+      await inside;
+      const closed = app.close();
+      const late = client.request({ path: '/healthz', method: 'GET' });
+      const [first, second] = await Promise.all([slow, late]);
+      expect(first.statusCode).toBe(404);
+      expect(await first.body.json()).toEqual({ detail: 'Task not found' });
+      expect(second.statusCode).toBe(503);
+      expect(await second.body.json()).toEqual({
+        detail: 'Service unavailable: the server is shutting down',
+      });
+      await closed;
+    } finally {
+      await client.destroy();
+    }
+  });
+});
 
 const VALID = { message: 'Hello', callback_url: 'https://example.com/callback' };
 

@@ -160,6 +160,8 @@ function parseJsonBody(
   }
 }
 
+const SHUTTING_DOWN = 'Service unavailable: the server is shutting down';
+
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config, logger, store, queue, metrics } = deps;
   const requestTimeoutMs = deps.timeouts?.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
@@ -180,7 +182,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       connectionsCheckingInterval: deps.timeouts?.checkIntervalMs ?? TIMEOUT_CHECK_INTERVAL_MS,
     },
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    return503OnClosing: true,
+    // Requests that arrive while closing get our 503 (below), with a `detail` like every error.
+    return503OnClosing: false,
     trustProxy: config.trustProxy,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkErrorHandler,
@@ -204,6 +207,16 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   );
 
   registerErrorHandling(app, { bodyLimitBytes: config.bodyLimitBytes });
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', async (_request: FastifyRequest, reply: FastifyReply) => {
+    if (!closing) return;
+    // A request on a kept-alive connection after close began: refused, and the connection ends.
+    return reply.code(503).header('connection', 'close').send({ detail: SHUTTING_DOWN });
+  });
   registerAuth(app, config.apiTokens);
 
   app.addHook('onResponse', async (request: FastifyRequest, reply: FastifyReply) => {
