@@ -9,7 +9,7 @@ import { createBackends } from './backends.js';
 import { type Config, ConfigError, type Role } from './config.js';
 import { createCallbackSender } from './delivery/send-callback.js';
 import { createSigner } from './delivery/sign.js';
-import { createSsrfPolicy } from './delivery/ssrf-guard.js';
+import { createSsrfPolicy } from './delivery/ssrf/allow-list.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
 import { createLlmClient } from './llm/llm-client.js';

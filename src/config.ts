@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { invalidAllowedHosts } from './delivery/ssrf-guard.js';
+import { invalidAllowedHosts } from './delivery/ssrf/allow-list.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
 export type Role = 'all' | 'api' | 'worker';

@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CallbackSender, createCallbackSender } from './send-callback.js';
-import { createSsrfPolicy } from './ssrf-guard.js';
+import { createSsrfPolicy } from './ssrf/allow-list.js';
 
 interface Hit {
   path: string;

@@ -7,13 +7,9 @@
 import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
 import { retryAfterToMs } from './retry-schedule.js';
-import {
-  type BaseLookup,
-  CALLBACK_FORBIDDEN_CODE,
-  checkCallbackUrl,
-  createGuardedLookup,
-  type SsrfPolicy,
-} from './ssrf-guard.js';
+import type { SsrfPolicy } from './ssrf/allow-list.js';
+import { checkCallbackUrl } from './ssrf/callback-url.js';
+import { type BaseLookup, CALLBACK_FORBIDDEN_CODE, createGuardedLookup } from './ssrf/guarded-lookup.js';
 
 /** What one attempt came to: done, worth another attempt later, or never worth one. */
 export type DeliveryOutcome =

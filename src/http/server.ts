@@ -12,7 +12,7 @@ import Fastify, {
 } from 'fastify';
 import secureJson from 'secure-json-parse';
 import type { Config } from '../config.js';
-import { createSsrfPolicy } from '../delivery/ssrf-guard.js';
+import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { HttpError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createCallbackSender } from '../delivery/send-callback.js';
-import { createSsrfPolicy } from '../delivery/ssrf-guard.js';
+import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
 import { createLlmClient } from '../llm/llm-client.js';
 import { LLM_ERROR_TYPES, LlmError } from '../llm/llm-errors.js';
 import {

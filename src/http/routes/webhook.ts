@@ -4,7 +4,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { checkCallbackUrl, type SsrfPolicy } from '../../delivery/ssrf-guard.js';
+import type { SsrfPolicy } from '../../delivery/ssrf/allow-list.js';
+import { checkCallbackUrl } from '../../delivery/ssrf/callback-url.js';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';

@@ -1,16 +1,9 @@
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import {
-  type BaseLookup,
-  CALLBACK_FORBIDDEN_CODE,
-  checkCallbackUrl,
-  createGuardedLookup,
-  createSsrfPolicy,
-  invalidAllowedHosts,
-  isBlockedAddress,
-  type SsrfPolicy,
-} from './ssrf-guard.js';
+import { createSsrfPolicy, invalidAllowedHosts, isBlockedAddress, type SsrfPolicy } from './allow-list.js';
+import { checkCallbackUrl } from './callback-url.js';
+import { type BaseLookup, CALLBACK_FORBIDDEN_CODE, createGuardedLookup } from './guarded-lookup.js';
 
 const strict = createSsrfPolicy({ callbackAllowPrivate: false, callbackAllowedHosts: [] });
 
