@@ -7,13 +7,11 @@ import type { LookupFunction } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createBackends } from './backends.js';
 import { type Config, ConfigError, type Role } from './config.js';
-import { createCallbackSender } from './delivery/send-callback.js';
 import { createSigner } from './delivery/sign.js';
-import { createSsrfPolicy } from './delivery/ssrf/allow-list.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
-import { createLlmClient } from './llm/llm-client.js';
-import { startOutboundThread } from './outbound/threaded-outbound.js';
+import { createOutbound } from './outbound/create-outbound.js';
+import { outboundSettings } from './outbound/outbound-calls.js';
 import type { Logger } from './shared/logger.js';
 import { createMetrics } from './shared/metrics.js';
 import { USER_AGENT } from './shared/version.js';
@@ -53,26 +51,14 @@ export async function createApp(
   const runsApi = role !== 'worker';
   const runsWorker = role !== 'api';
 
-  // The outbound thread cannot use a resolver passed in by a test: that one runs in-process.
-  const outbound =
-    runsWorker && config.outboundThread && overrides.lookup === undefined
-      ? startOutboundThread({ config, userAgent: USER_AGENT, logger })
-      : null;
-  const sender =
-    outbound?.sender ??
-    (runsWorker
-      ? createCallbackSender({
-          timeoutMs: config.callbackTimeoutMs,
-          policy: createSsrfPolicy(config),
-          userAgent: USER_AGENT,
-          ...(overrides.lookup === undefined ? {} : { lookup: overrides.lookup }),
-        })
-      : null);
-  const llm =
-    outbound?.llm ??
-    (runsWorker
-      ? createLlmClient({ baseUrl: config.llmBaseUrl, apiKey: config.apiKey, timeoutMs: config.llmTimeoutMs })
-      : null);
+  const outbound = runsWorker
+    ? createOutbound({
+        settings: outboundSettings(config, USER_AGENT),
+        thread: config.outboundThread,
+        logger,
+        ...(overrides.lookup === undefined ? {} : { lookup: overrides.lookup }),
+      })
+    : null;
 
   const server = runsApi
     ? await buildServer({
@@ -92,15 +78,15 @@ export async function createApp(
   return {
     server,
     async start() {
-      if (sender !== null && llm !== null) {
+      if (outbound !== null) {
         queue.consume(
           createJobHandler({
             config,
             logger,
             store,
             queue,
-            llm,
-            sender,
+            llm: outbound.llm,
+            sender: outbound.sender,
             sign: createSigner(config.webhookSecret),
             metrics,
           }),
@@ -123,8 +109,7 @@ export async function createApp(
         // Stop taking requests first (in-flight ones finish), then drain the worker.
         await server?.close();
         await queue.close({ timeoutMs: remainingMs() });
-        await sender?.close(remainingMs());
-        llm?.close?.();
+        await outbound?.close(remainingMs());
         await backends.close();
       })();
       return closing;

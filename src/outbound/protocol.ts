@@ -1,17 +1,16 @@
 /**
- * The messages between the worker's event loop and its outbound thread (outbound-thread.ts).
+ * The messages between the worker's event loop and its outbound thread (`outbound-worker.ts`).
  * Everything crossing is plain data (structured clone): an `LlmError` travels as its fields and
  * is rebuilt on arrival, so `generate-reply.ts` sees the same error either way.
  */
-import type { Config } from '../config.js';
 import type { DeliveryOutcome } from '../delivery/send-callback.js';
 import type { ChatMessage, LlmCompletion } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
+import type { OutboundSettings } from './outbound-calls.js';
 
 /** What the thread is started with. */
 export interface OutboundThreadData {
-  config: Config;
-  userAgent: string;
+  settings: OutboundSettings;
 }
 
 export type OutboundRequest =

@@ -5,7 +5,7 @@
  */
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 
-/** `callerUrl` is the caller's `import.meta.url`; `name` the module's path without extension, such as `./outbound-thread`. */
+/** `callerUrl` is the caller's `import.meta.url`; `name` the module's path without extension, such as `./outbound-worker`. */
 export function startThread(callerUrl: string, name: string, options: WorkerOptions = {}): Worker {
   const sourceRun = callerUrl.endsWith('.ts');
   const entry = new URL(`${name}${sourceRun ? '.ts' : '.js'}`, callerUrl);

@@ -9,12 +9,12 @@
  * retry outcome for a callback), so their jobs run again, and the next call starts a new thread.
  */
 import type { Worker } from 'node:worker_threads';
-import type { Config } from '../config.js';
 import type { CallbackSender, DeliveryOutcome } from '../delivery/send-callback.js';
 import type { LlmClient, LlmCompletion } from '../llm/llm-client.js';
 import { LLM_ERROR_TYPES, LlmError } from '../llm/llm-errors.js';
 import type { Logger } from '../shared/logger.js';
 import { startThread } from '../shared/threads.js';
+import type { Outbound, OutboundSettings } from './outbound-calls.js';
 import {
   llmErrorFromData,
   type OutboundReply,
@@ -22,16 +22,8 @@ import {
   type OutboundThreadData,
 } from './protocol.js';
 
-export interface OutboundThread {
-  llm: LlmClient;
-  sender: CallbackSender;
-  /** Lets calls in flight finish (up to `timeoutMs`), then stops the thread. Idempotent. */
-  close(timeoutMs?: number): Promise<void>;
-}
-
-export interface OutboundThreadOptions {
-  config: Readonly<Config>;
-  userAgent: string;
+export interface OutboundClientOptions {
+  settings: OutboundSettings;
   logger: Logger;
 }
 
@@ -39,11 +31,10 @@ type Pending =
   | { op: 'complete'; resolve: (value: LlmCompletion) => void; reject: (error: LlmError) => void }
   | { op: 'send'; resolve: (outcome: DeliveryOutcome) => void; startedAt: number };
 
-const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-
-export function startOutboundThread(options: OutboundThreadOptions): OutboundThread {
+/** The outbound calls on a thread of their own; `close` stops the thread. */
+export function createOutboundClient(options: OutboundClientOptions): Outbound {
   const { logger } = options;
-  const data: OutboundThreadData = { config: { ...options.config }, userAgent: options.userAgent };
+  const data: OutboundThreadData = { settings: options.settings };
   const pending = new Map<number, Pending>();
   let nextId = 1;
   let thread: Worker | null = null;
@@ -77,7 +68,7 @@ export function startOutboundThread(options: OutboundThreadOptions): OutboundThr
 
   const ensureThread = (): Worker => {
     if (thread !== null) return thread;
-    const started = startThread(import.meta.url, './outbound-thread', { workerData: data });
+    const started = startThread(import.meta.url, './outbound-worker', { workerData: data });
     started.on('message', (batch: OutboundReply[]) => {
       for (const message of batch) settle(message);
     });
@@ -153,7 +144,7 @@ export function startOutboundThread(options: OutboundThreadOptions): OutboundThr
     close: (timeoutMs) => close(timeoutMs),
   };
 
-  const close = (timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS): Promise<void> => {
+  const close = (timeoutMs?: number): Promise<void> => {
     closePromise ??= (async () => {
       closed = true;
       flush();
@@ -161,6 +152,10 @@ export function startOutboundThread(options: OutboundThreadOptions): OutboundThr
       if (running === null) return;
       const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
       running.postMessage([{ op: 'close' }] satisfies OutboundRequest[]);
+      if (timeoutMs === undefined) {
+        await exited;
+        return;
+      }
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), timeoutMs);

@@ -4,28 +4,31 @@ import { llmFailure } from '../../test/support/llm-failure.js';
 import { loadConfig } from '../config.js';
 import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
 import { createLogger } from '../shared/logger.js';
-import { type OutboundThread, startOutboundThread } from './threaded-outbound.js';
+import { type Outbound, outboundSettings } from './outbound-calls.js';
+import { createOutboundClient } from './outbound-client.js';
 
 const API_KEY = 'sk-thread-test';
 
 let mock: MockLlm;
 let receiver: CallbackReceiver;
-let outbound: OutboundThread;
+let outbound: Outbound;
 
-const start = (env: Record<string, string> = {}): OutboundThread =>
-  startOutboundThread({
-    config: loadConfig({
-      LLM_BASE_URL: mock.url,
-      API_KEY,
-      CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-      LOG_LEVEL: 'silent',
-      ...env,
-    }),
-    userAgent: 'llm-webhook-test',
+const start = (env: Record<string, string> = {}): Outbound =>
+  createOutboundClient({
+    settings: outboundSettings(
+      loadConfig({
+        LLM_BASE_URL: mock.url,
+        API_KEY,
+        CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+        LOG_LEVEL: 'silent',
+        ...env,
+      }),
+      'llm-webhook-test',
+    ),
     logger: createLogger('silent'),
   });
 
-const ask = (thread: OutboundThread = outbound) =>
+const ask = (thread: Outbound = outbound) =>
   thread.llm.complete({ model: 'test-model', messages: [{ role: 'user', content: 'Hello' }] });
 
 beforeAll(async () => {

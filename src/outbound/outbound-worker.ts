@@ -1,13 +1,12 @@
 /**
- * The outbound thread's entry point: the real LLM client and callback sender, driven by batches
- * of requests from the worker's event loop (threaded-outbound.ts). Replies go back in batches
- * too, one message per turn of this thread's event loop.
+ * The outbound thread's entry point: the LLM client and callback sender of
+ * `createOutboundCalls`, driven by batches of requests from the worker's event loop
+ * (`outbound-client.ts`). Replies go back in batches too, one message per turn of this thread's
+ * event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createCallbackSender } from '../delivery/send-callback.js';
-import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
-import { createLlmClient } from '../llm/llm-client.js';
 import { LLM_ERROR_TYPES, LlmError } from '../llm/llm-errors.js';
+import { createOutboundCalls } from './outbound-calls.js';
 import {
   llmErrorToData,
   type OutboundReply,
@@ -16,19 +15,10 @@ import {
 } from './protocol.js';
 
 const port = parentPort;
-if (port === null) throw new Error('outbound-thread.ts runs as a worker thread only');
+if (port === null) throw new Error('outbound-worker.ts runs as a worker thread only');
 
-const { config, userAgent } = workerData as OutboundThreadData;
-const llm = createLlmClient({
-  baseUrl: config.llmBaseUrl,
-  apiKey: config.apiKey,
-  timeoutMs: config.llmTimeoutMs,
-});
-const sender = createCallbackSender({
-  timeoutMs: config.callbackTimeoutMs,
-  policy: createSsrfPolicy(config),
-  userAgent,
-});
+const { settings } = workerData as OutboundThreadData;
+const { llm, sender, close } = createOutboundCalls(settings);
 
 let outbox: OutboundReply[] = [];
 const flush = (): void => {
@@ -85,8 +75,7 @@ port.on('message', (batch: OutboundRequest[]) => {
         if (closing) break;
         closing = true;
         // Calls in flight finish and are answered; then the pools close and the thread ends.
-        void sender.close().finally(() => {
-          llm.close?.();
+        void close().finally(() => {
           if (outbox.length > 0) flush();
           port.close();
         });
