@@ -7,10 +7,10 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { invalidAllowedHosts } from './delivery/ssrf/allow-list.js';
+import type { LogLevel } from './shared/logger.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
 export type Role = 'all' | 'api' | 'worker';
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
   host: string;

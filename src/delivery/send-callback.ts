@@ -6,7 +6,7 @@
  */
 import type { LookupFunction } from 'node:net';
 import { Agent } from 'undici';
-import { retryAfterToMs } from './retry-schedule.js';
+import { retryAfterToMs } from '../shared/retry-after.js';
 import type { SsrfPolicy } from './ssrf/allow-list.js';
 import { checkCallbackUrl } from './ssrf/callback-url.js';
 import { type BaseLookup, CALLBACK_FORBIDDEN_CODE, createGuardedLookup } from './ssrf/guarded-lookup.js';

@@ -9,9 +9,9 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CallbackReceiver, startCallbackReceiver } from '../../test/support/callback-receiver.js';
 import { postWebhook, startInProcessApp, waitForTask } from '../../test/support/in-process-app.js';
-import type { LogLevel } from '../config.js';
 import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
 import { redactApiKey } from '../llm/llm-client.js';
+import type { LogLevel } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
 
 const API_KEY = 'Zq7vKEYxW2pLm9Rt5vNb8YhG';

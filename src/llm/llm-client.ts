@@ -11,13 +11,19 @@
  */
 import OpenAI from 'openai';
 import { Agent, request } from 'undici';
-import { retryAfterToMs } from '../delivery/retry-schedule.js';
-import type { Usage } from '../store/store.js';
+import { retryAfterToMs } from '../shared/retry-after.js';
 import { classifyLlmStatus, LLM_ERROR_TYPES, LlmError } from './llm-errors.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';
   content: string;
+}
+
+/** Token counts as the endpoint reports them. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
 }
 
 export interface LlmCompletion {

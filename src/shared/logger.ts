@@ -3,9 +3,9 @@
  * secret in a message string. Message texts belong at `debug` only.
  */
 import { type DestinationStream, type Logger, pino } from 'pino';
-import type { LogLevel } from '../config.js';
-
 export type { Logger };
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 /** Paths whose values never reach a log line. */
 export const REDACTED_PATHS = [

@@ -4,11 +4,17 @@
  * can run in one process without their counts mixing.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { JobCounts } from '../queue/job-queue.js';
+
+/** Jobs in the queue by state, as the queue counts them at scrape time. */
+export interface QueueDepth {
+  waiting: number;
+  active: number;
+  delayed: number;
+}
 
 export interface MetricsOptions {
   /** Asked on every scrape for `llm_webhook_queue_jobs`; omitted = the gauge stays empty. */
-  queueCounts?: () => Promise<JobCounts>;
+  queueCounts?: () => Promise<QueueDepth>;
 }
 
 export interface Metrics {
