@@ -4,8 +4,8 @@
  * argument (`all` | `api` | `worker`, default `all`), and owns the process: signals and exit codes.
  */
 import { setFlagsFromString } from 'node:v8';
-import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Role } from './config.js';
+import { createService } from './service.js';
 import { createLogger } from './shared/logger.js';
 
 // V8 lets a heap grow to several times what survived the last full collection before it collects
@@ -42,7 +42,7 @@ async function main(): Promise<void> {
     logger.warn('API_KEY is not set: every task will fail until it is');
   }
 
-  const app = await createApp(config, logger, role);
+  const app = await createService(config, logger, role);
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {

@@ -3,7 +3,7 @@
  * mode loaded lazily, and deployment files that parse and say what the README says.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -25,6 +25,109 @@ const files = sourceFiles(join(ROOT, 'src')).map((path) => ({
 
 const importers = (pattern: RegExp): string[] =>
   files.filter((file) => pattern.test(file.text)).map((file) => file.path);
+
+/**
+ * The folders of `src/` and which of them each may import (SPEC-independent: the architecture of
+ * the README). `main → service → http, jobs, outbound, backends`; `http → queue, store,
+ * delivery`; `jobs → queue, store, llm, delivery`; `outbound → llm, delivery`; the queue and
+ * store drivers → `backends/*`; everything → `shared`, and `shared` → nothing of ours.
+ * `config` is read by the composition side; it asks `delivery` only whether an allow-list entry
+ * is well-formed. `dev` (mock LLM, demo) may use anything.
+ */
+const ALLOWED_ARROWS: Record<string, readonly string[]> = {
+  main: ['service', 'config', 'shared'],
+  service: ['http', 'jobs', 'outbound', 'backends', 'delivery', 'config', 'shared'],
+  config: ['delivery', 'shared'],
+  backends: ['queue', 'store', 'config', 'shared'],
+  http: ['queue', 'store', 'delivery', 'config', 'shared'],
+  jobs: ['queue', 'store', 'llm', 'delivery', 'config', 'shared'],
+  outbound: ['llm', 'delivery', 'config', 'shared'],
+  queue: ['backends', 'shared'],
+  store: ['backends', 'shared'],
+  llm: ['shared'],
+  delivery: ['shared'],
+  shared: [],
+  dev: ['*'],
+};
+
+/** The folder (or top-level module) of `src/` a source file belongs to. */
+function areaOf(path: string): string {
+  const [, first = ''] = path.split('/');
+  return first.replace(/\.ts$/, '');
+}
+
+/** Every import of ours in `text` (static, dynamic and `export ... from`), resolved to a path under src/. */
+function importsOf(path: string, text: string): string[] {
+  const specifiers = [...text.matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)].map((match) => match[1]!);
+  return specifiers.map((specifier) => join(dirname(path), specifier).replace(/\.js$/, '.ts'));
+}
+
+/** Wrong arrows in `graph` (file → files it imports), as `from → to` lines. */
+function wrongArrows(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const wrong: string[] = [];
+  for (const [from, targets] of graph) {
+    const allowed = ALLOWED_ARROWS[areaOf(from)];
+    for (const to of targets) {
+      const area = areaOf(to);
+      if (area === areaOf(from) || allowed?.includes('*') || allowed?.includes(area)) continue;
+      wrong.push(`${from} → ${to}`);
+    }
+  }
+  return wrong;
+}
+
+/** Import cycles in `graph`, each as the files around it. */
+function cyclesIn(graph: ReadonlyMap<string, readonly string[]>): string[][] {
+  const cycles: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const stack: string[] = [];
+  const visit = (file: string): void => {
+    if (state.get(file) === 'done') return;
+    if (state.get(file) === 'open') {
+      cycles.push(stack.slice(stack.indexOf(file)));
+      return;
+    }
+    state.set(file, 'open');
+    stack.push(file);
+    for (const next of graph.get(file) ?? []) visit(next);
+    stack.pop();
+    state.set(file, 'done');
+  };
+  for (const file of graph.keys()) visit(file);
+  return cycles;
+}
+
+const importGraph = new Map(files.map((file) => [file.path, importsOf(file.path, file.text)] as const));
+
+describe('import arrows', () => {
+  it('go only where the architecture allows', () => {
+    expect(Object.keys(ALLOWED_ARROWS).sort()).toEqual(
+      [...new Set(files.map((file) => areaOf(file.path)))].sort(),
+    );
+    // The queue's SQLite driver still finds the database in store/; it moves to backends/sqlite.
+    expect(wrongArrows(importGraph)).toEqual([
+      'src/queue/sqlite-job-queue.ts → src/store/sqlite-database.ts',
+    ]);
+  });
+
+  it('form no cycle', () => {
+    expect(cyclesIn(importGraph)).toEqual([]);
+  });
+
+  it('are checked: a wrong arrow and a cycle are caught', () => {
+    const bad = new Map([
+      ['src/shared/logger.ts', ['src/config.ts']],
+      ['src/delivery/sign.ts', ['src/jobs/catalog.ts']],
+      ['src/jobs/catalog.ts', ['src/jobs/generate-reply.ts']],
+      ['src/jobs/generate-reply.ts', ['src/jobs/catalog.ts']],
+    ]);
+    expect(wrongArrows(bad)).toEqual([
+      'src/shared/logger.ts → src/config.ts',
+      'src/delivery/sign.ts → src/jobs/catalog.ts',
+    ]);
+    expect(cyclesIn(bad)).toEqual([['src/jobs/catalog.ts', 'src/jobs/generate-reply.ts']]);
+  });
+});
 
 describe('boundaries', () => {
   it.each([
@@ -48,8 +151,8 @@ describe('boundaries', () => {
       (path) => !['src/queue/bullmq-job-queue.ts', 'src/store/redis-store.ts'].includes(path),
     );
     expect(staticImporters).toEqual([]);
-    const backends = files.find((file) => file.path === 'src/backends.ts')!.text;
-    expect(backends).toContain("await import('./queue/bullmq-job-queue.js')");
+    const backends = files.find((file) => file.path === 'src/backends/create-backends.ts')!.text;
+    expect(backends).toContain("await import('../queue/bullmq-job-queue.js')");
   });
 
   it('reads process.env only in the configuration module (and the dev-only mock LLM)', () => {

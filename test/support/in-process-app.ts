@@ -8,23 +8,23 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, onTestFinished } from 'vitest';
-import { type App, type AppOverrides, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { type MockLlm, type MockLlmOptions, startMockLlm } from '../../src/dev/mock-llm.js';
+import { createService, type Service, type ServiceOverrides } from '../../src/service.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { type CallbackReceiver, startCallbackReceiver } from './callback-receiver.js';
 
 export interface InProcessApp {
   /** Base URL of the API, such as `http://127.0.0.1:40123`. */
   url: string;
-  app: App;
+  app: Service;
   close(): Promise<void>;
 }
 
 export interface InProcessAppOptions {
   /** Default: a silent logger. */
   logger?: Logger;
-  overrides?: AppOverrides;
+  overrides?: ServiceOverrides;
 }
 
 /** Starts role `all` with `env` over test defaults (127.0.0.1, port 0, temp DATA_DIR, no rate limit, silent). */
@@ -41,7 +41,7 @@ export async function startInProcessApp(
     LOG_LEVEL: 'silent',
     ...env,
   });
-  const app = await createApp(config, options.logger ?? createLogger('silent'), 'all', options.overrides);
+  const app = await createService(config, options.logger ?? createLogger('silent'), 'all', options.overrides);
   let url: string | null;
   try {
     url = await app.start();

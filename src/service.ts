@@ -1,11 +1,11 @@
 /**
  * Assembles the service for one role from a configuration: backends, metrics, the HTTP API
  * (roles `all` and `api`) and the worker (roles `all` and `worker`). `main.ts` owns the process
- * (signals, exit codes); tests build the same app in-process.
+ * (signals, exit codes); tests build the same service in-process.
  */
 import type { LookupFunction } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import { createBackends } from './backends.js';
+import { createBackends } from './backends/create-backends.js';
 import { type Config, ConfigError, type Role } from './config.js';
 import { createSigner } from './delivery/sign.js';
 import { buildServer } from './http/server.js';
@@ -16,7 +16,7 @@ import type { Logger } from './shared/logger.js';
 import { createMetrics } from './shared/metrics.js';
 import { USER_AGENT } from './shared/version.js';
 
-export interface App {
+export interface Service {
   /** Listens (API on HOST:PORT; a worker's operations server on WORKER_PORT when set); resolves the base URL, if any. */
   start(): Promise<string | null>;
   /**
@@ -28,17 +28,17 @@ export interface App {
 }
 
 /** Test seams; production passes none. */
-export interface AppOverrides {
+export interface ServiceOverrides {
   /** The resolver behind the callback SSRF guard (default `dns.lookup`), so tests can make a name resolve anywhere. */
   lookup?: LookupFunction;
 }
 
-export async function createApp(
+export async function createService(
   config: Readonly<Config>,
   logger: Logger,
   role: Role,
-  overrides: AppOverrides = {},
-): Promise<App> {
+  overrides: ServiceOverrides = {},
+): Promise<Service> {
   if (config.redisUrl === null && role !== 'all') {
     throw new ConfigError([
       `Role "${role}" needs REDIS_URL: without it the service runs as one process (role "all")`,

@@ -4,10 +4,10 @@
  * lazily, so the embedded mode never loads BullMQ or ioredis.
  */
 import { join } from 'node:path';
-import type { Config } from './config.js';
-import type { JobQueue } from './queue/job-queue.js';
-import type { Logger } from './shared/logger.js';
-import type { Store, StoreLimits } from './store/store.js';
+import type { Config } from '../config.js';
+import type { JobQueue } from '../queue/job-queue.js';
+import type { Logger } from '../shared/logger.js';
+import type { Store, StoreLimits } from '../store/store.js';
 
 export interface Backends {
   mode: 'embedded' | 'redis';
@@ -26,9 +26,9 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     taskRetentionSeconds: config.taskRetentionSeconds,
   };
   if (config.redisUrl === null) {
-    const { openSqliteDatabase } = await import('./store/sqlite-database.js');
-    const { createSqliteStore } = await import('./store/sqlite-store.js');
-    const { createSqliteJobQueue } = await import('./queue/sqlite-job-queue.js');
+    const { openSqliteDatabase } = await import('../store/sqlite-database.js');
+    const { createSqliteStore } = await import('../store/sqlite-store.js');
+    const { createSqliteJobQueue } = await import('../queue/sqlite-job-queue.js');
     const db = openSqliteDatabase({
       path: join(config.dataDir, 'llm-webhook.db'),
       syncEveryCommit: config.sqliteSynchronous === 'full',
@@ -45,9 +45,9 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
       },
     };
   }
-  const { createRedisClient } = await import('./shared/redis-connection.js');
-  const { createRedisStore } = await import('./store/redis-store.js');
-  const { createBullmqJobQueue } = await import('./queue/bullmq-job-queue.js');
+  const { createRedisClient } = await import('../shared/redis-connection.js');
+  const { createRedisStore } = await import('../store/redis-store.js');
+  const { createBullmqJobQueue } = await import('../queue/bullmq-job-queue.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
   const queue = createBullmqJobQueue({
