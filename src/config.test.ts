@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseDurationMs, parseRateLimit, parseScheduleMs } from './config.js';
+import { loadConfig, parseDurationMs, parseRateLimit, parseScheduleMs } from './config.js';
+import { ConfigError } from './shared/errors.js';
 
 const readmeTableVariables = (): string[] => {
   const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { invalidAllowedHosts } from './delivery/ssrf/allow-list.js';
+import { ConfigError } from './shared/errors.js';
 import type { LogLevel } from './shared/logger.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
@@ -50,14 +51,6 @@ export interface Config {
   taskRetentionSeconds: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
-}
-
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-  constructor(readonly problems: readonly string[]) {
-    super(problems.join('\n'));
-    this.name = 'ConfigError';
-  }
 }
 
 type Env = Record<string, string | undefined>;

@@ -4,8 +4,9 @@
  * argument (`all` | `api` | `worker`, default `all`), and owns the process: signals and exit codes.
  */
 import { setFlagsFromString } from 'node:v8';
-import { ConfigError, loadConfig, type Role } from './config.js';
+import { loadConfig, type Role } from './config.js';
 import { createService } from './service.js';
+import { ConfigError } from './shared/errors.js';
 import { createLogger } from './shared/logger.js';
 
 // V8 lets a heap grow to several times what survived the last full collection before it collects

@@ -6,12 +6,13 @@
 import type { LookupFunction } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { createBackends } from './backends/create-backends.js';
-import { type Config, ConfigError, type Role } from './config.js';
+import type { Config, Role } from './config.js';
 import { createSigner } from './delivery/sign.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
 import { createOutbound } from './outbound/create-outbound.js';
 import { outboundSettings } from './outbound/outbound-calls.js';
+import { ConfigError } from './shared/errors.js';
 import type { Logger } from './shared/logger.js';
 import { createMetrics } from './shared/metrics.js';
 import { USER_AGENT } from './shared/version.js';

@@ -12,6 +12,7 @@ import type { Config } from '../config.js';
 import { nextRetryDelayMs } from '../delivery/retry-schedule.js';
 import type { CallbackSender } from '../delivery/send-callback.js';
 import type { Job, JobResult } from '../queue/job-queue.js';
+import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
@@ -117,14 +118,17 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
         return record(task, made, redelivery, null);
       case 'failed':
         log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback refused; not retried');
-        return record(task, made, redelivery, { type: 'callback_failed', message: outcome.error });
+        return record(task, made, redelivery, {
+          type: TASK_ERROR_TYPES.callbackFailed,
+          message: outcome.error,
+        });
       case 'retry': {
         const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, attemptNumber);
         if (delayMs === null) {
           log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback retries spent');
           const reason = outcome.error ?? `HTTP ${outcome.statusCode}`;
           return record(task, made, redelivery, {
-            type: 'callback_failed',
+            type: TASK_ERROR_TYPES.callbackFailed,
             message: `Callback not delivered: ${reason}`,
           });
         }

@@ -17,6 +17,7 @@ import type { Config } from '../config.js';
 import type { ChatMessage, LlmClient, LlmCompletion } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
 import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
+import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
@@ -142,7 +143,12 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       const llmError =
         error instanceof LlmError
           ? error
-          : new LlmError({ type: 'llm_error', message: String(error), retryable: true, cause: error });
+          : new LlmError({
+              type: LLM_ERROR_TYPES.unexpected,
+              message: String(error),
+              retryable: true,
+              cause: error,
+            });
       metrics.llmCallDuration.observe(
         { model: plan.model, outcome: llmError.type },
         (performance.now() - startedAt) / 1000,

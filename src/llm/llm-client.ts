@@ -11,8 +11,9 @@
  */
 import OpenAI from 'openai';
 import { Agent, request } from 'undici';
+import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import { retryAfterToMs } from '../shared/retry-after.js';
-import { classifyLlmStatus, LLM_ERROR_TYPES, LlmError } from './llm-errors.js';
+import { classifyLlmStatus, LlmError } from './llm-errors.js';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';

@@ -3,34 +3,10 @@
  * `retryable` decides whether the caller runs its retry schedule (SPEC §4: network errors,
  * timeouts, 408, 429 and 5xx are retried; any other 4xx is permanent).
  */
-import { AppError } from '../shared/errors.js';
-
-/** The stable error types, in one place. */
-export const LLM_ERROR_TYPES = {
-  /** 401 or 403: the key is wrong or lacks access. */
-  auth: 'llm_auth',
-  /** Any other 4xx: the request itself is refused (unknown model, too long a prompt, ...). */
-  badRequest: 'llm_bad_request',
-  /** 429. */
-  rateLimited: 'llm_rate_limited',
-  /** 5xx or 408. */
-  unavailable: 'llm_unavailable',
-  /** No answer within the timeout. */
-  timeout: 'llm_timeout',
-  /** The connection failed or broke. */
-  network: 'llm_network',
-  /** The call was cancelled through its `AbortSignal`. */
-  aborted: 'llm_aborted',
-  /** A 2xx answer with no usable reply (no choices, empty content, not JSON). */
-  badResponse: 'llm_bad_response',
-  /** No `API_KEY` is configured. */
-  missingApiKey: 'config_missing_api_key',
-} as const;
-
-export type LlmErrorType = (typeof LLM_ERROR_TYPES)[keyof typeof LLM_ERROR_TYPES];
+import { AppError, LLM_ERROR_TYPES, type LlmErrorType } from '../shared/errors.js';
 
 export interface LlmErrorOptions {
-  type: string;
+  type: LlmErrorType;
   message: string;
   retryable: boolean;
   /** The HTTP status the LLM answered with, when it answered. */
@@ -42,7 +18,7 @@ export interface LlmErrorOptions {
 
 /** A failed LLM call. Its `code` is its `type` in upper case (`LLM_AUTH`, ...). */
 export class LlmError extends AppError {
-  readonly type: string;
+  readonly type: LlmErrorType;
   readonly retryable: boolean;
   readonly status?: number;
   readonly retryAfterMs?: number;

@@ -11,7 +11,8 @@
 import type { Worker } from 'node:worker_threads';
 import type { CallbackSender, DeliveryOutcome } from '../delivery/send-callback.js';
 import type { LlmClient, LlmCompletion } from '../llm/llm-client.js';
-import { LLM_ERROR_TYPES, LlmError } from '../llm/llm-errors.js';
+import { LlmError } from '../llm/llm-errors.js';
+import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { startThread } from '../shared/threads.js';
 import type { Outbound, OutboundSettings } from './outbound-calls.js';

@@ -5,7 +5,8 @@
  * event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { LLM_ERROR_TYPES, LlmError } from '../llm/llm-errors.js';
+import { LlmError } from '../llm/llm-errors.js';
+import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import { createOutboundCalls } from './outbound-calls.js';
 import {
   llmErrorToData,

@@ -6,6 +6,7 @@
 import type { DeliveryOutcome } from '../delivery/send-callback.js';
 import type { ChatMessage, LlmCompletion } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
+import type { LlmErrorType } from '../shared/errors.js';
 import type { OutboundSettings } from './outbound-calls.js';
 
 /** What the thread is started with. */
@@ -21,7 +22,7 @@ export type OutboundRequest =
 
 /** An `LlmError` as data. */
 export interface LlmErrorData {
-  type: string;
+  type: LlmErrorType;
   message: string;
   retryable: boolean;
   status?: number;

@@ -7,7 +7,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { conversationKey, type Generation, type NewTask, type Store, type StoreLimits } from './store.js';
+import {
+  conversationKey,
+  type Generation,
+  type NewTask,
+  type Store,
+  type StoreLimits,
+  type TaskError,
+} from './store.js';
 
 export type StoreContractFactory = (
   limits: StoreLimits,
@@ -168,7 +175,11 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
 
         expect(await store.completeGeneration(task.taskId, key, generation('again'))).toBe(false);
         expect(
-          await store.failGeneration(task.taskId, { type: 'x', message: 'y' }, new Date().toISOString()),
+          await store.failGeneration(
+            task.taskId,
+            { type: 'llm_auth', message: 'y' },
+            new Date().toISOString(),
+          ),
         ).toBe(false);
         expect(await store.getHistory(key, 10)).toEqual(history);
         expect((await store.getTaskById(task.taskId))?.generatedResponse).toBe('the reply');
@@ -200,7 +211,7 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
         const task = newTask({ conversationId });
         await store.createTask(task);
         const completedAt = new Date().toISOString();
-        const error = { type: 'llm_auth', message: 'bad key' };
+        const error: TaskError = { type: 'llm_auth', message: 'bad key' };
         expect(await store.failGeneration(task.taskId, error, completedAt)).toBe(true);
 
         const record = await store.getTaskById(task.taskId);
@@ -341,7 +352,7 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
         await store.createTask(failed);
         await store.setStatus(failed.taskId, 'delivering');
         const refused = { at: new Date().toISOString(), status_code: 410, duration_ms: 4 };
-        const error = { type: 'callback_failed', message: 'HTTP 410' };
+        const error: TaskError = { type: 'callback_failed', message: 'HTTP 410' };
         await store.recordDelivery(failed.taskId, refused, { status: 'failed', error });
         expect(await store.getTaskById(failed.taskId)).toMatchObject({
           status: 'failed',

@@ -14,6 +14,8 @@
  *   its last append, idempotency keys after their `ttlSeconds`.
  */
 
+import type { TaskErrorType } from '../shared/errors.js';
+
 export const TASK_STATUSES = ['queued', 'processing', 'delivering', 'completed', 'failed'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
@@ -25,7 +27,7 @@ export interface Usage {
 
 export interface TaskError {
   /** Stable, machine-readable: `llm_auth`, `llm_unavailable`, `config_missing_api_key`, `callback_failed`, ... */
-  type: string;
+  type: TaskErrorType;
   message: string;
 }
 

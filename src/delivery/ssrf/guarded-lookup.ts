@@ -5,11 +5,11 @@
  */
 import { lookup as dnsLookup, type LookupAddress, type LookupAllOptions, type LookupOptions } from 'node:dns';
 import type { LookupFunction } from 'node:net';
-import { AppError } from '../../shared/errors.js';
+import { AppError, ERROR_CODES } from '../../shared/errors.js';
 import { blockedReason, isAllowedHost, normaliseHostname, type SsrfPolicy } from './allow-list.js';
 
 /** The `code` of the error a guarded lookup fails with. */
-export const CALLBACK_FORBIDDEN_CODE = 'ERR_CALLBACK_FORBIDDEN';
+export const CALLBACK_FORBIDDEN_CODE = ERROR_CODES.callbackForbidden;
 
 /** A callback target refused by the policy; its `code` is `ERR_CALLBACK_FORBIDDEN`. */
 export class CallbackForbiddenError extends AppError {
