@@ -16,6 +16,9 @@
  *   with a backoff (`defaultBackoffMs`).
  */
 
+/** A job's lane: a waiting `first` job runs before any waiting `normal` one. */
+export type JobPriority = 'first' | 'normal';
+
 export const JOB_NAMES = { generate: 'generate', deliver: 'deliver' } as const;
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
 
