@@ -21,7 +21,11 @@ export interface Config {
   redisUrl: string | null;
   /** BullMQ key prefix; a `{hash tag}` keeps every key in one Redis Cluster slot. */
   queuePrefix: string;
-  /** Redis mode: how long a worker's claim on a running job lasts without renewal; a dead worker's jobs return after about this long. */
+  /**
+   * Redis mode: how long a worker's claim on a running job lasts without renewal (renewed every
+   * quarter of it; expired claims are looked for every half of it), so a dead worker's jobs are
+   * taken over within 1.5 times this.
+   */
   queueLockDurationMs: number;
   dataDir: string;
   /** Embedded mode: fsync every commit (`full`, survives power loss) or not (`normal`, survives any process crash). */
@@ -199,7 +203,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     workerPort: integer('WORKER_PORT', 0, 0, 65535),
     redisUrl: url('REDIS_URL', null, ['redis', 'rediss']),
     queuePrefix,
-    queueLockDurationMs: integer('QUEUE_LOCK_DURATION_MS', 30_000, 1000, 3_600_000),
+    queueLockDurationMs: integer('QUEUE_LOCK_DURATION_MS', 5000, 1000, 3_600_000),
     dataDir: resolve(text('DATA_DIR', './data')),
     sqliteSynchronous: sqliteSynchronous === 'full' ? 'full' : 'normal',
     outboundThread: outboundThreadText === 'auto' ? availableParallelism() >= 2 : outboundThreadText === 'on',

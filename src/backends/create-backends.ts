@@ -55,7 +55,6 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     prefix: config.queuePrefix,
     logger,
     lockDurationMs: config.queueLockDurationMs,
-    stalledIntervalMs: config.queueLockDurationMs,
   });
   return {
     mode: 'redis',

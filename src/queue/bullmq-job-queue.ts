@@ -46,7 +46,18 @@
  *   `lw:pending` (and heads its group); the next sweep adds it. Nothing is lost, the group waits.
  * - A worker dies while running a job: BullMQ's lock expires, the stalled checker of another
  *   worker moves it back to wait (`maxStalledCount` is huge, so stalling never fails a job), and
- *   it runs again with `attempt + 1`.
+ *   it runs again with `attempt + 1`. How long that takes, with L the lock duration and S the
+ *   stalled interval: a live worker rewrites its jobs' locks every L/8 to L/4 (BullMQ's timer
+ *   ticks every half of `lockRenewTime`, L/4 here); a check (one script, at most one per S
+ *   across all workers: a key set for S stops the others) moves to wait the jobs that the
+ *   previous check marked and whose lock is gone, then marks every active job; a renewal unmarks
+ *   it. So a job is moved by the first check at or after its lock's expiry (the kill plus L at
+ *   most) that follows a check made after its last renewal. Checks come every S, or after up to
+ *   2S when the dead worker made the last one; the worst case is max(L + S, 3S). With S = L/2
+ *   (the default) that is 1.5 L, 7.5 s for the default L of 5 s, plus the Redis round trips and
+ *   timer delays. The price is a lock that lapses when a live worker's event loop stalls for
+ *   longer than L - L/4 (3.75 s by default): its job then runs a second time (same task, same
+ *   `webhook-id`; the store keeps the first generation, the conversation's order holds).
  * - A worker dies after the finish script but before the next job's add: the next id is in
  *   `lw:pending`; a sweep adds it. Before the BullMQ acknowledgement: the job runs again as a
  *   stale copy, whose run script finds it unregistered, so it is acknowledged without running.
@@ -82,9 +93,9 @@ export interface BullmqJobQueueOptions {
   /** Default `jobs`. */
   queueName?: string;
   logger?: Logger;
-  /** How long a job's lock lasts without renewal (renewed every half of it); default 60 000. */
+  /** How long a job's lock lasts without renewal (renewed every quarter of it); default 5 000. */
   lockDurationMs?: number;
-  /** How often workers look for jobs whose lock expired; default 30 000. */
+  /** How often workers look for jobs whose lock expired; default half of `lockDurationMs`. */
   stalledIntervalMs?: number;
   /** How often a worker runs the repair sweep; default 5 000. */
   repairIntervalMs?: number;
@@ -104,6 +115,8 @@ interface RegisteredJob extends JobData {
 }
 
 const PING_TIMEOUT_MS = 2000;
+/** The lock of a running job; a dead worker's jobs are taken over within 1.5 times it. */
+const DEFAULT_LOCK_DURATION_MS = 5000;
 /** A `lw:pending` entry younger than this is left to the process that is adding it. */
 const PENDING_GRACE_MS = 3000;
 /** Entries of `lw:pending` and groups handled per repair sweep step. */
@@ -251,8 +264,10 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     groups: `${base}:lw:groups`,
     group: (group: string | null) => `${base}:lw:group:${group ?? ''}`,
   };
-  const lockDurationMs = options.lockDurationMs ?? 60_000;
-  const stalledIntervalMs = options.stalledIntervalMs ?? 30_000;
+  const lockDurationMs = options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
+  // Both well inside the lock: see FAILURE CASES for the takeover time they give.
+  const lockRenewMs = Math.max(1, Math.floor(lockDurationMs / 4));
+  const stalledIntervalMs = options.stalledIntervalMs ?? Math.max(1, Math.floor(lockDurationMs / 2));
   const repairIntervalMs = options.repairIntervalMs ?? 5_000;
   const logger = options.logger;
 
@@ -482,6 +497,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
           prefix: options.prefix,
           concurrency: Math.floor(concurrency / count) + (index < concurrency % count ? 1 : 0),
           lockDuration: lockDurationMs,
+          lockRenewTime: lockRenewMs,
           stalledInterval: stalledIntervalMs,
           maxStalledCount: MAX_STALLED_COUNT,
           settings: { backoffStrategy: (attemptsMade: number) => defaultBackoffMs(attemptsMade) },
