@@ -8,7 +8,7 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BackendUnavailableError, HttpError } from '../shared/errors.js';
-import { inspectHttpUrl } from './schemas.js';
+import { inspectHttpUrl } from './inspect-http-url.js';
 import { RequestValidationError, type ValidationIssue } from './validation-errors.js';
 
 /** The deadline for any single store or queue call made while answering a request. */

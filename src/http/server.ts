@@ -25,6 +25,7 @@ import {
   frameworkErrorHandler,
   registerErrorHandling,
 } from './error-handler.js';
+import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConversationRoutes } from './routes/conversations.js';
@@ -32,7 +33,6 @@ import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerWebhookRoute } from './routes/webhook.js';
-import { isHttpUrl } from './schemas.js';
 
 export interface ServerDeps {
   config: Readonly<Config>;
