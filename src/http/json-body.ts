@@ -5,8 +5,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import secureJson from 'secure-json-parse';
-import { jsonInvalidIssue } from './error-handler.js';
-import { RequestValidationError } from './validation-errors.js';
+import { jsonInvalidIssue, RequestValidationError } from './validation-errors.js';
 
 /** Keys that could poison prototypes: a body holding one is refused whole. */
 const FORBIDDEN_KEYS = { protoAction: 'error', constructorAction: 'error' } as const;

@@ -19,12 +19,8 @@ import type { Metrics } from '../shared/metrics.js';
 import { VERSION } from '../shared/version.js';
 import type { Store } from '../store/store.js';
 import { registerAuth } from './auth.js';
-import {
-  clientErrorHandler,
-  connectMethodHandler,
-  frameworkErrorHandler,
-  registerErrorHandling,
-} from './error-handler.js';
+import { clientErrorHandler, connectMethodHandler } from './client-error-handler.js';
+import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
 import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conversationKey, type Store } from '../../store/store.js';
-import { withBackendDeadline } from '../error-handler.js';
+import { withBackendDeadline } from '../backend-deadline.js';
 import {
   conversationIdParamsSchema,
   conversationMessagesSchema,

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
-import { createBackendBudget, withBackendDeadline } from '../error-handler.js';
+import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import {
   errorResponse,
   redeliverSchema,

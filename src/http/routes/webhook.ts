@@ -9,7 +9,7 @@ import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';
 import { conversationKey, type Store } from '../../store/store.js';
-import { createBackendBudget, withBackendDeadline } from '../error-handler.js';
+import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import {
   errorResponse,
   idempotencyKeyHeaderSchema,
