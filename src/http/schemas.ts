@@ -1,29 +1,17 @@
 /**
  * Request and response schemas (JSON Schema): the one source for Fastify's validation, the
- * response serialisers and the OpenAPI document. Limits that JSON Schema cannot express (the
- * metadata size, the callback host policy) are checked in the route, with the same 422 shape.
+ * response serialisers, the OpenAPI document and the TypeScript types of bodies, parameters and
+ * replies (derived with `FromSchema`, never written beside them). Limits that JSON Schema cannot
+ * express (the metadata size, the callback host policy) are checked in the route, with the same
+ * 422 shape.
  */
-import type { TaskStatus } from '../store/store.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import { TASK_STATUSES } from '../store/store.js';
 import { VALIDATION_ERROR_TYPES } from './validation-errors.js';
 
 export const CALLBACK_URL_MAX_CHARS = 2048;
 export const CONVERSATION_ID_MAX_CHARS = 256;
 export const METADATA_MAX_BYTES = 4096;
-
-/** POST /webhook, as validated. Unknown fields are kept (and ignored). */
-export interface WebhookBody {
-  message: string;
-  callback_url: string;
-  conversation_id?: string;
-  metadata?: Record<string, unknown>;
-}
-
-/** POST /callback: what the service itself delivers, or anything object-shaped. */
-export interface CallbackBody {
-  task_id?: string;
-  generated_response?: string;
-  [field: string]: unknown;
-}
 
 const EXAMPLE_TASK_ID = 'fff755e1-5131-4bec-b76c-537e0b10b6e6';
 const EXAMPLE_CALLBACK_URL = 'https://example.com/callback';
@@ -70,6 +58,9 @@ export function webhookBodySchema(messageMaxChars: number) {
   } as const;
 }
 
+/** POST /webhook, as validated. Unknown fields are kept (and ignored). */
+export type WebhookBody = FromSchema<ReturnType<typeof webhookBodySchema>>;
+
 export const callbackBodySchema = {
   type: 'object',
   properties: {
@@ -84,6 +75,9 @@ export const callbackBodySchema = {
   additionalProperties: true,
   examples: [{ generated_response: 'text' }],
 } as const;
+
+/** POST /callback: what the service itself delivers, or anything object-shaped. */
+export type CallbackBody = FromSchema<typeof callbackBodySchema>;
 
 export const idempotencyKeyHeaderSchema = {
   type: 'object',
@@ -104,6 +98,8 @@ export const taskIdParamsSchema = {
   },
 } as const;
 
+export type TaskIdParams = FromSchema<typeof taskIdParamsSchema>;
+
 export const conversationIdParamsSchema = {
   type: 'object',
   required: ['conversation_id'],
@@ -116,6 +112,8 @@ export const conversationIdParamsSchema = {
     },
   },
 } as const;
+
+export type ConversationIdParams = FromSchema<typeof conversationIdParamsSchema>;
 
 /** `{"detail": "..."}`: every error but a validation error. */
 export const errorSchema = {
@@ -184,10 +182,7 @@ export const webhookAcceptedSchema = {
   examples: [{ task_id: EXAMPLE_TASK_ID, status: 'Processing' }],
 } as const;
 
-export interface WebhookAccepted {
-  task_id: string;
-  status: 'Processing';
-}
+export type WebhookAccepted = FromSchema<typeof webhookAcceptedSchema>;
 
 export const callbackReceivedSchema = {
   type: 'object',
@@ -208,26 +203,12 @@ export const callbackListSchema = {
   },
 } as const;
 
-const taskStatuses: readonly TaskStatus[] = ['queued', 'processing', 'delivering', 'completed', 'failed'];
-
-export interface TaskView {
-  task_id: string;
-  status: TaskStatus;
-  conversation_id: string;
-  created_at: string;
-  updated_at: string;
-  generated_response?: string;
-  error?: { type: string; message: string };
-  attempts: { llm: number; callback: number };
-  deliveries: Array<{ at: string; status_code?: number; error?: string; duration_ms: number }>;
-}
-
 export const taskSchema = {
   type: 'object',
   required: ['task_id', 'status', 'conversation_id', 'created_at', 'updated_at', 'attempts', 'deliveries'],
   properties: {
     task_id: { type: 'string' },
-    status: { type: 'string', enum: taskStatuses },
+    status: { type: 'string', enum: TASK_STATUSES },
     conversation_id: { type: 'string' },
     created_at: { type: 'string', format: 'date-time' },
     updated_at: { type: 'string', format: 'date-time' },
@@ -269,6 +250,9 @@ export const taskSchema = {
     },
   ],
 } as const;
+
+/** A task as `GET /tasks/:task_id` shows it: no message text, callback URL or metadata. */
+export type TaskView = FromSchema<typeof taskSchema>;
 
 export const redeliverSchema = {
   type: 'object',

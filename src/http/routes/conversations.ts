@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conversationKey, type Store } from '../../store/store.js';
 import { withBackendDeadline } from '../backend-deadline.js';
 import {
+  type ConversationIdParams,
   conversationIdParamsSchema,
   conversationMessagesSchema,
   unauthorizedResponse,
@@ -23,7 +24,7 @@ export interface ConversationRouteOptions {
 /** More than any history holds (HISTORY_MAX_MESSAGES bounds what a prompt uses, not what is listed). */
 export const HISTORY_LIST_LIMIT = 10_000;
 
-type ConversationParams = { Params: { conversation_id: string } };
+type ConversationParams = { Params: ConversationIdParams };
 
 export function registerConversationRoutes(app: FastifyInstance, options: ConversationRouteOptions): void {
   const { store } = options;

@@ -11,6 +11,7 @@ import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js
 import {
   errorResponse,
   redeliverSchema,
+  type TaskIdParams,
   type TaskView,
   taskIdParamsSchema,
   taskSchema,
@@ -26,7 +27,7 @@ export interface TaskRouteOptions {
   security: SecurityDoc;
 }
 
-type TaskParams = { Params: { task_id: string } };
+type TaskParams = { Params: TaskIdParams };
 
 /** The public shape of a task record: no message text, callback URL or metadata. */
 export function toTaskView(task: TaskRecord): TaskView {
