@@ -3,11 +3,10 @@
  * response serialisers, the OpenAPI document and the TypeScript types of bodies, parameters and
  * replies (derived with `FromSchema`, never written beside them). Limits that JSON Schema cannot
  * express (the metadata size, the callback host policy) are checked in the route, with the same
- * 422 shape.
+ * 422 shape. The documented error responses are in error-responses.ts.
  */
 import type { FromSchema } from 'json-schema-to-ts';
 import { TASK_STATUSES } from '../store/store.js';
-import { VALIDATION_ERROR_TYPES } from './validation-errors.js';
 
 export const CALLBACK_URL_MAX_CHARS = 2048;
 export const CONVERSATION_ID_MAX_CHARS = 256;
@@ -114,63 +113,6 @@ export const conversationIdParamsSchema = {
 } as const;
 
 export type ConversationIdParams = FromSchema<typeof conversationIdParamsSchema>;
-
-/** `{"detail": "..."}`: every error but a validation error. */
-export const errorSchema = {
-  type: 'object',
-  required: ['detail'],
-  properties: { detail: { type: 'string' } },
-} as const;
-
-/** The documented response of one error status, with an example `detail`. */
-export function errorResponse(description: string, detail: string) {
-  return { description, ...errorSchema, examples: [{ detail }] } as const;
-}
-
-/** The documented 401 of a protected route. */
-export const unauthorizedResponse = errorResponse('Missing or wrong bearer token.', 'Not authenticated');
-/** The documented 503 of a route that reads or writes the backend. */
-export const unavailableResponse = errorResponse(
-  'The backend did not answer within 2 s.',
-  'Service unavailable: the queue backend cannot be reached',
-);
-
-/** FastAPI's validation error body. */
-export const validationErrorSchema = {
-  type: 'object',
-  required: ['detail'],
-  properties: {
-    detail: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['type', 'loc', 'msg'],
-        properties: {
-          type: { type: 'string', enum: VALIDATION_ERROR_TYPES },
-          loc: { type: 'array', items: { type: ['string', 'integer'] } },
-          msg: { type: 'string' },
-          input: {},
-          ctx: { type: 'object', additionalProperties: true },
-        },
-      },
-    },
-    body: { description: 'The parsed request body, or null.' },
-  },
-  examples: [
-    {
-      detail: [
-        {
-          type: 'url_parsing',
-          loc: ['body', 'callback_url'],
-          msg: 'Input should be a valid URL, relative URL without a base',
-          input: 'web/callback',
-          ctx: { error: 'relative URL without a base' },
-        },
-      ],
-      body: { message: 'text', callback_url: 'web/callback' },
-    },
-  ],
-} as const;
 
 export const webhookAcceptedSchema = {
   type: 'object',
@@ -298,11 +240,3 @@ export const statusSchema = (status: string) =>
     properties: { status: { type: 'string', enum: [status] } },
     examples: [{ status }],
   }) as const;
-
-/** The documented errors of a rate-limited route taking a JSON body (413, 415, 422, 429). */
-export const jsonBodyErrorResponses = {
-  413: errorResponse('Body larger than BODY_LIMIT_BYTES.', 'Request body is larger than 262144 bytes'),
-  415: errorResponse('Body is not application/json.', 'Unsupported media type: send application/json'),
-  422: { description: 'Validation error.', ...validationErrorSchema },
-  429: errorResponse('Rate limit exceeded.', 'Rate limit exceeded: 5 per 1 minute'),
-} as const;

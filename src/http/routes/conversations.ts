@@ -6,12 +6,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conversationKey, type Store } from '../../store/store.js';
 import { withBackendDeadline } from '../backend-deadline.js';
+import { unauthorizedResponse, unavailableResponse } from '../error-responses.js';
 import {
   type ConversationIdParams,
   conversationIdParamsSchema,
   conversationMessagesSchema,
-  unauthorizedResponse,
-  unavailableResponse,
 } from '../schemas.js';
 import type { SecurityDoc } from './docs.js';
 

@@ -8,15 +8,13 @@ import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
+import { errorResponse, unauthorizedResponse, unavailableResponse } from '../error-responses.js';
 import {
-  errorResponse,
   redeliverSchema,
   type TaskIdParams,
   type TaskView,
   taskIdParamsSchema,
   taskSchema,
-  unauthorizedResponse,
-  unavailableResponse,
 } from '../schemas.js';
 import type { SecurityDoc } from './docs.js';
 

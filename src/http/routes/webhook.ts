@@ -12,11 +12,13 @@ import { conversationKey, type Store } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import {
   errorResponse,
-  idempotencyKeyHeaderSchema,
   jsonBodyErrorResponses,
-  METADATA_MAX_BYTES,
   unauthorizedResponse,
   unavailableResponse,
+} from '../error-responses.js';
+import {
+  idempotencyKeyHeaderSchema,
+  METADATA_MAX_BYTES,
   type WebhookAccepted,
   type WebhookBody,
   webhookAcceptedSchema,
