@@ -1,29 +1,16 @@
 /**
  * Request and response schemas (JSON Schema): the one source for Fastify's validation, the
- * response serialisers and the OpenAPI document. Limits that JSON Schema cannot express (the
- * metadata size, the callback host policy) are checked in the route, with the same 422 shape.
+ * response serialisers, the OpenAPI document and the TypeScript types of bodies, parameters and
+ * replies (derived with `FromSchema`, never written beside them). Limits that JSON Schema cannot
+ * express (the metadata size, the callback host policy) are checked in the route, with the same
+ * 422 shape. The documented error responses are in error-responses.ts.
  */
-import type { TaskStatus } from '../store/store.js';
-import { VALIDATION_ERROR_TYPES } from './validation-errors.js';
+import type { FromSchema } from 'json-schema-to-ts';
+import { TASK_STATUSES } from '../store/store.js';
 
 export const CALLBACK_URL_MAX_CHARS = 2048;
 export const CONVERSATION_ID_MAX_CHARS = 256;
 export const METADATA_MAX_BYTES = 4096;
-
-/** POST /webhook, as validated. Unknown fields are kept (and ignored). */
-export interface WebhookBody {
-  message: string;
-  callback_url: string;
-  conversation_id?: string;
-  metadata?: Record<string, unknown>;
-}
-
-/** POST /callback: what the service itself delivers, or anything object-shaped. */
-export interface CallbackBody {
-  task_id?: string;
-  generated_response?: string;
-  [field: string]: unknown;
-}
 
 const EXAMPLE_TASK_ID = 'fff755e1-5131-4bec-b76c-537e0b10b6e6';
 const EXAMPLE_CALLBACK_URL = 'https://example.com/callback';
@@ -70,6 +57,9 @@ export function webhookBodySchema(messageMaxChars: number) {
   } as const;
 }
 
+/** POST /webhook, as validated. Unknown fields are kept (and ignored). */
+export type WebhookBody = FromSchema<ReturnType<typeof webhookBodySchema>>;
+
 export const callbackBodySchema = {
   type: 'object',
   properties: {
@@ -84,6 +74,9 @@ export const callbackBodySchema = {
   additionalProperties: true,
   examples: [{ generated_response: 'text' }],
 } as const;
+
+/** POST /callback: what the service itself delivers, or anything object-shaped. */
+export type CallbackBody = FromSchema<typeof callbackBodySchema>;
 
 export const idempotencyKeyHeaderSchema = {
   type: 'object',
@@ -104,6 +97,8 @@ export const taskIdParamsSchema = {
   },
 } as const;
 
+export type TaskIdParams = FromSchema<typeof taskIdParamsSchema>;
+
 export const conversationIdParamsSchema = {
   type: 'object',
   required: ['conversation_id'],
@@ -117,62 +112,7 @@ export const conversationIdParamsSchema = {
   },
 } as const;
 
-/** `{"detail": "..."}`: every error but a validation error. */
-export const errorSchema = {
-  type: 'object',
-  required: ['detail'],
-  properties: { detail: { type: 'string' } },
-} as const;
-
-/** The documented response of one error status, with an example `detail`. */
-export function errorResponse(description: string, detail: string) {
-  return { description, ...errorSchema, examples: [{ detail }] } as const;
-}
-
-/** The documented 401 of a protected route. */
-export const unauthorizedResponse = errorResponse('Missing or wrong bearer token.', 'Not authenticated');
-/** The documented 503 of a route that reads or writes the backend. */
-export const unavailableResponse = errorResponse(
-  'The backend did not answer within 2 s.',
-  'Service unavailable: the queue backend cannot be reached',
-);
-
-/** FastAPI's validation error body. */
-export const validationErrorSchema = {
-  type: 'object',
-  required: ['detail'],
-  properties: {
-    detail: {
-      type: 'array',
-      items: {
-        type: 'object',
-        required: ['type', 'loc', 'msg'],
-        properties: {
-          type: { type: 'string', enum: VALIDATION_ERROR_TYPES },
-          loc: { type: 'array', items: { type: ['string', 'integer'] } },
-          msg: { type: 'string' },
-          input: {},
-          ctx: { type: 'object', additionalProperties: true },
-        },
-      },
-    },
-    body: { description: 'The parsed request body, or null.' },
-  },
-  examples: [
-    {
-      detail: [
-        {
-          type: 'url_parsing',
-          loc: ['body', 'callback_url'],
-          msg: 'Input should be a valid URL, relative URL without a base',
-          input: 'web/callback',
-          ctx: { error: 'relative URL without a base' },
-        },
-      ],
-      body: { message: 'text', callback_url: 'web/callback' },
-    },
-  ],
-} as const;
+export type ConversationIdParams = FromSchema<typeof conversationIdParamsSchema>;
 
 export const webhookAcceptedSchema = {
   type: 'object',
@@ -184,10 +124,7 @@ export const webhookAcceptedSchema = {
   examples: [{ task_id: EXAMPLE_TASK_ID, status: 'Processing' }],
 } as const;
 
-export interface WebhookAccepted {
-  task_id: string;
-  status: 'Processing';
-}
+export type WebhookAccepted = FromSchema<typeof webhookAcceptedSchema>;
 
 export const callbackReceivedSchema = {
   type: 'object',
@@ -208,26 +145,12 @@ export const callbackListSchema = {
   },
 } as const;
 
-const taskStatuses: readonly TaskStatus[] = ['queued', 'processing', 'delivering', 'completed', 'failed'];
-
-export interface TaskView {
-  task_id: string;
-  status: TaskStatus;
-  conversation_id: string;
-  created_at: string;
-  updated_at: string;
-  generated_response?: string;
-  error?: { type: string; message: string };
-  attempts: { llm: number; callback: number };
-  deliveries: Array<{ at: string; status_code?: number; error?: string; duration_ms: number }>;
-}
-
 export const taskSchema = {
   type: 'object',
   required: ['task_id', 'status', 'conversation_id', 'created_at', 'updated_at', 'attempts', 'deliveries'],
   properties: {
     task_id: { type: 'string' },
-    status: { type: 'string', enum: taskStatuses },
+    status: { type: 'string', enum: TASK_STATUSES },
     conversation_id: { type: 'string' },
     created_at: { type: 'string', format: 'date-time' },
     updated_at: { type: 'string', format: 'date-time' },
@@ -269,6 +192,9 @@ export const taskSchema = {
     },
   ],
 } as const;
+
+/** A task as `GET /tasks/:task_id` shows it: no message text, callback URL or metadata. */
+export type TaskView = FromSchema<typeof taskSchema>;
 
 export const redeliverSchema = {
   type: 'object',
@@ -314,51 +240,3 @@ export const statusSchema = (status: string) =>
     properties: { status: { type: 'string', enum: [status] } },
     examples: [{ status }],
   }) as const;
-
-/**
- * What is wrong with a callback URL, in pydantic's terms, or `null` for an absolute http(s)
- * URL with a host. The texts after "Input should be a valid URL, " follow the WHATWG/`url`
- * crate errors pydantic reports.
- */
-export function inspectHttpUrl(
-  text: string,
-): null | { type: 'url_parsing'; error: string } | { type: 'url_scheme' } {
-  const trimmed = text.trim();
-  if (trimmed === '') return { type: 'url_parsing', error: 'input is empty' };
-  let url: URL | null = null;
-  try {
-    url = new URL(trimmed);
-  } catch {
-    // classified below
-  }
-  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(trimmed)?.[1]?.toLowerCase();
-  if (scheme === undefined) return { type: 'url_parsing', error: 'relative URL without a base' };
-  if (url !== null) {
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') return { type: 'url_scheme' };
-    return url.hostname === '' ? { type: 'url_parsing', error: 'empty host' } : null;
-  }
-  if (scheme !== 'http' && scheme !== 'https') return { type: 'url_scheme' };
-  const authority = /^[a-zA-Z]+:[/\\]*([^/\\?#]*)/.exec(trimmed)?.[1] ?? '';
-  const host = authority.slice(authority.lastIndexOf('@') + 1);
-  if (host === '' || host.startsWith(':')) return { type: 'url_parsing', error: 'empty host' };
-  if (host.startsWith('[')) return { type: 'url_parsing', error: 'invalid IPv6 address' };
-  if (/:[^:]*$/.test(host) && !/:\d{0,5}$/.test(host))
-    return { type: 'url_parsing', error: 'invalid port number' };
-  if (/:\d+$/.test(host) && Number(host.slice(host.lastIndexOf(':') + 1)) > 65535) {
-    return { type: 'url_parsing', error: 'invalid port number' };
-  }
-  return { type: 'url_parsing', error: 'invalid domain character' };
-}
-
-/** The `format: 'uri'` check of the server's Ajv. */
-export function isHttpUrl(text: string): boolean {
-  return inspectHttpUrl(text) === null;
-}
-
-/** The documented errors of a rate-limited route taking a JSON body (413, 415, 422, 429). */
-export const jsonBodyErrorResponses = {
-  413: errorResponse('Body larger than BODY_LIMIT_BYTES.', 'Request body is larger than 262144 bytes'),
-  415: errorResponse('Body is not application/json.', 'Unsupported media type: send application/json'),
-  422: { description: 'Validation error.', ...validationErrorSchema },
-  429: errorResponse('Rate limit exceeded.', 'Rate limit exceeded: 5 per 1 minute'),
-} as const;

@@ -10,7 +10,6 @@ import Fastify, {
   type FastifyRequest,
   LogController,
 } from 'fastify';
-import secureJson from 'secure-json-parse';
 import type { Config } from '../config.js';
 import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
 import type { JobQueue } from '../queue/job-queue.js';
@@ -20,21 +19,16 @@ import type { Metrics } from '../shared/metrics.js';
 import { VERSION } from '../shared/version.js';
 import type { Store } from '../store/store.js';
 import { registerAuth } from './auth.js';
-import {
-  clientErrorHandler,
-  connectMethodHandler,
-  frameworkErrorHandler,
-  jsonInvalidIssue,
-  registerErrorHandling,
-} from './error-handler.js';
+import { clientErrorHandler, connectMethodHandler } from './client-error-handler.js';
+import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js';
+import { isHttpUrl } from './inspect-http-url.js';
+import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConversationRoutes } from './routes/conversations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerWebhookRoute } from './routes/webhook.js';
-import { isHttpUrl } from './schemas.js';
-import { RequestValidationError } from './validation-errors.js';
 
 export interface ServerDeps {
   config: Readonly<Config>;
@@ -85,80 +79,6 @@ const KEEP_ALIVE_TIMEOUT_MS = 72_000;
 const MAX_PARAM_LENGTH = 8192;
 /** Probes and scrapes are logged at debug, so they do not drown the request log. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
-
-/** Keys that could poison prototypes: a body holding one is refused whole. */
-const FORBIDDEN_KEYS = { protoAction: 'error', constructorAction: 'error' } as const;
-/** What secure-json-parse throws for such a key. */
-const FORBIDDEN_KEY_MESSAGE = 'Object contains forbidden prototype property';
-/** Deepest nesting of arrays and objects accepted; deeper bodies would exhaust the stack downstream. */
-const MAX_JSON_DEPTH = 64;
-
-/** Whether `text` opens more than `limit` arrays or objects inside one another (strings skipped). */
-function nestedDeeperThan(text: string, limit: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let index = 0; index < text.length; index++) {
-    const code = text.charCodeAt(index);
-    if (inString) {
-      if (code === 0x5c)
-        index++; // a backslash escapes the next character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) {
-      inString = true;
-    } else if (code === 0x7b || code === 0x5b) {
-      if (++depth > limit) return true;
-    } else if (code === 0x7d || code === 0x5d) {
-      depth--;
-    }
-  }
-  return false;
-}
-
-/**
- * Parses JSON bodies. Malformed JSON and keys that could poison prototypes (`__proto__`, or a
- * `constructor` carrying `prototype`) are answered 422 `json_invalid`, never parsed into objects.
- */
-function parseJsonBody(
-  _request: FastifyRequest,
-  text: string,
-  done: (error: Error | null, body?: unknown) => void,
-) {
-  if (text.length === 0) {
-    done(
-      new RequestValidationError(
-        [{ type: 'missing', loc: ['body'], msg: 'Field required', input: null }],
-        null,
-      ),
-    );
-    return;
-  }
-  if (nestedDeeperThan(text, MAX_JSON_DEPTH)) {
-    done(
-      new RequestValidationError(
-        [jsonInvalidIssue(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`)],
-        null,
-      ),
-    );
-    return;
-  }
-  try {
-    // Plain JSON.parse; the whole object is scanned only when the text holds a suspect key.
-    done(null, secureJson.parse(text, undefined, FORBIDDEN_KEYS));
-  } catch (error) {
-    if (error instanceof SyntaxError && error.message === FORBIDDEN_KEY_MESSAGE) {
-      done(new RequestValidationError([jsonInvalidIssue(error.message)], null));
-      return;
-    }
-    const message = error instanceof Error ? error.message : 'Invalid JSON';
-    const position = /at position (\d+)/.exec(message)?.[1];
-    done(
-      new RequestValidationError(
-        [jsonInvalidIssue(message, position === undefined ? undefined : Number(position))],
-        null,
-      ),
-    );
-  }
-}
 
 const SHUTTING_DOWN = 'Service unavailable: the server is shutting down';
 

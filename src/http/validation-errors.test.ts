@@ -5,8 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildTestServer } from '../../test/support/http-harness.js';
-import { issuesFromAjv } from './error-handler.js';
-import { VALIDATION_ERROR_TYPES } from './validation-errors.js';
+import { issuesFromAjv, VALIDATION_ERROR_TYPES } from './validation-errors.js';
 
 const URL_OK = 'https://example.com/callback';
 
@@ -101,5 +100,37 @@ describe('422 types', () => {
     const [fallback] = issuesFromAjv([{ keyword: 'enum', instancePath: '/message', params: {} }], 'body', {});
     seen.add(fallback!.type);
     expect([...seen].sort()).toEqual([...VALIDATION_ERROR_TYPES].sort());
+  });
+});
+
+describe('issuesFromAjv', () => {
+  it('keeps one issue per field, the one pydantic would report, in field order', () => {
+    const data = { message: '', callback_url: 'x'.repeat(3000) };
+    const issues = issuesFromAjv(
+      [
+        { keyword: 'maxLength', instancePath: '/callback_url', params: { limit: 2048 } },
+        { keyword: 'format', instancePath: '/callback_url', params: { format: 'uri' } },
+        { keyword: 'pattern', instancePath: '/message', params: { pattern: '\\S' } },
+        { keyword: 'minLength', instancePath: '/message', params: { limit: 1 } },
+      ],
+      'body',
+      data,
+      ['message', 'callback_url'],
+    );
+    expect(issues.map((issue) => [issue.type, issue.loc])).toEqual([
+      ['string_too_short', ['body', 'message']],
+      ['string_too_long', ['body', 'callback_url']],
+    ]);
+  });
+
+  it('locates path parameters and nested fields', () => {
+    const issues = issuesFromAjv(
+      [{ keyword: 'type', instancePath: '/a~1b/0', params: { type: 'string' } }],
+      'params',
+      { 'a/b': [3] },
+    );
+    expect(issues).toEqual([
+      { type: 'string_type', loc: ['path', 'a/b', 0], msg: 'Input should be a valid string', input: 3 },
+    ]);
   });
 });

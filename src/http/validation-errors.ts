@@ -1,7 +1,9 @@
 /**
- * The 422 of SPEC §3 in FastAPI's shape: the closed list of issue types, one issue, and the
- * error that carries them to the error handler.
+ * The 422 of SPEC §3 in FastAPI's shape: the closed list of issue types, one issue, the error
+ * that carries them to the error handler, and the translation of Ajv's errors (and of JSON that
+ * does not parse) into pydantic's issues.
  */
+import { inspectHttpUrl } from './inspect-http-url.js';
 
 /**
  * Every `type` a 422 `detail` entry can carry: pydantic's names where pydantic has one, and ours
@@ -42,4 +44,148 @@ export class RequestValidationError extends Error {
     super('Request validation failed');
     this.name = 'RequestValidationError';
   }
+}
+
+/** What Ajv reports (the subset read here). */
+export interface AjvIssue {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+}
+
+const LOCATION_OF: Record<string, string> = {
+  body: 'body',
+  params: 'path',
+  querystring: 'query',
+  headers: 'header',
+};
+
+/** Which Ajv error of one field pydantic would report: type before presence before length before format. */
+const KEYWORD_RANK: Record<string, number> = {
+  type: 0,
+  required: 1,
+  minLength: 2,
+  pattern: 3,
+  maxLength: 4,
+  format: 5,
+};
+
+function characters(count: number): string {
+  return count === 1 ? 'character' : 'characters';
+}
+
+function issueFromAjv(error: AjvIssue, location: string, data: unknown): ValidationIssue | null {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((segment) => (/^\d+$/.test(segment) ? Number(segment) : segment));
+  let input: unknown = data;
+  for (const segment of path) {
+    input =
+      input !== null && typeof input === 'object' ? (input as Record<string, unknown>)[segment] : undefined;
+  }
+  const loc: Array<string | number> = [location, ...path];
+  switch (error.keyword) {
+    case 'required':
+      return {
+        type: 'missing',
+        loc: [...loc, String(error.params.missingProperty)],
+        msg: 'Field required',
+        input: input ?? null,
+      };
+    case 'type':
+      if (path.length === 0 && (input === null || input === undefined)) {
+        return { type: 'missing', loc, msg: 'Field required', input: null };
+      }
+      if (error.params.type === 'object') {
+        return { type: 'dict_type', loc, msg: 'Input should be a valid dictionary', input };
+      }
+      if (error.params.type === 'string') {
+        return { type: 'string_type', loc, msg: 'Input should be a valid string', input };
+      }
+      break;
+    case 'minLength':
+    case 'pattern': {
+      // A whitespace-only text is as good as empty (pydantic strips before counting).
+      const minLength = error.keyword === 'minLength' ? Number(error.params.limit) : 1;
+      return {
+        type: 'string_too_short',
+        loc,
+        msg: `String should have at least ${minLength} ${characters(minLength)}`,
+        input,
+        ctx: { min_length: minLength },
+      };
+    }
+    case 'maxLength': {
+      const maxLength = Number(error.params.limit);
+      return {
+        type: 'string_too_long',
+        loc,
+        msg: `String should have at most ${maxLength} ${characters(maxLength)}`,
+        input,
+        ctx: { max_length: maxLength },
+      };
+    }
+    case 'format': {
+      if (error.params.format !== 'uri' || typeof input !== 'string') break;
+      const problem = inspectHttpUrl(input);
+      if (problem === null) break;
+      if (problem.type === 'url_scheme') {
+        return {
+          type: 'url_scheme',
+          loc,
+          msg: "URL scheme should be 'http' or 'https'",
+          input,
+          ctx: { expected_schemes: "'http' or 'https'" },
+        };
+      }
+      return {
+        type: 'url_parsing',
+        loc,
+        msg: `Input should be a valid URL, ${problem.error}`,
+        input,
+        ctx: { error: problem.error },
+      };
+    }
+  }
+  return { type: 'value_error', loc, msg: 'Value error, invalid value', input };
+}
+
+/**
+ * Translates Ajv's errors (collected with `allErrors`) into pydantic's issues: one per field,
+ * in the order of `fieldOrder` when given.
+ */
+export function issuesFromAjv(
+  errors: readonly AjvIssue[],
+  context: string,
+  data: unknown,
+  fieldOrder: readonly string[] = [],
+): ValidationIssue[] {
+  const location = LOCATION_OF[context] ?? context;
+  const best = new Map<string, { rank: number; issue: ValidationIssue }>();
+  for (const error of errors) {
+    const issue = issueFromAjv(error, location, data);
+    if (issue === null) continue;
+    const key = JSON.stringify(issue.loc);
+    const rank = KEYWORD_RANK[error.keyword] ?? 9;
+    const current = best.get(key);
+    if (current === undefined || rank < current.rank) best.set(key, { rank, issue });
+  }
+  const position = (issue: ValidationIssue): number => {
+    const index = fieldOrder.indexOf(String(issue.loc[1]));
+    return index === -1 ? fieldOrder.length : index;
+  };
+  return [...best.values()].map(({ issue }) => issue).sort((a, b) => position(a) - position(b));
+}
+
+/** The 422 body of JSON that could not be parsed. */
+export function jsonInvalidIssue(reason: string, position?: number): ValidationIssue {
+  return {
+    type: 'json_invalid',
+    loc: position === undefined ? ['body'] : ['body', position],
+    msg: 'JSON decode error',
+    input: {},
+    ctx: { error: reason },
+  };
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { type MockLlm, type MockLlmOptions, startMockLlm } from '../../src/dev/mock-llm.js';
+import type { TaskView } from '../../src/http/schemas.js';
 import { createService, type Service, type ServiceOverrides } from '../../src/service.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { type CallbackReceiver, startCallbackReceiver } from './callback-receiver.js';
@@ -116,14 +117,7 @@ function forwarding<T extends object>(what: string, current: () => T | undefined
 }
 
 /** A task as `GET /tasks/:id` shows it. */
-export interface TaskView {
-  task_id: string;
-  status: string;
-  generated_response?: string;
-  error?: { type: string; message: string };
-  attempts: { llm: number; callback: number };
-  deliveries: Array<{ at: string; status_code?: number; error?: string; duration_ms: number }>;
-}
+export type { TaskView };
 
 /** Polls `GET /tasks/:id` until its status is one of `statuses`. */
 export async function waitForTask(

@@ -3,12 +3,12 @@
  * It keeps only the last `CALLBACK_HISTORY_SIZE` payloads, so it cannot grow without bound.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { jsonBodyErrorResponses } from '../error-responses.js';
 import {
   type CallbackBody,
   callbackBodySchema,
   callbackListSchema,
   callbackReceivedSchema,
-  jsonBodyErrorResponses,
 } from '../schemas.js';
 
 export const CALLBACK_HISTORY_SIZE = 100;

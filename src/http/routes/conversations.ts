@@ -5,12 +5,12 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { conversationKey, type Store } from '../../store/store.js';
-import { withBackendDeadline } from '../error-handler.js';
+import { withBackendDeadline } from '../backend-deadline.js';
+import { unauthorizedResponse, unavailableResponse } from '../error-responses.js';
 import {
+  type ConversationIdParams,
   conversationIdParamsSchema,
   conversationMessagesSchema,
-  unauthorizedResponse,
-  unavailableResponse,
 } from '../schemas.js';
 import type { SecurityDoc } from './docs.js';
 
@@ -23,7 +23,7 @@ export interface ConversationRouteOptions {
 /** More than any history holds (HISTORY_MAX_MESSAGES bounds what a prompt uses, not what is listed). */
 export const HISTORY_LIST_LIMIT = 10_000;
 
-type ConversationParams = { Params: { conversation_id: string } };
+type ConversationParams = { Params: ConversationIdParams };
 
 export function registerConversationRoutes(app: FastifyInstance, options: ConversationRouteOptions): void {
   const { store } = options;

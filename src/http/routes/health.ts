@@ -3,8 +3,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { JobQueue } from '../../queue/job-queue.js';
 import type { Metrics } from '../../shared/metrics.js';
 import type { Store } from '../../store/store.js';
-import { withBackendDeadline } from '../error-handler.js';
-import { errorResponse, statusSchema, unauthorizedResponse } from '../schemas.js';
+import { withBackendDeadline } from '../backend-deadline.js';
+import { errorResponse, unauthorizedResponse } from '../error-responses.js';
+import { statusSchema } from '../schemas.js';
 import type { SecurityDoc } from './docs.js';
 
 export interface HealthRouteOptions {

@@ -7,15 +7,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
-import { createBackendBudget, withBackendDeadline } from '../error-handler.js';
+import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
+import { errorResponse, unauthorizedResponse, unavailableResponse } from '../error-responses.js';
 import {
-  errorResponse,
   redeliverSchema,
+  type TaskIdParams,
   type TaskView,
   taskIdParamsSchema,
   taskSchema,
-  unauthorizedResponse,
-  unavailableResponse,
 } from '../schemas.js';
 import type { SecurityDoc } from './docs.js';
 
@@ -26,7 +25,7 @@ export interface TaskRouteOptions {
   security: SecurityDoc;
 }
 
-type TaskParams = { Params: { task_id: string } };
+type TaskParams = { Params: TaskIdParams };
 
 /** The public shape of a task record: no message text, callback URL or metadata. */
 export function toTaskView(task: TaskRecord): TaskView {

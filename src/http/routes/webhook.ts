@@ -10,14 +10,16 @@ import type { JobQueue } from '../../queue/job-queue.js';
 import { HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';
 import { conversationKey, type Store } from '../../store/store.js';
-import { createBackendBudget, withBackendDeadline } from '../error-handler.js';
+import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import {
   errorResponse,
-  idempotencyKeyHeaderSchema,
   jsonBodyErrorResponses,
-  METADATA_MAX_BYTES,
   unauthorizedResponse,
   unavailableResponse,
+} from '../error-responses.js';
+import {
+  idempotencyKeyHeaderSchema,
+  METADATA_MAX_BYTES,
   type WebhookAccepted,
   type WebhookBody,
   webhookAcceptedSchema,

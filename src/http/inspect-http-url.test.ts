@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inspectHttpUrl, isHttpUrl } from './schemas.js';
+import { inspectHttpUrl, isHttpUrl } from './inspect-http-url.js';
 
 describe('inspectHttpUrl', () => {
   it('accepts absolute http and https URLs with a host', () => {
