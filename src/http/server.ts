@@ -13,7 +13,7 @@ import Fastify, {
 import type { Config } from '../config.js';
 import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
 import type { JobQueue } from '../queue/job-queue.js';
-import { HttpError } from '../shared/errors.js';
+import { ERROR_CODES, HttpError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { VERSION } from '../shared/version.js';
@@ -186,7 +186,8 @@ async function registerApiRoutes(
       // first), else the address — X-Forwarded-For only counts with TRUST_PROXY.
       keyGenerator: (request: FastifyRequest) =>
         request.namespace === '' ? `ip:${request.ip}` : `ns:${request.namespace}`,
-      errorResponseBuilder: () => new HttpError(429, `Rate limit exceeded: ${limit.label}`, 'RATE_LIMITED'),
+      errorResponseBuilder: () =>
+        new HttpError(429, `Rate limit exceeded: ${limit.label}`, ERROR_CODES.rateLimited),
       // A counter backend that fails must not turn every request into a 500; the store and
       // queue calls behind the route answer 503 on their own when Redis is really gone.
       skipOnError: true,

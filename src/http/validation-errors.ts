@@ -3,6 +3,7 @@
  * that carries them to the error handler, and the translation of Ajv's errors (and of JSON that
  * does not parse) into pydantic's issues.
  */
+import { AppError, ERROR_CODES } from '../shared/errors.js';
 import { inspectHttpUrl } from './inspect-http-url.js';
 
 /**
@@ -35,14 +36,13 @@ export interface ValidationIssue {
 }
 
 /** A request that failed validation: answered 422 with `detail` and the parsed `body` (or null). */
-export class RequestValidationError extends Error {
+export class RequestValidationError extends AppError {
   readonly statusCode = 422;
   constructor(
     readonly detail: ValidationIssue[],
     readonly body: unknown,
   ) {
-    super('Request validation failed');
-    this.name = 'RequestValidationError';
+    super(ERROR_CODES.validationFailed, 'Request validation failed');
   }
 }
 

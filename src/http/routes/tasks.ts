@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JobQueue } from '../../queue/job-queue.js';
-import { HttpError } from '../../shared/errors.js';
+import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import { errorResponse, unauthorizedResponse, unavailableResponse } from '../error-responses.js';
@@ -70,7 +70,7 @@ export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptio
     },
     async (request: FastifyRequest<TaskParams>) => {
       const task = await withBackendDeadline(store.getTask(request.namespace, request.params.task_id));
-      if (task === null) throw new HttpError(404, TASK_NOT_FOUND, 'TASK_NOT_FOUND');
+      if (task === null) throw new HttpError(404, TASK_NOT_FOUND, ERROR_CODES.taskNotFound);
       return toTaskView(task);
     },
   );
@@ -98,12 +98,12 @@ export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptio
     async (request: FastifyRequest<TaskParams>, reply: FastifyReply) => {
       const withinBudget = createBackendBudget();
       const task = await withinBudget(store.getTask(request.namespace, request.params.task_id));
-      if (task === null) throw new HttpError(404, TASK_NOT_FOUND, 'TASK_NOT_FOUND');
+      if (task === null) throw new HttpError(404, TASK_NOT_FOUND, ERROR_CODES.taskNotFound);
       if (task.status !== 'completed' && task.status !== 'failed') {
         throw new HttpError(
           409,
           `Task is ${task.status}; only a completed or failed task can be redelivered`,
-          'TASK_NOT_FINISHED',
+          ERROR_CODES.taskNotFinished,
         );
       }
       await withinBudget(store.setStatus(task.taskId, 'delivering'));

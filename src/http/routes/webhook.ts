@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SsrfPolicy } from '../../delivery/ssrf/allow-list.js';
 import { checkCallbackUrl } from '../../delivery/ssrf/callback-url.js';
 import type { JobQueue } from '../../queue/job-queue.js';
-import { HttpError } from '../../shared/errors.js';
+import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';
 import { conversationKey, type Store } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
@@ -84,7 +84,7 @@ function idempotencyKeyOf(request: FastifyRequest): string | null {
     throw new HttpError(
       400,
       'Idempotency-Key must be 1 to 255 visible ASCII characters',
-      'IDEMPOTENCY_KEY_INVALID',
+      ERROR_CODES.idempotencyKeyInvalid,
     );
   }
   return raw;
@@ -143,7 +143,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
           throw new HttpError(
             409,
             'Idempotency-Key was already used with a different request body',
-            'IDEMPOTENCY_CONFLICT',
+            ERROR_CODES.idempotencyConflict,
           );
         }
         if (claim.outcome === 'replay') {
