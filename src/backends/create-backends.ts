@@ -26,7 +26,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     taskRetentionSeconds: config.taskRetentionSeconds,
   };
   if (config.redisUrl === null) {
-    const { openSqliteDatabase } = await import('../store/sqlite-database.js');
+    const { openSqliteDatabase } = await import('./sqlite/sqlite-database.js');
     const { createSqliteStore } = await import('../store/sqlite-store.js');
     const { createSqliteJobQueue } = await import('../queue/sqlite-job-queue.js');
     const db = openSqliteDatabase({
@@ -45,7 +45,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
       },
     };
   }
-  const { createRedisClient } = await import('../shared/redis-connection.js');
+  const { createRedisClient } = await import('./redis/redis-connection.js');
   const { createRedisStore } = await import('../store/redis-store.js');
   const { createBullmqJobQueue } = await import('../queue/bullmq-job-queue.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });

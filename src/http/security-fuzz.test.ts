@@ -12,11 +12,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteDatabase, type SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { loadConfig } from '../config.js';
 import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
 import { createLogger } from '../shared/logger.js';
 import { createMetrics } from '../shared/metrics.js';
-import { openSqliteDatabase, type SqliteDatabase } from '../store/sqlite-database.js';
 import { createSqliteStore } from '../store/sqlite-store.js';
 import { buildServer } from './server.js';
 

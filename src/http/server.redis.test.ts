@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { buildTestServer } from '../../test/support/http-harness.js';
 import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
-import { createRedisClient } from '../shared/redis-connection.js';
+import { createRedisClient } from '../backends/redis/redis-connection.js';
 
 let redis: RedisServer;
 

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteDatabase } from '../store/sqlite-database.js';
+import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { defineJobQueueContractTests } from './job-queue.contract.js';
 import type { Job } from './job-queue.js';
 import { createSqliteJobQueue } from './sqlite-job-queue.js';

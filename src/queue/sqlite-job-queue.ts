@@ -17,10 +17,10 @@
  *   batch deletes the row anyway, so the table ends the same, with one statement less.
  */
 
+import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { PermanentJobError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import { createLogger } from '../shared/logger.js';
-import type { SqliteDatabase } from '../store/sqlite-database.js';
 import {
   type CloseOptions,
   type ConsumeOptions,

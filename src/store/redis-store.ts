@@ -14,7 +14,7 @@
  * run twice after a crash, or two workers racing, can never append an exchange twice.
  */
 import type { Redis } from 'ioredis';
-import { withRedis } from '../shared/redis-connection.js';
+import { withRedis } from '../backends/redis/redis-connection.js';
 import type {
   DeliveryAttempt,
   HistoryMessage,
@@ -179,7 +179,7 @@ function toHistoryMessage(entry: string): HistoryMessage {
 }
 
 /**
- * Creates a `Store` on `client` (a `command` client from redis-connection.ts). The client stays
+ * Creates a `Store` on `client` (a `command` client from backends/redis/redis-connection.ts). The client stays
  * the caller's: `close()` does not disconnect it.
  */
 export function createRedisStore(client: Redis, limits: StoreLimits, options: RedisStoreOptions = {}): Store {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteDatabase } from './sqlite-database.js';
+import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { createSqliteStore } from './sqlite-store.js';
 import { defineStoreContractTests } from './store.contract.js';
 import { conversationKey, type NewTask, type StoreLimits } from './store.js';

@@ -1,12 +1,12 @@
 /**
  * The embedded mode's `Store`: tasks, conversation history and idempotency keys in the SQLite
- * file opened by sqlite-database.ts. Every change goes through `db.write`, so it is committed
+ * file opened by backends/sqlite/sqlite-database.ts. Every change goes through `db.write`, so it is committed
  * (group commit) before its promise resolves; reads are synchronous prepared statements.
  *
  * Expiry is enforced on read (an expired row is invisible at once) and rows are purged later, in
  * small batches, by an unref'd timer.
  */
-import type { SqliteDatabase } from './sqlite-database.js';
+import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import type {
   DeliveryAttempt,
   DeliveryEnd,

@@ -4,13 +4,13 @@
  */
 import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
+import { openSqliteDatabase } from '../../src/backends/sqlite/sqlite-database.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { buildServer, type ServerDeps, type ServerTimeouts } from '../../src/http/server.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import { createSqliteJobQueue } from '../../src/queue/sqlite-job-queue.js';
 import { createLogger } from '../../src/shared/logger.js';
 import { createMetrics, type Metrics } from '../../src/shared/metrics.js';
-import { openSqliteDatabase } from '../../src/store/sqlite-database.js';
 import { createSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 

@@ -2,7 +2,7 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BackendUnavailableError } from '../shared/errors.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
 import { openSqliteDatabase } from './sqlite-database.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-database-'));

@@ -14,8 +14,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { BackendUnavailableError } from '../shared/errors.js';
-import { startThread } from '../shared/threads.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
+import { startThread } from '../../shared/threads.js';
 import type { CheckpointerData, CheckpointerMessage } from './sqlite-checkpointer.js';
 
 export type SqlValue = string | number | bigint | Buffer | null;

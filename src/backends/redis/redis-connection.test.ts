@@ -1,8 +1,8 @@
 import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
-import { BackendUnavailableError } from './errors.js';
+import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
 import {
   createRedisClient,
   REDIS_COMMAND_TIMEOUT_MS,

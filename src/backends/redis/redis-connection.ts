@@ -25,8 +25,8 @@
  * the failed jobs were retried, which loaded it further, and it stopped making progress.
  */
 import { type Command, Redis, type RedisOptions } from 'ioredis';
-import { BackendUnavailableError } from './errors.js';
-import type { Logger } from './logger.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 
 export type { Redis };
 
