@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, onTestFinished } from 'vitest';
 import { type App, type AppOverrides, createApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { waitFor } from '../../src/dev/harness.js';
 import { type MockLlm, type MockLlmOptions, startMockLlm } from '../../src/dev/mock-llm.js';
 import { createLogger, type Logger } from '../../src/shared/logger.js';
 import { type CallbackReceiver, startCallbackReceiver } from './callback-receiver.js';
@@ -133,18 +134,17 @@ export async function waitForTask(
   headers: Record<string, string> = {},
   timeoutMs = 20_000,
 ): Promise<TaskView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const response = await fetch(`${base}/tasks/${taskId}`, { headers });
-    const task = (await response.json()) as TaskView;
-    if (response.status === 200 && statuses.includes(task.status)) return task;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `task ${taskId} is ${JSON.stringify(task)} after ${timeoutMs} ms, not ${statuses.join('|')}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  let last = '';
+  return waitFor(
+    async () => {
+      const response = await fetch(`${base}/tasks/${taskId}`, { headers });
+      const task = (await response.json()) as TaskView;
+      last = JSON.stringify(task);
+      return response.status === 200 && statuses.includes(task.status) ? task : null;
+    },
+    () => `task ${taskId} to be ${statuses.join('|')}: it is ${last}`,
+    { timeoutMs, intervalMs: 25 },
+  );
 }
 
 /** POSTs `/webhook` and returns the response status and JSON body. */
