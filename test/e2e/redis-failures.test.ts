@@ -181,7 +181,9 @@ describe('redis mode failures across processes', () => {
       expect(['delivering', 'completed']).toContain(record.status);
     }
     // Within a conversation, a message answered 200 before the next one was sent is answered
-    // first: its LLM call comes first. (Callbacks are separate jobs and may overtake each other.)
+    // first: its LLM call comes first. (Callback arrival is not compared: the generating job makes
+    // the first attempt itself, but a retry runs as a `deliver` job of its own, which later replies
+    // may overtake.)
     const firstCall = new Map<string, number>();
     llm.requests.forEach((request, index) => {
       const message = lastUserMessage(request.messages);

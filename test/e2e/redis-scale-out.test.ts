@@ -84,8 +84,10 @@ describe('redis mode across processes', () => {
     for (const id of allIds) expect(perTask.get(id), id).toBe(1);
 
     for (const conversation of conversations) {
-      // Every callback of the conversation arrived. (Their arrival order is not a promise:
-      // deliveries are separate jobs; the processing order is checked on the prompts below.)
+      // Every callback of the conversation arrived. (Their arrival order is not a promise: the
+      // generating job makes the first attempt itself, but a retry, a redelivery or a delivery a
+      // crash left unfinished runs as a `deliver` job of its own; the processing order is checked
+      // on the prompts below.)
       const delivered = receiver.received
         .filter((entry) => entry.json?.conversation_id === conversation)
         .map((entry) => entry.json?.task_id);
