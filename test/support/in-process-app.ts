@@ -28,11 +28,23 @@ export interface InProcessAppOptions {
   overrides?: AppOverrides;
 }
 
-/** Starts role `all` with `env` over test defaults (127.0.0.1, port 0, temp DATA_DIR, no rate limit, silent). */
+/**
+ * Starts role `all` with `env` over test defaults (127.0.0.1, port 0, temp DATA_DIR, no rate
+ * limit, silent). `OUTBOUND_THREAD` must be `on` or `off`, from `env` or from the vitest project
+ * (see `WORKER_TESTS` in vitest.config.ts): left to `auto`, the path a test takes would follow
+ * the machine's CPU count. A `lookup` override keeps the outbound work in-process either way.
+ */
 export async function startInProcessApp(
   env: Record<string, string>,
   options: InProcessAppOptions = {},
 ): Promise<InProcessApp> {
+  const outboundThread = env.OUTBOUND_THREAD ?? process.env.OUTBOUND_THREAD;
+  if (outboundThread !== 'on' && outboundThread !== 'off') {
+    throw new Error(
+      `OUTBOUND_THREAD is ${outboundThread ?? 'not set'} for an in-process app: pass on or off, or list ` +
+        'the suite in WORKER_TESTS of vitest.config.ts to run it both ways',
+    );
+  }
   const dir = mkdtempSync(join(tmpdir(), 'llm-webhook-test-'));
   const config = loadConfig({
     HOST: '127.0.0.1',
@@ -41,6 +53,7 @@ export async function startInProcessApp(
     RATE_LIMIT: 'off',
     LOG_LEVEL: 'silent',
     ...env,
+    OUTBOUND_THREAD: outboundThread,
   });
   const app = await createApp(config, options.logger ?? createLogger('silent'), 'all', options.overrides);
   let url: string | null;

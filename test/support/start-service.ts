@@ -47,6 +47,8 @@ export async function startService(options: StartServiceOptions): Promise<Servic
       LOG_LEVEL: 'info',
       RATE_LIMIT: 'off',
       API_TOKENS: '',
+      // Not auto, whose choice follows the CPU count; on is what auto picks on two CPUs or more.
+      OUTBOUND_THREAD: 'on',
       [portVar]: String(port),
       ...options.env,
     },
