@@ -4,10 +4,9 @@
  * error and on SIGINT/SIGTERM) leaves nothing running.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort, hasExited, stopChild, waitFor } from '../src/dev/harness.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
@@ -22,31 +21,6 @@ export interface Child {
   output(): string;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once exited. */
   stop(graceMs?: number): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
-function exited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (exited(child)) return true;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 export function spawnChild(
@@ -73,20 +47,14 @@ export function spawnChild(
     process: child,
     pid: child.pid,
     output: () => output,
-    async stop(graceMs = 15_000) {
-      if (exited(child)) return;
-      child.kill('SIGTERM');
-      if (await waitForExit(child, graceMs)) return;
-      child.kill('SIGKILL');
-      await waitForExit(child, 5_000);
-    },
+    stop: (graceMs = 15_000) => stopChild(child, graceMs),
   };
 }
 
 /** Kills every child still running, at once; safe to call from an `exit` handler. */
 export function killAll(): void {
   for (const child of children) {
-    if (!exited(child)) child.kill('SIGKILL');
+    if (!hasExited(child)) child.kill('SIGKILL');
   }
 }
 
@@ -99,19 +67,21 @@ export async function waitUntilReady(
   url: string,
   { timeoutMs = 30_000, anyStatus = false }: { timeoutMs?: number; anyStatus?: boolean } = {},
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (exited(child.process)) throw new Error(`${child.name} exited during start-up:\n${child.output()}`);
-    try {
-      const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      await response.arrayBuffer();
-      if (response.ok || anyStatus) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${child.name} not ready at ${url} within ${timeoutMs} ms:\n${child.output()}`);
+  await waitFor(
+    async () => {
+      if (hasExited(child.process))
+        throw new Error(`${child.name} exited during start-up:\n${child.output()}`);
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        await response.arrayBuffer();
+        return response.ok || anyStatus;
+      } catch {
+        return false; // not listening yet
+      }
+    },
+    () => `${child.name} to be ready at ${url}:\n${child.output()}`,
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 export type ServiceRole = 'all' | 'api' | 'worker';

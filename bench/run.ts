@@ -13,12 +13,12 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../src/dev/harness.js';
 import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
 import { type EndToEndFigures, runEndToEnd } from './e2e.js';
 import { type IngestFigures, runIngest } from './ingest.js';
 import {
   type Child,
-  freePort,
   killAll,
   peakRssBytes,
   ROOT,

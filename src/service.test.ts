@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { startTestApp, useUpstreams } from '../test/support/in-process-app.js';
+import { startTestApp, useUpstreams, waitForTask } from '../test/support/in-process-app.js';
 
 const SECRET = `whsec_${Buffer.from('a test secret of enough length!!').toString('base64')}`;
 
@@ -38,20 +38,6 @@ async function post(base: string, body: Record<string, unknown>): Promise<string
   return json.task_id;
 }
 
-async function task(base: string, id: string): Promise<Record<string, unknown>> {
-  return (await (await fetch(`${base}/tasks/${id}`)).json()) as Record<string, unknown>;
-}
-
-async function waitForStatus(base: string, id: string, statuses: string[]): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const record = await task(base, id);
-    if (statuses.includes(record.status as string)) return record;
-    if (Date.now() > deadline) throw new Error(`task ${id} stayed ${String(record.status)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 describe('processing', () => {
   it('answers three messages of one conversation with 1, 3 and 5 messages in the prompt', async () => {
     const base = await startApp();
@@ -71,7 +57,7 @@ describe('processing', () => {
     const base = await startApp({ SYSTEM_PROMPT: 'Be brief.', HISTORY_MAX_MESSAGES: '2' });
     for (const message of ['a', 'b', 'c']) {
       const id = await post(base, { message, callback_url: `${receiver.url}/window` });
-      await waitForStatus(base, id, ['completed']);
+      await waitForTask(base, id, ['completed']);
     }
     const prompt = llm.requests[2]!.messages;
     expect(prompt[0]).toEqual({ role: 'system', content: 'Be brief.' });
@@ -120,7 +106,7 @@ describe('processing', () => {
       ['a', 'b'].map(async (name) => {
         for (let n = 1; n <= 2; n += 1) {
           const id = await post(base, { message: `${name}${n}`, callback_url: `${receiver.url}/${name}` });
-          await waitForStatus(base, id, ['completed']);
+          await waitForTask(base, id, ['completed']);
         }
       }),
     );
@@ -140,7 +126,7 @@ describe('processing', () => {
     const base = await startApp();
     llm.script([{ status: 500, body: { error: { message: 'boom' } } }]);
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/retry` });
-    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    const record = await waitForTask(base, id, ['completed', 'failed']);
     expect(record.status).toBe('completed');
     expect(record.attempts).toMatchObject({ llm: 2 });
     expect(llm.requests).toHaveLength(2);
@@ -150,7 +136,7 @@ describe('processing', () => {
     const base = await startApp({ LLM_FALLBACK_MODELS: 'mock/fallback', LLM_RETRY_SCHEDULE: '20ms' });
     llm.script([{ status: 503 }, { status: 503 }]);
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/fallback` });
-    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    const record = await waitForTask(base, id, ['completed', 'failed']);
     expect(record.status).toBe('completed');
     expect(llm.requests.map((request) => request.model)).toEqual([
       'mock/primary',
@@ -175,7 +161,7 @@ describe('processing', () => {
     expect(entry).toBeDefined();
     expect(callback).toMatchObject({ task_id: id, status: 'failed', error: { type: 'llm_auth' } });
     expect(callback).not.toHaveProperty('generated_response');
-    const record = await waitForStatus(base, id, ['failed']);
+    const record = await waitForTask(base, id, ['failed']);
     expect(record.attempts).toMatchObject({ llm: 1 });
     expect(llm.requests).toHaveLength(1);
     const history = (await (await fetch(`${base}/conversations/auth/messages`)).json()) as {
@@ -187,7 +173,7 @@ describe('processing', () => {
   it('fails tasks with a clear error while API_KEY is unset', async () => {
     const base = await startApp({ API_KEY: '' });
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/nokey` });
-    const record = await waitForStatus(base, id, ['failed']);
+    const record = await waitForTask(base, id, ['failed']);
     expect(record.error).toMatchObject({ type: 'config_missing_api_key' });
     expect(String((record.error as { message: string }).message)).toContain('API_KEY');
     expect(llm.requests).toHaveLength(0);
@@ -217,7 +203,7 @@ describe('delivery', () => {
           post(base, { message: `turn ${n}`, callback_url: callbackUrl, conversation_id: 'slow' }),
         ),
       );
-      for (const id of ids) await waitForStatus(base, id, ['completed']);
+      for (const id of ids) await waitForTask(base, id, ['completed']);
       // Callbacks arrive in the order the messages were answered...
       const answered = llm.requests.map((request) => request.messages.at(-1)!.content);
       expect(arrivals.map((arrival) => `turn ${ids.indexOf(arrival.message) + 1}`)).toEqual(answered);
@@ -236,7 +222,7 @@ describe('delivery', () => {
       callback_url: `${receiver.url}/flaky`,
       metadata: { k: 'v' },
     });
-    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    const record = await waitForTask(base, id, ['completed', 'failed']);
     expect(record.status).toBe('completed');
     expect(record.attempts).toMatchObject({ callback: 3 });
     const deliveries = record.deliveries as Array<{ status_code: number; duration_ms: number; at: string }>;
@@ -276,7 +262,7 @@ describe('delivery', () => {
     const base = await startApp();
     receiver.script([500, 200]);
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/unsigned` });
-    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    const record = await waitForTask(base, id, ['completed', 'failed']);
     expect(record.status).toBe('completed');
     const attempts = receiver.received.filter((entry) => entry.json?.task_id === id);
     expect(attempts).toHaveLength(2);
@@ -293,7 +279,7 @@ describe('delivery', () => {
     const base = await startApp();
     receiver.script([410]);
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/gone` });
-    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    const record = await waitForTask(base, id, ['completed', 'failed']);
     expect(record.status).toBe('failed');
     expect(record.attempts).toMatchObject({ callback: 1 });
     // Give a retry (50 ms schedule) every chance to happen; none may.
@@ -305,7 +291,7 @@ describe('delivery', () => {
     const base = await startApp({ CALLBACK_RETRY_SCHEDULE: '20ms' });
     receiver.script([503, 503]);
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/down` });
-    const record = await waitForStatus(base, id, ['completed', 'failed']);
+    const record = await waitForTask(base, id, ['completed', 'failed']);
     expect(record.status).toBe('failed');
     expect(record.error).toMatchObject({ type: 'callback_failed' });
     expect(record.attempts).toMatchObject({ callback: 2 });
@@ -316,7 +302,7 @@ describe('tasks, conversations, idempotency and metrics', () => {
   it('redelivers a finished task with the same webhook-id', async () => {
     const base = await startApp({ WEBHOOK_SECRET: SECRET });
     const id = await post(base, { message: 'hi', callback_url: `${receiver.url}/again` });
-    await waitForStatus(base, id, ['completed']);
+    await waitForTask(base, id, ['completed']);
     const response = await fetch(`${base}/tasks/${id}/redeliver`, { method: 'POST' });
     expect(response.status).toBe(202);
     const both = await receiver.waitUntil(
@@ -325,7 +311,7 @@ describe('tasks, conversations, idempotency and metrics', () => {
     const copies = both.filter((entry) => entry.json?.task_id === id);
     expect(copies.map((entry) => entry.headers['webhook-id'])).toEqual([id, id]);
     expect(copies[1]!.json).toEqual(copies[0]!.json);
-    const record = await waitForStatus(base, id, ['completed']);
+    const record = await waitForTask(base, id, ['completed']);
     expect(record.attempts).toMatchObject({ callback: 2, llm: 1 });
     expect(llm.requests).toHaveLength(1);
   });
@@ -339,7 +325,7 @@ describe('tasks, conversations, idempotency and metrics', () => {
         callback_url: `${receiver.url}/erase`,
         conversation_id: 'erase-me',
       });
-      await waitForStatus(base, id, ['completed']);
+      await waitForTask(base, id, ['completed']);
     }
     const listed = (await (await fetch(`${path}/messages`)).json()) as {
       messages: Array<{ role: string; content: string; at: string }>;
@@ -354,9 +340,9 @@ describe('tasks, conversations, idempotency and metrics', () => {
       callback_url: `${receiver.url}/erase`,
       conversation_id: 'erase-me',
     });
-    await waitForStatus(base, inFlight, ['processing']);
+    await waitForTask(base, inFlight, ['processing']);
     expect((await fetch(path, { method: 'DELETE' })).status).toBe(204);
-    await waitForStatus(base, inFlight, ['completed']);
+    await waitForTask(base, inFlight, ['completed']);
     const after = (await (await fetch(`${path}/messages`)).json()) as {
       messages: Array<{ content: string }>;
     };
@@ -382,7 +368,7 @@ describe('tasks, conversations, idempotency and metrics', () => {
     expect(responses.every((r) => r.status === 200)).toBe(true);
     expect(new Set(ids).size).toBe(1);
     expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(19);
-    await waitForStatus(base, ids[0]!, ['completed']);
+    await waitForTask(base, ids[0]!, ['completed']);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(llm.requests).toHaveLength(1);
     expect(receiver.received.filter((entry) => entry.json?.task_id === ids[0])).toHaveLength(1);
@@ -421,7 +407,7 @@ describe('tasks, conversations, idempotency and metrics', () => {
         }),
       );
     }
-    for (const id of ids) await waitForStatus(base, id, ['completed', 'failed']);
+    for (const id of ids) await waitForTask(base, id, ['completed', 'failed']);
     const after = await scrape();
     expect(after.get('llm_webhook_tasks_accepted_total')).toBe(10);
     expect(after.get('llm_webhook_tasks_completed_total')).toBe(9);

@@ -5,34 +5,14 @@
  * prints the exchange as the callbacks arrive, in conversation order.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, stopChild, waitFor } from './harness.js';
 import { startMockLlm } from './mock-llm.js';
 
 const MESSAGES = ['Hello! My name is Ada.', 'What is the capital of France?', 'Do you remember my name?'];
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === 'string') throw new Error('no free port');
-  return address.port;
-}
-
-async function waitFor<T>(probe: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => null);
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 interface ReceivedCallback {
   task_id?: string;
@@ -69,7 +49,10 @@ async function main(): Promise<void> {
     },
   );
   try {
-    await waitFor(async () => ((await fetch(`${base}/healthz`)).ok ? true : null), 20_000, 'the service');
+    await waitFor(async () => (await fetch(`${base}/healthz`).catch(() => null))?.ok, 'the service', {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     console.log(`llm-webhook is up at ${base} (embedded mode), mock LLM at ${llm.url}\n`);
 
     // Sent back to back without waiting for replies: the service answers them one at a time,
@@ -87,12 +70,13 @@ async function main(): Promise<void> {
     }
 
     const received = await waitFor(
-      async () => {
-        const body = (await (await fetch(`${base}/callback`)).json()) as { received: ReceivedCallback[] };
-        return body.received.length >= MESSAGES.length ? body.received : null;
-      },
-      30_000,
+      () =>
+        fetch(`${base}/callback`)
+          .then((response) => response.json() as Promise<{ received: ReceivedCallback[] }>)
+          .then((body) => (body.received.length >= MESSAGES.length ? body.received : null))
+          .catch(() => null),
       'three callbacks',
+      { timeoutMs: 30_000, intervalMs: 100 },
     );
 
     console.log('\nThe conversation, as delivered to POST /callback:\n');
@@ -106,8 +90,7 @@ async function main(): Promise<void> {
       `Messages the LLM saw per turn: ${prompts.join(', ')} (each prompt holds the earlier exchanges)`,
     );
   } finally {
-    service.kill('SIGTERM');
-    await once(service, 'exit');
+    await stopChild(service, 15_000);
     await llm.close();
     rmSync(dataDir, { recursive: true, force: true });
   }

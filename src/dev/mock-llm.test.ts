@@ -1,6 +1,3 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type MockLlm, mockReplyText, startMockLlm } from './mock-llm.js';
 
@@ -100,29 +97,6 @@ describe('startMockLlm', () => {
       expect(quiet.requests).toHaveLength(0);
     } finally {
       await quiet.close();
-    }
-  });
-
-  it('runs as a script, listening on MOCK_LLM_PORT and printing its URL', async () => {
-    const script = fileURLToPath(new URL('./mock-llm.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, MOCK_LLM_PORT: '0' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    try {
-      let output = '';
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout.on('data', (chunk: Buffer) => {
-          output += chunk.toString();
-          const match = /(http:\/\/\S+\/v1)/.exec(output);
-          if (match?.[1]) resolve(match[1]);
-        });
-        child.on('exit', (code) => reject(new Error(`exited with ${code}: ${output}`)));
-      });
-      expect((await complete(url, request('hello'))).status).toBe(200);
-    } finally {
-      child.kill();
-      if (child.exitCode === null && child.signalCode === null) await once(child, 'exit');
     }
   });
 });

@@ -72,6 +72,8 @@ async function runScenario(level: LogLevel): Promise<Run> {
   });
   const service = await startInProcessApp(
     {
+      // The fake resolver keeps LLM calls and callbacks in this thread, whatever this says.
+      OUTBOUND_THREAD: 'off',
       LOG_LEVEL: level,
       API_KEY,
       API_TOKENS: `${TOKEN_A},${TOKEN_B}`,

@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { llmFailure } from '../../test/support/llm-failure.js';
+import { waitFor } from '../dev/harness.js';
 import { type MockLlm, startMockLlm } from '../dev/mock-llm.js';
 import { createLlmClient, type LlmClient } from './llm-client.js';
 
@@ -130,8 +131,7 @@ describe('createLlmClient', () => {
     mock.script([{ status: 200, delayMs: 5_000 }]);
     const controller = new AbortController();
     const pending = llmFailure(ask(llm, controller.signal));
-    const deadline = Date.now() + 5_000;
-    while (mock.requests.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => mock.requests.length > 0, 'the request to reach the mock', { timeoutMs: 5_000 });
     controller.abort();
     expect(await pending).toMatchObject({ type: 'llm_aborted', retryable: true });
   });

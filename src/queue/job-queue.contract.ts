@@ -8,6 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../dev/harness.js';
 import { PermanentJobError } from '../shared/errors.js';
 import type { Job, JobQueue, JobResult } from './job-queue.js';
 
@@ -17,22 +18,8 @@ export type JobQueueContractFactory = () => Promise<{
   cleanup: () => Promise<void>;
 }>;
 
-const WAIT_MS = 20_000;
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = WAIT_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 /** A promise the test opens when it chooses. */

@@ -4,20 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { waitFor } from '../dev/harness.js';
 import { defineJobQueueContractTests } from './job-queue.contract.js';
 import type { Job } from './job-queue.js';
 import { createSqliteJobQueue } from './sqlite-job-queue.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-job-queue-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 defineJobQueueContractTests('sqlite', async () => {
   const path = join(dir, `${randomUUID()}.sqlite`);

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { waitFor } from '../dev/harness.js';
 import { createSqliteStore } from './sqlite-store.js';
 import { defineStoreContractTests } from './store.contract.js';
 import { conversationKey, type NewTask, type StoreLimits } from './store.js';
@@ -24,14 +25,6 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
     createdAt: new Date().toISOString(),
     ...overrides,
   };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 defineStoreContractTests('sqlite', async (limits) => {
@@ -95,6 +88,7 @@ describe('createSqliteStore', () => {
     await waitFor(
       () => count('tasks') + count('history') + count('conversations') + count('idempotency_keys') === 0,
       'expired rows to be purged',
+      { timeoutMs: 10_000 },
     );
     await store.close();
     db.close();

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { until, useDeployment } from '../support/deployment.js';
+import { waitFor } from '../../src/dev/harness.js';
+import { useDeployment } from '../support/deployment.js';
 import { postWebhook } from '../support/in-process-app.js';
 
 const { llm, receiver, env, tempDir, start, deliveredAll } = useDeployment();
@@ -34,8 +35,7 @@ describe('embedded mode, real process', () => {
     const first = await start('all', env({ DATA_DIR: dataDir }));
     const ids = await postMany(first.url, 20, 'kill');
     // Wait until the worker is inside LLM calls, then kill without warning.
-    const deadline = Date.now() + 10_000;
-    while (llm.requests.length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => llm.requests.length >= 10, '10 LLM calls in flight', { timeoutMs: 10_000 });
     expect(llm.requests.length).toBeGreaterThanOrEqual(10);
     const exit = await first.kill('SIGKILL');
     expect(exit.signal).toBe('SIGKILL');
@@ -61,8 +61,7 @@ describe('embedded mode, real process', () => {
     llm.setLatency(3_000);
     const first = await start('all', env({ DATA_DIR: dataDir, SHUTDOWN_TIMEOUT_MS: '500' }));
     const ids = await postMany(first.url, 10, 'term');
-    const deadline = Date.now() + 10_000;
-    while (llm.requests.length < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => llm.requests.length >= 1, 'the first LLM call', { timeoutMs: 10_000 });
     const exit = await first.kill('SIGTERM');
     expect(exit.code).toBe(0);
     expect(first.logs.some((line) => line.msg === 'stopped')).toBe(true);
@@ -112,7 +111,9 @@ describe('embedded mode, real process', () => {
     const first = await start('all', env(settings));
     const { status, json } = await postWebhook(first.url, { message: 'hi', callback_url: hookUrl });
     expect(status).toBe(200);
-    await until('the callback attempt to reach the receiver', async () => held.length === 1, 20_000);
+    await waitFor(async () => held.length === 1, 'the callback attempt to reach the receiver', {
+      timeoutMs: 20_000,
+    });
 
     const signalledAt = Date.now();
     const exit = await first.kill('SIGTERM');
@@ -124,10 +125,10 @@ describe('embedded mode, real process', () => {
     answering = true;
     const second = await start('all', env(settings), { port: first.port });
     try {
-      await until(
-        'the handed-back delivery to be made again',
+      await waitFor(
         async () => hits.filter((body) => body.includes(json.task_id as string)).length >= 2,
-        30_000,
+        'the handed-back delivery to be made again',
+        { timeoutMs: 30_000 },
       );
     } finally {
       await second.kill('SIGTERM');

@@ -4,7 +4,8 @@
  * status and body that one of them honours, the other must too.
  */
 import { describe, expect, it } from 'vitest';
-import { until, useDeployment } from '../support/deployment.js';
+import { waitFor } from '../../src/dev/harness.js';
+import { useDeployment } from '../support/deployment.js';
 import type { ServiceProcess } from '../support/start-service.js';
 
 const { receiver, env, tempDir, freshRun, start } = useDeployment();
@@ -99,10 +100,10 @@ describe.each(['embedded', 'redis'] as const)('%s mode', (mode) => {
     expect(limited.headers.get('ratelimit-remaining')).toBe('0');
 
     await receiver.waitFor((entry) => entry.json?.task_id === taskId, 20_000);
-    await until('the task to complete', async () => {
+    await waitFor(async () => {
       const task = await call(base, `/tasks/${taskId}`);
       return (task.json as { status?: string }).status === 'completed';
-    });
+    }, 'the task to complete');
     const task = await call(base, `/tasks/${taskId}`);
     expect(task.json).toMatchObject({
       task_id: taskId,
@@ -118,10 +119,10 @@ describe.each(['embedded', 'redis'] as const)('%s mode', (mode) => {
       (all) => all.filter((entry) => entry.json?.task_id === taskId).length === 2,
       20_000,
     );
-    await until('the redelivery to be recorded', async () => {
+    await waitFor(async () => {
       const record = (await call(base, `/tasks/${taskId}`)).json as { status: string; deliveries: unknown[] };
       return record.status === 'completed' && record.deliveries.length === 2;
-    });
+    }, 'the redelivery to be recorded');
     // One task completed, however many times its callback was delivered.
     const workerMetrics = (await call(worker?.url ?? base, '/metrics')).text;
     expect(workerMetrics).toMatch(/^llm_webhook_tasks_completed_total 1$/m);

@@ -4,12 +4,12 @@
  * restarts), an API SIGKILLed mid-burst (nothing it answered 200 is lost).
  */
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../src/dev/harness.js';
 import {
   callingLlmTaskIds,
   expectRefusedQuickly,
   lastUserMessage,
   statusOf,
-  until,
   useDeployment,
 } from '../support/deployment.js';
 import { postWebhook } from '../support/in-process-app.js';
@@ -51,10 +51,10 @@ describe('redis mode failures across processes', () => {
     );
 
     // Every conversation's head is inside a slow LLM call; kill the worker holding most of them.
-    await until('five LLM calls in flight', () => llm.requests.length >= 5);
-    await until(
-      'the workers logged their calls',
+    await waitFor(() => llm.requests.length >= 5, 'five LLM calls in flight');
+    await waitFor(
       () => workers.reduce((sum, worker) => sum + callingLlmTaskIds(worker).length, 0) >= 5,
+      'the workers logged their calls',
     );
     const [victim, survivor] = [...workers].sort(
       (a, b) => callingLlmTaskIds(b).length - callingLlmTaskIds(a).length,
@@ -68,7 +68,7 @@ describe('redis mode failures across processes', () => {
 
     await deliveredAll(ids);
     // The survivor ran each orphaned task again, once its claim had lapsed.
-    await until('the log lines', () => orphaned.every((id) => callingLlmTaskIds(survivor).includes(id)));
+    await waitFor(() => orphaned.every((id) => callingLlmTaskIds(survivor).includes(id)), 'the log lines');
     const rerun = callingLlmTaskIds(survivor);
     for (const id of orphaned) expect(rerun).toContain(id);
     for (const entry of receiver.received) {
@@ -116,19 +116,19 @@ describe('redis mode failures across processes', () => {
 
     // A fresh server on the same port (its data is gone: persistence is off in tests).
     await run.redis.restart();
-    await until('the API ready again', async () => (await statusOf(`${api.url}/readyz`)) === 200, 20_000);
-    await until(
-      'the worker ready again',
-      async () => (await statusOf(`${worker.url}/readyz`)) === 200,
-      20_000,
-    );
+    await waitFor(async () => (await statusOf(`${api.url}/readyz`)) === 200, 'the API ready again', {
+      timeoutMs: 20_000,
+    });
+    await waitFor(async () => (await statusOf(`${worker.url}/readyz`)) === 200, 'the worker ready again', {
+      timeoutMs: 20_000,
+    });
     const after = await accept(api.url, {
       message: 'after',
       callback_url: `${receiver.url}/r`,
       conversation_id: 'r2',
     });
     await deliveredAll([after]);
-    await until('the log lines', () => callingLlmTaskIds(worker).length >= 2);
+    await waitFor(() => callingLlmTaskIds(worker).length >= 2, 'the log lines');
     expect(callingLlmTaskIds(worker)).toEqual([before, after]);
     expect(api.child.exitCode).toBeNull();
     expect(worker.child.exitCode).toBeNull();
@@ -181,7 +181,9 @@ describe('redis mode failures across processes', () => {
       expect(['delivering', 'completed']).toContain(record.status);
     }
     // Within a conversation, a message answered 200 before the next one was sent is answered
-    // first: its LLM call comes first. (Callbacks are separate jobs and may overtake each other.)
+    // first: its LLM call comes first. (Callback arrival is not compared: the generating job makes
+    // the first attempt itself, but a retry runs as a `deliver` job of its own, which later replies
+    // may overtake.)
     const firstCall = new Map<string, number>();
     llm.requests.forEach((request, index) => {
       const message = lastUserMessage(request.messages);

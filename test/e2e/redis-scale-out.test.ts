@@ -5,8 +5,9 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../src/dev/harness.js';
 import { mockReplyText } from '../../src/dev/mock-llm.js';
-import { callingLlmTaskIds, lastUserMessage, scanKeys, until, useDeployment } from '../support/deployment.js';
+import { callingLlmTaskIds, lastUserMessage, scanKeys, useDeployment } from '../support/deployment.js';
 
 const { llm, receiver, freshRun, start, tempDir, accept, deliveredAll } = useDeployment();
 
@@ -63,15 +64,15 @@ describe('redis mode across processes', () => {
       45_000,
     );
     // Wait for the queue to drain, so a duplicate delivery would have had its chance to arrive.
-    await until('every task completed', async () => {
+    await waitFor(async () => {
       const records = await Promise.all(
         allIds.map(
           async (id) => ((await (await fetch(`${api.url}/tasks/${id}`)).json()) as { status: string }).status,
         ),
       );
       return records.every((status) => status === 'completed');
-    });
-    await until('an empty queue', async () => (await unfinishedJobs(api.url)) === 0);
+    }, 'every task completed');
+    await waitFor(async () => (await unfinishedJobs(api.url)) === 0, 'an empty queue');
 
     // Exactly once each, in this happy path.
     const perTask = new Map<string, number>();
@@ -83,8 +84,10 @@ describe('redis mode across processes', () => {
     for (const id of allIds) expect(perTask.get(id), id).toBe(1);
 
     for (const conversation of conversations) {
-      // Every callback of the conversation arrived. (Their arrival order is not a promise:
-      // deliveries are separate jobs; the processing order is checked on the prompts below.)
+      // Every callback of the conversation arrived. (Their arrival order is not a promise: the
+      // generating job makes the first attempt itself, but a retry, a redelivery or a delivery a
+      // crash left unfinished runs as a `deliver` job of its own; the processing order is checked
+      // on the prompts below.)
       const delivered = receiver.received
         .filter((entry) => entry.json?.conversation_id === conversation)
         .map((entry) => entry.json?.task_id);
@@ -108,9 +111,9 @@ describe('redis mode across processes', () => {
     }
 
     // Both workers did work; the API never called the LLM; every worker line about a task names it.
-    await until(
-      'the log lines',
+    await waitFor(
       () => callingLlmTaskIds(workerA).length + callingLlmTaskIds(workerB).length >= 80,
+      'the log lines',
     );
     const byA = callingLlmTaskIds(workerA);
     const byB = callingLlmTaskIds(workerB);
@@ -160,7 +163,7 @@ describe('redis mode across processes', () => {
     expect(receiver.received.map((entry) => entry.json?.task_id)).toEqual(ids);
     expect(llm.requests.map((request) => request.messages.length)).toEqual([1, 3, 5]);
     // Log lines travel through a pipe and may trail the callbacks.
-    await until('the log lines', () => callingLlmTaskIds(service).length >= 3);
+    await waitFor(() => callingLlmTaskIds(service).length >= 3, 'the log lines');
     expect(callingLlmTaskIds(service)).toEqual(ids);
 
     const history = (await (await fetch(`${service.url}/conversations/all/messages`)).json()) as {
@@ -206,8 +209,9 @@ describe('redis mode across processes', () => {
       callback_url: `${receiver.url}/k`,
       conversation_id: 'slow',
     });
-    await until('the slow task at the LLM', () =>
-      llm.requests.some((request) => lastUserMessage(request.messages) === 'slow'),
+    await waitFor(
+      () => llm.requests.some((request) => lastUserMessage(request.messages) === 'slow'),
+      'the slow task at the LLM',
     );
     expect(slow).toEqual(expect.any(String));
 

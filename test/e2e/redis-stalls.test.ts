@@ -6,12 +6,12 @@
  */
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../../src/dev/harness.js';
 import {
   callingLlmTaskIds,
   expectRefusedQuickly,
   lastUserMessage,
   statusOf,
-  until,
   useDeployment,
 } from '../support/deployment.js';
 
@@ -50,7 +50,7 @@ describe('redis mode, stalls', () => {
       callback_url: `${receiver.url}/s`,
       conversation_id: 's',
     });
-    await until('the first call at the LLM', () => llm.requests.length >= 1);
+    await waitFor(() => llm.requests.length >= 1, 'the first call at the LLM');
 
     // Connections stay open but nothing answers: only timeouts can save the request.
     const pid = redisPid(run.redis.port);
@@ -71,7 +71,7 @@ describe('redis mode, stalls', () => {
 
     process.kill(pid, 'SIGCONT');
     frozen.delete(pid);
-    await until('the API ready again', async () => (await statusOf(`${api.url}/readyz`)) === 200);
+    await waitFor(async () => (await statusOf(`${api.url}/readyz`)) === 200, 'the API ready again');
     const after = await accept(api.url, {
       message: 'after',
       callback_url: `${receiver.url}/s`,
@@ -112,7 +112,7 @@ describe('redis mode, stalls', () => {
       callback_url: `${receiver.url}/h`,
       conversation_id: 'h',
     });
-    await until('the call at the LLM', () => callingLlmTaskIds(leaving).includes(id));
+    await waitFor(() => callingLlmTaskIds(leaving).includes(id), 'the call at the LLM');
 
     const exit = await leaving.kill('SIGTERM');
     expect(exit.code).toBe(0);
@@ -121,7 +121,7 @@ describe('redis mode, stalls', () => {
     llm.setLatency(0);
     const staying = await start('worker', env);
     await deliveredAll([id], 20_000);
-    await until('the log line', () => callingLlmTaskIds(staying).length >= 1);
+    await waitFor(() => callingLlmTaskIds(staying).length >= 1, 'the log line');
     expect(callingLlmTaskIds(staying)).toEqual([id]);
     const record = (await (await fetch(`${api.url}/tasks/${id}`)).json()) as { attempts: { llm: number } };
     expect(record.attempts.llm).toBe(2);

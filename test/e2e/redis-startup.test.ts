@@ -4,7 +4,8 @@
  * answers, and a request answered 503 meanwhile leaves no trace behind.
  */
 import { describe, expect, it } from 'vitest';
-import { expectRefusedQuickly, scanKeys, statusOf, until, useDeployment } from '../support/deployment.js';
+import { waitFor } from '../../src/dev/harness.js';
+import { expectRefusedQuickly, scanKeys, statusOf, useDeployment } from '../support/deployment.js';
 import { postWebhook } from '../support/in-process-app.js';
 
 const { receiver, plannedRun, start } = useDeployment();
@@ -25,8 +26,8 @@ describe('redis mode, start-up before Redis', () => {
     }
 
     const redis = await run.startRedis();
-    await until('the API ready', async () => (await statusOf(`${api.url}/readyz`)) === 200);
-    await until('the worker ready', async () => (await statusOf(`${worker.url}/readyz`)) === 200);
+    await waitFor(async () => (await statusOf(`${api.url}/readyz`)) === 200, 'the API ready');
+    await waitFor(async () => (await statusOf(`${worker.url}/readyz`)) === 200, 'the worker ready');
     const { status, json } = await postWebhook(api.url, {
       message: 'accepted',
       callback_url: `${receiver.url}/s`,

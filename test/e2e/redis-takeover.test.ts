@@ -5,7 +5,8 @@
  * within the README's 10 s, in order.
  */
 import { describe, expect, it } from 'vitest';
-import { callingLlmTaskIds, lastUserMessage, until, useDeployment } from '../support/deployment.js';
+import { waitFor } from '../../src/dev/harness.js';
+import { callingLlmTaskIds, lastUserMessage, useDeployment } from '../support/deployment.js';
 
 const { llm, receiver, freshRun, start, accept, deliveredAll } = useDeployment();
 
@@ -34,10 +35,10 @@ describe('redis mode takeover with the default lock settings', () => {
       followers.push(await accept(api.url, { ...body, message: `k-${n} message 1` }));
     }
     // Logged before the request goes out: the mock must hold every call before a reply is scripted.
-    await until(
-      'every head inside its LLM call',
+    await waitFor(
       () =>
         heads.every((id) => callingLlmTaskIds(victim).includes(id)) && llm.requests.length >= CONVERSATIONS,
+      'every head inside its LLM call',
     );
     // The survivor runs its stalled-job checks before the kill, as a worker of a deployment does,
     // and has run a task (the next LLM request is answered at once), so what is timed below is
@@ -71,8 +72,9 @@ describe('redis mode takeover with the default lock settings', () => {
     );
 
     // The survivor ran each task again (the killed worker's run counts as the first attempt).
-    await until('the log lines', () =>
-      [...heads, ...followers].every((id) => callingLlmTaskIds(survivor).includes(id)),
+    await waitFor(
+      () => [...heads, ...followers].every((id) => callingLlmTaskIds(survivor).includes(id)),
+      'the log lines',
     );
     for (const id of heads) {
       const record = (await (await fetch(`${api.url}/tasks/${id}`)).json()) as { attempts: { llm: number } };

@@ -9,11 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, expect } from 'vitest';
 import { createRedisClient } from '../../src/backends/redis/redis-connection.js';
+import { freePort } from '../../src/dev/harness.js';
 import type { MockChatMessage, MockLlmOptions } from '../../src/dev/mock-llm.js';
 import type { ReceivedCallback } from './callback-receiver.js';
 import { postWebhook, type Upstreams, useUpstreams } from './in-process-app.js';
 import { type RedisServer, startRedisServer } from './redis-server.js';
-import { freePort, type ServiceProcess, type StartServiceOptions, startService } from './start-service.js';
+import { type ServiceProcess, type StartServiceOptions, startService } from './start-service.js';
 
 /** The environment of one redis-mode run: its own Redis port, hash-tagged prefix and DATA_DIR. */
 export interface RedisRun {
@@ -140,20 +141,6 @@ export function useDeployment(llmOptions: MockLlmOptions = {}): Deployment {
       );
     },
   };
-}
-
-/** Polls `check` every 50 ms until it returns true, failing after `timeoutMs`. */
-export async function until(
-  what: string,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /** The status `GET url` answers with, or 0 when it does not answer within 5 s. */

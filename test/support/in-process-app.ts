@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, onTestFinished } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { waitFor } from '../../src/dev/harness.js';
 import { type MockLlm, type MockLlmOptions, startMockLlm } from '../../src/dev/mock-llm.js';
 import type { TaskView } from '../../src/http/schemas.js';
 import { createService, type Service, type ServiceOverrides } from '../../src/service.js';
@@ -28,11 +29,23 @@ export interface InProcessAppOptions {
   overrides?: ServiceOverrides;
 }
 
-/** Starts role `all` with `env` over test defaults (127.0.0.1, port 0, temp DATA_DIR, no rate limit, silent). */
+/**
+ * Starts role `all` with `env` over test defaults (127.0.0.1, port 0, temp DATA_DIR, no rate
+ * limit, silent). `OUTBOUND_THREAD` must be `on` or `off`, from `env` or from the vitest project
+ * (see `WORKER_TESTS` in vitest.config.ts): left to `auto`, the path a test takes would follow
+ * the machine's CPU count. A `lookup` override keeps the outbound work in-process either way.
+ */
 export async function startInProcessApp(
   env: Record<string, string>,
   options: InProcessAppOptions = {},
 ): Promise<InProcessApp> {
+  const outboundThread = env.OUTBOUND_THREAD ?? process.env.OUTBOUND_THREAD;
+  if (outboundThread !== 'on' && outboundThread !== 'off') {
+    throw new Error(
+      `OUTBOUND_THREAD is ${outboundThread ?? 'not set'} for an in-process app: pass on or off, or list ` +
+        'the suite in WORKER_TESTS of vitest.config.ts to run it both ways',
+    );
+  }
   const dir = mkdtempSync(join(tmpdir(), 'llm-webhook-test-'));
   const config = loadConfig({
     HOST: '127.0.0.1',
@@ -41,6 +54,7 @@ export async function startInProcessApp(
     RATE_LIMIT: 'off',
     LOG_LEVEL: 'silent',
     ...env,
+    OUTBOUND_THREAD: outboundThread,
   });
   const app = await createService(config, options.logger ?? createLogger('silent'), 'all', options.overrides);
   let url: string | null;
@@ -127,18 +141,17 @@ export async function waitForTask(
   headers: Record<string, string> = {},
   timeoutMs = 20_000,
 ): Promise<TaskView> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const response = await fetch(`${base}/tasks/${taskId}`, { headers });
-    const task = (await response.json()) as TaskView;
-    if (response.status === 200 && statuses.includes(task.status)) return task;
-    if (Date.now() > deadline) {
-      throw new Error(
-        `task ${taskId} is ${JSON.stringify(task)} after ${timeoutMs} ms, not ${statuses.join('|')}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  let last = '';
+  return waitFor(
+    async () => {
+      const response = await fetch(`${base}/tasks/${taskId}`, { headers });
+      const task = (await response.json()) as TaskView;
+      last = JSON.stringify(task);
+      return response.status === 200 && statuses.includes(task.status) ? task : null;
+    },
+    () => `task ${taskId} to be ${statuses.join('|')}: it is ${last}`,
+    { timeoutMs, intervalMs: 25 },
+  );
 }
 
 /** POSTs `/webhook` and returns the response status and JSON body. */

@@ -3,8 +3,9 @@
  * answered PING before the promise resolves, killed by `stop()`. Never the shared server on 6379.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { freePort, hasExited, stopChild, waitFor } from '../../src/dev/harness.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:<port>` */
@@ -18,18 +19,6 @@ export interface RedisServer {
 
 const START_DEADLINE_MS = 10_000;
 const STOP_GRACE_MS = 3_000;
-
-async function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** One PING over a raw socket: true when the server answered `+PONG`. */
 async function answersPing(port: number): Promise<boolean> {
@@ -50,17 +39,6 @@ async function answersPing(port: number): Promise<boolean> {
   });
 }
 
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), timeoutMs);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
-
 async function spawnServer(port: number): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
@@ -74,43 +52,36 @@ async function spawnServer(port: number): Promise<ChildProcess> {
   child.stderr?.on('data', (chunk: Buffer) => {
     output = (output + chunk.toString('utf8')).slice(-4000);
   });
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  let spawnError: NodeJS.ErrnoException | null = null;
+  child.once('error', (error) => {
+    spawnError = error;
+  });
 
-  const deadline = Date.now() + START_DEADLINE_MS;
-  while (Date.now() < deadline) {
-    const early = await Promise.race([
-      spawnError,
-      new Promise<null>((resolve) => setTimeout(resolve, 50, null)),
-    ]);
-    if (early !== null) {
-      const code = (early as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        throw new Error(
-          'redis-server is not on PATH: install it (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`)',
-        );
-      }
-      throw early;
-    }
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`redis-server exited early on port ${port}: ${output.trim()}`);
-    }
-    if (await answersPing(port)) return child;
+  try {
+    await waitFor(
+      async () => {
+        if (spawnError?.code === 'ENOENT') {
+          throw new Error(
+            'redis-server is not on PATH: install it (Debian/Ubuntu: `apt-get install redis-server`, macOS: `brew install redis`)',
+          );
+        }
+        if (spawnError !== null) throw spawnError;
+        if (hasExited(child)) throw new Error(`redis-server exited early on port ${port}: ${output.trim()}`);
+        return answersPing(port);
+      },
+      `redis-server to answer PING on port ${port}`,
+      { timeoutMs: START_DEADLINE_MS, intervalMs: 50 },
+    );
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
   }
-  child.kill('SIGKILL');
-  throw new Error(`redis-server did not answer PING on port ${port} within ${START_DEADLINE_MS} ms`);
-}
-
-async function killServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  if (await waitForExit(child, STOP_GRACE_MS)) return;
-  child.kill('SIGKILL');
-  await waitForExit(child, STOP_GRACE_MS);
+  return child;
 }
 
 /** Starts a redis-server on `options.port` or a free port and waits until it answers PING. */
 export async function startRedisServer(options: { port?: number } = {}): Promise<RedisServer> {
-  const port = options.port ?? (await findFreePort());
+  const port = options.port ?? (await freePort());
   let child = await spawnServer(port);
   // A test run that dies must not leave servers behind.
   const killOnExit = (): void => {
@@ -123,10 +94,10 @@ export async function startRedisServer(options: { port?: number } = {}): Promise
     port,
     async stop() {
       process.removeListener('exit', killOnExit);
-      await killServer(child);
+      await stopChild(child, STOP_GRACE_MS, STOP_GRACE_MS);
     },
     async restart() {
-      await killServer(child);
+      await stopChild(child, STOP_GRACE_MS, STOP_GRACE_MS);
       child = await spawnServer(port);
       process.removeListener('exit', killOnExit);
       process.once('exit', killOnExit);

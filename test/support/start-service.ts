@@ -3,9 +3,8 @@
  * behaviour crosses a process: SIGKILL and restart, SIGTERM, several workers, start-up errors.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/dev/harness.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -24,17 +23,6 @@ export interface ServiceProcess {
     predicate: (line: Record<string, unknown>) => boolean,
     timeoutMs?: number,
   ): Promise<Record<string, unknown>>;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  return address.port;
 }
 
 export interface StartServiceOptions {
@@ -59,6 +47,8 @@ export async function startService(options: StartServiceOptions): Promise<Servic
       LOG_LEVEL: 'info',
       RATE_LIMIT: 'off',
       API_TOKENS: '',
+      // Not auto, whose choice follows the CPU count; on is what auto picks on two CPUs or more.
+      OUTBOUND_THREAD: 'on',
       [portVar]: String(port),
       ...options.env,
     },

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildTestServer, type TestServer } from '../../../test/support/http-harness.js';
+import { waitFor } from '../../dev/harness.js';
 import type { Job } from '../../queue/job-queue.js';
 import { conversationKey } from '../../store/store.js';
 
@@ -110,11 +111,9 @@ describe('POST /tasks/:task_id/redeliver', () => {
     expect(response.json()).toEqual({ task_id: taskId, status: 'delivering' });
     expect((await store.getTaskById(taskId))?.status).toBe('delivering');
 
-    const deadline = Date.now() + 10_000;
-    while (!jobs.some((job) => job.name === 'deliver') && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    const deliver = jobs.find((job) => job.name === 'deliver');
+    const deliver = await waitFor(() => jobs.find((job) => job.name === 'deliver'), 'the deliver job', {
+      timeoutMs: 10_000,
+    });
     expect(deliver).toMatchObject({ name: 'deliver', taskId });
     expect(deliver?.id).toMatch(new RegExp(`^deliver:${taskId}:`));
   });

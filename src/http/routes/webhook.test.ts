@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildTestServer, type TestServer } from '../../../test/support/http-harness.js';
+import { waitFor } from '../../dev/harness.js';
 import type { Job } from '../../queue/job-queue.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
 import { conversationKey, type Store } from '../../store/store.js';
@@ -13,16 +14,6 @@ const VALID = { message: 'Hello', callback_url: 'https://example.com/callback' }
 
 async function postWebhook(app: TestServer['app'], payload: unknown, headers: Record<string, string> = {}) {
   return app.inject({ method: 'POST', url: '/webhook', payload: payload as object, headers });
-}
-
-async function waitFor<T>(read: () => T | undefined, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('POST /webhook: accepted', () => {
@@ -53,7 +44,7 @@ describe('POST /webhook: accepted', () => {
       },
       { concurrency: 1 },
     );
-    const job = await waitFor(() => jobs[0], 'the generate job');
+    const job = await waitFor(() => jobs[0], 'the generate job', { timeoutMs: 10_000 });
     expect(job).toMatchObject({
       id: body.task_id,
       name: 'generate',

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
 import { createRedisClient } from '../backends/redis/redis-connection.js';
+import { waitFor } from '../dev/harness.js';
 import { BackendUnavailableError } from '../shared/errors.js';
 import { createRedisStore } from './redis-store.js';
 import { defineStoreContractTests } from './store.contract.js';
@@ -34,14 +35,6 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
     createdAt: new Date().toISOString(),
     ...overrides,
   };
-}
-
-async function waitFor(condition: () => Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 defineStoreContractTests('redis', async (limits) => {
@@ -112,10 +105,15 @@ describe('redis store', () => {
     } finally {
       await server.restart();
     }
-    await waitFor(async () => {
-      await store.ping();
-      return true;
-    }, 'the store to answer again');
+    await waitFor(
+      () =>
+        store.ping().then(
+          () => true,
+          () => false,
+        ),
+      'the store to answer again',
+      { timeoutMs: 15_000, intervalMs: 50 },
+    );
     const task = newTask();
     await store.createTask(task);
     expect((await store.getTaskById(task.taskId))?.status).toBe('queued');

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { waitFor } from '../../dev/harness.js';
 import { BackendUnavailableError } from '../../shared/errors.js';
 import {
   createRedisClient,
@@ -61,11 +62,10 @@ describe('redis connection', () => {
       } finally {
         await server.restart();
       }
-      const deadline = Date.now() + 15_000;
-      while ((await command.ping().catch(() => null)) !== 'PONG') {
-        if (Date.now() > deadline) throw new Error('Timed out waiting for the reconnect');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(async () => (await command.ping().catch(() => null)) === 'PONG', 'the reconnect', {
+        timeoutMs: 15_000,
+        intervalMs: 50,
+      });
       expect(await blocking.ping()).toBe('PONG');
     } finally {
       command.disconnect();
@@ -96,9 +96,7 @@ describe('redis connection', () => {
     const key = `abandoned-${Date.now()}`;
     const client = createRedisClient(`redis://127.0.0.1:${port}`, { role: 'command' });
     try {
-      const deadline = Date.now() + 10_000;
-      while (held.length === 0 && Date.now() < deadline)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => held.length > 0, 'the first connection', { timeoutMs: 10_000 });
       await expect(withRedis('set', () => client.set(key, 'late'))).rejects.toBeInstanceOf(
         BackendUnavailableError,
       );

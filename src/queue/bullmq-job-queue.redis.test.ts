@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
+import { hasExited, waitFor } from '../dev/harness.js';
 import { BackendUnavailableError } from '../shared/errors.js';
 import { type BullmqJobQueueOptions, createBullmqJobQueue } from './bullmq-job-queue.js';
 import { defineJobQueueContractTests } from './job-queue.contract.js';
@@ -36,18 +37,6 @@ function openQueue(options: Partial<BullmqJobQueueOptions> & { prefix: string })
 async function closeQueue(queue: JobQueue, timeoutMs = 0): Promise<void> {
   await queue.close({ timeoutMs });
   open.delete(queue);
-}
-
-async function waitFor(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 defineJobQueueContractTests('bullmq', async () => {
@@ -220,7 +209,9 @@ describe('bullmq job queue', () => {
       },
       { concurrency: total },
     );
-    await waitFor(() => finished === total, 'all jobs running together, then finished', 30_000);
+    await waitFor(() => finished === total, 'all jobs running together, then finished', {
+      timeoutMs: 30_000,
+    });
   });
 
   it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
@@ -251,13 +242,11 @@ process.stdout.write('enqueued\\n');
     });
     await waitFor(
       () => output.includes('started victim') && output.includes('enqueued'),
-      'the child worker to enqueue both jobs and start the first',
-      30_000,
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}; child output: ${output}`);
-    });
+      () => `the child worker to enqueue both jobs and start the first; child output: ${output}`,
+      { timeoutMs: 30_000 },
+    );
     child.kill('SIGKILL');
-    await waitFor(() => child.exitCode !== null || child.signalCode !== null, 'the child to die');
+    await waitFor(() => hasExited(child), 'the child to die');
     children.delete(child);
 
     const survivor = openQueue({ prefix, lockDurationMs: 1000, stalledIntervalMs: 300 });
