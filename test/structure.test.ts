@@ -34,14 +34,16 @@ const importers = (pattern: RegExp): string[] =>
  * delivery`; `jobs → queue, store, llm, delivery`; `outbound → llm, delivery`; the queue and
  * store drivers → `backends/*`; everything → `shared`, and `shared` → nothing of ours.
  * `config` is read by the composition side; it asks `delivery` only whether an allow-list entry
- * is well-formed. `dev` (mock LLM, demo) may use anything.
+ * is well-formed. `http` enqueues through `jobs/catalog.ts` alone, a leaf. `dev` (mock LLM, demo,
+ * test harness) may use anything, and nothing of the service uses `dev`.
  */
 const ALLOWED_ARROWS: Record<string, readonly string[]> = {
   main: ['service', 'config', 'shared'],
   service: ['http', 'jobs', 'outbound', 'backends', 'delivery', 'config', 'shared'],
   config: ['delivery', 'shared'],
   backends: ['queue', 'store', 'config', 'shared'],
-  http: ['queue', 'store', 'delivery', 'config', 'shared'],
+  // The routes enqueue through the job catalog, a leaf, never through the worker's code.
+  http: ['queue', 'store', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
   jobs: ['queue', 'store', 'llm', 'delivery', 'config', 'shared'],
   outbound: ['llm', 'delivery', 'config', 'shared'],
   queue: ['backends', 'shared'],
@@ -71,7 +73,14 @@ function wrongArrows(graph: ReadonlyMap<string, readonly string[]>): string[] {
     const allowed = ALLOWED_ARROWS[areaOf(from)];
     for (const to of targets) {
       const area = areaOf(to);
-      if (area === areaOf(from) || allowed?.includes('*') || allowed?.includes(area)) continue;
+      if (
+        area === areaOf(from) ||
+        allowed?.includes('*') ||
+        allowed?.includes(area) ||
+        allowed?.includes(to)
+      ) {
+        continue;
+      }
       wrong.push(`${from} → ${to}`);
     }
   }
@@ -117,12 +126,14 @@ describe('import arrows', () => {
     const bad = new Map([
       ['src/shared/logger.ts', ['src/config.ts']],
       ['src/delivery/sign.ts', ['src/jobs/catalog.ts']],
+      ['src/http/routes/webhook.ts', ['src/jobs/catalog.ts', 'src/jobs/generate-reply.ts']],
       ['src/jobs/catalog.ts', ['src/jobs/generate-reply.ts']],
       ['src/jobs/generate-reply.ts', ['src/jobs/catalog.ts']],
     ]);
     expect(wrongArrows(bad)).toEqual([
       'src/shared/logger.ts → src/config.ts',
       'src/delivery/sign.ts → src/jobs/catalog.ts',
+      'src/http/routes/webhook.ts → src/jobs/generate-reply.ts',
     ]);
     expect(cyclesIn(bad)).toEqual([['src/jobs/catalog.ts', 'src/jobs/generate-reply.ts']]);
   });

@@ -5,7 +5,7 @@
  *
  * The first attempt is made by the `generate` job itself, with the outcome it has just stored
  * (no second job, no second read of the task); when that attempt asks for a retry, the `deliver`
- * job `deliveryJobId(taskId)` takes over from attempt 2. A `deliver` job also runs every
+ * job of `deliveryJob(taskId)` (catalog.ts) takes over from attempt 2. A `deliver` job also runs every
  * redelivery, and any delivery a crash left unfinished.
  */
 import type { Config } from '../config.js';
@@ -16,6 +16,7 @@ import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
+import { isRedelivery } from './catalog.js';
 
 export interface DeliverCallbackDeps {
   config: Readonly<Config>;
@@ -24,11 +25,6 @@ export interface DeliverCallbackDeps {
   sender: CallbackSender;
   sign: (msgId: string, timestamp: Date, body: string) => Record<string, string>;
   metrics: Metrics;
-}
-
-/** The id of a task's first delivery job; enqueueing it twice is a no-op. */
-export function deliveryJobId(taskId: string): string {
-  return `deliver:${taskId}`;
 }
 
 /** The JSON body POSTed to the callback URL. */
@@ -154,7 +150,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
       }
       // The first delivery job continues the schedule after the attempts already recorded (the
       // generating job's own); a redelivery starts a schedule of its own.
-      const redelivery = job.id !== deliveryJobId(task.taskId);
+      const redelivery = isRedelivery(job);
       const attemptNumber = redelivery ? job.attempt : Math.max(job.attempt, task.attempts.callback + 1);
       return attempt(task, attemptNumber, log, redelivery);
     },

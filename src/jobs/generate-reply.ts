@@ -21,7 +21,8 @@ import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
-import { type Deliverer, deliveryJobId } from './deliver-callback.js';
+import { deliveryJob } from './catalog.js';
+import type { Deliverer } from './deliver-callback.js';
 
 export interface GenerateReplyDeps {
   config: Readonly<Config>;
@@ -64,7 +65,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
 
   /** Queues the task's delivery job: the generation ended in an earlier run of this job. */
   const handOver = async (taskId: string): Promise<JobResult> => {
-    await queue.enqueue({ id: deliveryJobId(taskId), name: 'deliver', taskId });
+    await queue.enqueue(deliveryJob(taskId));
     return { type: 'done' };
   };
 
@@ -72,12 +73,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
   const deliverNow = async (task: TaskRecord, log: Logger): Promise<JobResult> => {
     const result = await deliverer.attempt(task, 1, log);
     if (result.type === 'retry') {
-      await queue.enqueue({
-        id: deliveryJobId(task.taskId),
-        name: 'deliver',
-        taskId: task.taskId,
-        delayMs: result.delayMs,
-      });
+      await queue.enqueue(deliveryJob(task.taskId, result.delayMs));
     }
     return { type: 'done' };
   };

@@ -1,5 +1,6 @@
 /** The worker's one job handler: routes each job to what its name says. */
 import type { JobHandler } from '../queue/job-queue.js';
+import { JOB_NAMES } from './catalog.js';
 import { createDeliverer, type DeliverCallbackDeps } from './deliver-callback.js';
 import { createGenerateReply, type GenerateReplyDeps } from './generate-reply.js';
 
@@ -8,5 +9,5 @@ export type JobDeps = Omit<GenerateReplyDeps, 'deliverer'> & DeliverCallbackDeps
 export function createJobHandler(deps: JobDeps): JobHandler {
   const deliverer = createDeliverer(deps);
   const generate = createGenerateReply({ ...deps, deliverer });
-  return (job) => (job.name === 'generate' ? generate(job) : deliverer.job(job));
+  return (job) => (job.name === JOB_NAMES.generate ? generate(job) : deliverer.job(job));
 }

@@ -77,11 +77,10 @@ import {
   type CloseOptions,
   type ConsumeOptions,
   defaultBackoffMs,
-  JOB_NAMES,
   type Job,
   type JobCounts,
   type JobHandler,
-  type JobName,
+  type JobPriority,
   type JobQueue,
   type NewJob,
 } from './job-queue.js';
@@ -103,9 +102,11 @@ export interface BullmqJobQueueOptions {
 
 interface JobData {
   id: string;
-  name: JobName;
+  name: string;
   taskId: string;
   group: string | null;
+  /** Absent from jobs registered before the seam carried it: they run as `normal`. */
+  priority?: JobPriority;
 }
 
 interface RegisteredJob extends JobData {
@@ -288,14 +289,14 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   });
   queue.on('error', (error) => logger?.warn({ err: error }, 'queue connection error'));
 
-  let workers: Worker<JobData, void, JobName>[] | null = null;
+  let workers: Worker<JobData, void, string>[] | null = null;
   let workerClient: Redis | null = null;
   let repairTimer: NodeJS.Timeout | null = null;
   let closing: Promise<void> | null = null;
   /** Runs of this process, by BullMQ id; those abandoned by `close` must not finish their job. */
   const running = new Map<
     string,
-    { job: BullJob<JobData, void, JobName>; token: string; abandoned: boolean }
+    { job: BullJob<JobData, void, string>; token: string; abandoned: boolean }
   >();
 
   /** Adds a registered job to BullMQ (a no-op when its BullMQ id is there already). */
@@ -303,13 +304,19 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     const delay = Math.max(0, job.runAtMs - Date.now());
     await queue.add(
       job.name,
-      { id: job.id, name: job.name, taskId: job.taskId, group: job.group },
+      {
+        id: job.id,
+        name: job.name,
+        taskId: job.taskId,
+        group: job.group,
+        priority: job.priority ?? 'normal',
+      },
       {
         jobId: job.bullId,
         ...(delay > 0 ? { delay } : {}),
-        // BullMQ takes unprioritised jobs first: a delivery (its reply is ready) goes out before
-        // new generations start, so a backlog of messages does not hold finished replies back.
-        ...(job.name === JOB_NAMES.deliver ? {} : { priority: 1 }),
+        // BullMQ takes unprioritised jobs first: a `first` job (a delivery, whose reply is ready)
+        // runs before `normal` ones, so a backlog of messages does not hold finished replies back.
+        ...(job.priority === 'first' ? {} : { priority: 1 }),
         attempts: BULL_ATTEMPTS,
         backoff: { type: 'llmw' },
         removeOnComplete: true,
@@ -381,7 +388,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
 
   const processor =
     (handler: JobHandler) =>
-    async (bullJob: BullJob<JobData, void, JobName>, token?: string): Promise<void> => {
+    async (bullJob: BullJob<JobData, void, string>, token?: string): Promise<void> => {
       const bullId = bullJob.id!;
       const data = bullJob.data;
       const attempt = Number(
@@ -467,6 +474,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         name: newJob.name,
         taskId: newJob.taskId,
         group: newJob.group ?? null,
+        priority: newJob.priority ?? 'normal',
         bullId: `j${randomUUID()}`,
         runAtMs: now + Math.max(0, newJob.delayMs ?? 0),
       };
@@ -492,7 +500,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       const processJob = processor(handler);
       // The workers share one command connection; each blocks on a connection of its own.
       workers = Array.from({ length: count }, (_, index) => {
-        const worker = new Worker<JobData, void, JobName>(queueName, processJob, {
+        const worker = new Worker<JobData, void, string>(queueName, processJob, {
           connection: connection(blockingClient),
           prefix: options.prefix,
           concurrency: Math.floor(concurrency / count) + (index < concurrency % count ? 1 : 0),

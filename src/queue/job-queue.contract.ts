@@ -280,14 +280,16 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
         expect(events.indexOf('other#1')).toBeLessThan(events.indexOf('head#2'));
       }));
 
-    it('runs waiting deliveries before waiting generations, each in enqueue order', () =>
+    it('runs waiting first-priority jobs (deliveries) before normal ones (generations), each in enqueue order', () =>
       withQueue(async (queue) => {
         const generations = [1, 2, 3].map((n) => id(`gen${n}`));
         const deliveries = [1, 2].map((n) => id(`deliver${n}`));
         for (const [n, jobId] of generations.entries()) {
           await queue.enqueue({ id: jobId, name: 'generate', taskId: 't', group: id(`c${n}`) });
         }
-        for (const jobId of deliveries) await queue.enqueue({ id: jobId, name: 'deliver', taskId: 't' });
+        for (const jobId of deliveries) {
+          await queue.enqueue({ id: jobId, name: 'deliver', taskId: 't', priority: 'first' });
+        }
         const order: string[] = [];
         queue.consume(
           async (job) => {

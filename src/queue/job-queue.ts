@@ -9,8 +9,10 @@
  * - Ordered groups: jobs sharing a `group` run one at a time, in `enqueue` order; a job waiting
  *   for its retry delay keeps its group blocked. Jobs of different groups (or without a group)
  *   run in parallel, up to `concurrency` per consumer process.
- * - Deliveries first: a waiting `deliver` job runs before a waiting `generate` job, so callbacks
- *   whose reply is ready never queue behind a backlog of LLM calls.
+ * - Priority: a waiting `first` job runs before a waiting `normal` one (the service enqueues
+ *   deliveries as `first`, so callbacks whose reply is ready never queue behind a backlog of LLM
+ *   calls).
+ * - A job's `name` is the handler's business: the queue stores and returns it, and never reads it.
  * - Retries: a handler returning `{ type: 'retry', delayMs }` runs again after the delay with
  *   `attempt + 1`; a handler throwing `PermanentJobError` ends the job; any other throw is retried
  *   with a backoff (`defaultBackoffMs`).
@@ -19,23 +21,23 @@
 /** A job's lane: a waiting `first` job runs before any waiting `normal` one. */
 export type JobPriority = 'first' | 'normal';
 
-export const JOB_NAMES = { generate: 'generate', deliver: 'deliver' } as const;
-export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
-
 export interface NewJob {
   /** Unique id; enqueueing an id that still exists does nothing. */
   id: string;
-  name: JobName;
+  /** What the handler is to do; opaque to the queue. */
+  name: string;
   taskId: string;
   /** Jobs of one group run one at a time in enqueue order (a conversation). */
   group?: string | undefined;
+  /** Default `normal`. */
+  priority?: JobPriority | undefined;
   /** Run no sooner than this many milliseconds from now. */
   delayMs?: number | undefined;
 }
 
 export interface Job {
   id: string;
-  name: JobName;
+  name: string;
   taskId: string;
   group: string | null;
   /** 1 on the first run, then +1 on every retry or restart of the job. */

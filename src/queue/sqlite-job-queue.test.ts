@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { waitFor } from '../dev/harness.js';
+import { createSqliteStore } from '../store/sqlite-store.js';
 import { defineJobQueueContractTests } from './job-queue.contract.js';
 import type { Job } from './job-queue.js';
 import { createSqliteJobQueue } from './sqlite-job-queue.js';
@@ -32,7 +34,108 @@ defineJobQueueContractTests('sqlite', async () => {
   };
 });
 
+/** The whole schema of the first layout (`user_version` 1), as files written before 2026-12 hold it. */
+const FIRST_LAYOUT = `
+  CREATE TABLE tasks (
+    task_id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    callback_url TEXT NOT NULL,
+    metadata TEXT,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    generated_response TEXT,
+    model TEXT,
+    usage TEXT,
+    error TEXT,
+    completed_at TEXT,
+    llm_attempts INTEGER NOT NULL DEFAULT 0,
+    callback_attempts INTEGER NOT NULL DEFAULT 0,
+    deliveries TEXT NOT NULL DEFAULT '[]',
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
+
+  CREATE TABLE conversations (
+    conversation_key TEXT PRIMARY KEY,
+    next_position INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX conversations_expiry ON conversations (expires_at_ms);
+
+  CREATE TABLE history (
+    conversation_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX history_by_position ON history (conversation_key, position);
+
+  CREATE TABLE idempotency_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
+  CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    grp TEXT,
+    attempt INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0
+  );
+`;
+
 describe('createSqliteJobQueue', () => {
+  it('opens a file of the first layout: its tables are kept, its jobs run, deliveries first', async () => {
+    const path = join(dir, `${randomUUID()}.sqlite`);
+    const legacy = new Database(path);
+    legacy.exec(FIRST_LAYOUT);
+    const insert = legacy.prepare(
+      'INSERT INTO jobs (id, name, task_id, grp, attempt, run_at_ms) VALUES (?, ?, ?, ?, 1, 0)',
+    );
+    insert.run('t1', 'generate', 't1', 'conversation');
+    insert.run('deliver:t0', 'deliver', 't0', null);
+    legacy.pragma('user_version = 1');
+    legacy.close();
+
+    const db = openSqliteDatabase({ path });
+    const store = createSqliteStore(db, {
+      historyMaxMessages: 20,
+      historyTtlSeconds: 60,
+      taskRetentionSeconds: 60,
+    });
+    const queue = createSqliteJobQueue(db);
+    const versions = db
+      .prepare<{ seam: string; version: number }>('SELECT * FROM schema_versions ORDER BY seam')
+      .all();
+    expect(versions).toEqual([
+      { seam: 'queue', version: 2 },
+      { seam: 'store', version: 1 },
+    ]);
+    const order: string[] = [];
+    queue.consume(
+      async (job) => {
+        order.push(job.id);
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    await waitFor(() => order.length === 2, 'both jobs');
+    expect(order).toEqual(['deliver:t0', 't1']);
+    expect(await store.getTaskById('t0')).toBeNull();
+    await queue.close({ timeoutMs: 0 });
+    await store.close();
+    db.close();
+  });
+
   it('runs again, with attempt + 1, a job whose process died mid-run, and keeps retry state', async () => {
     const path = join(dir, `${randomUUID()}.sqlite`);
     const db = openSqliteDatabase({ path });
@@ -78,13 +181,13 @@ describe('createSqliteJobQueue', () => {
 
   it('marks a job active only when it outlives its batch, and deletes every finished job', async () => {
     const db = openSqliteDatabase({ path: join(dir, `${randomUUID()}.sqlite`) });
+    const queue = createSqliteJobQueue(db);
     // Records every statement that sets a job's active mark, as the queue's writes reach the table.
     db.prepare('CREATE TEMP TABLE marks (id TEXT)').run();
     db.prepare(
       `CREATE TEMP TRIGGER record_marks AFTER UPDATE OF active ON main.jobs WHEN NEW.active = 1
        BEGIN INSERT INTO marks (id) VALUES (NEW.id); END`,
     ).run();
-    const queue = createSqliteJobQueue(db);
     let release: () => void = () => {};
     const released = new Promise<void>((resolve) => {
       release = resolve;

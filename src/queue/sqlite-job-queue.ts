@@ -4,9 +4,9 @@
  *
  * - `enqueue` inserts through group commit and resolves after COMMIT; only then does the job
  *   enter the scheduler. A finished job is deleted; a retry updates `attempt` and `run_at_ms`.
- * - Scheduler: per-group FIFO where only the head may run (a head waiting for its retry delay
- *   blocks its group), a ready list, a min-heap of delayed jobs with one timer for the earliest,
- *   and `concurrency` slots. Nothing polls while idle.
+ * - Scheduler (scheduler.ts, pure): per-group FIFO where only the head may run (a head waiting
+ *   for its retry delay blocks its group), two priority lanes, a min-heap of delayed jobs; here,
+ *   one timer for the earliest of those and `concurrency` slots. Nothing polls while idle.
  * - A started job is marked `active` in the table. At `consume` every row is loaded; a row still
  *   marked active belonged to a process that died (or closed past its timeout) mid-run, so it runs
  *   again with `attempt + 1`. Only one process uses the file in the embedded mode.
@@ -25,15 +25,15 @@ import {
   type CloseOptions,
   type ConsumeOptions,
   defaultBackoffMs,
-  JOB_NAMES,
   type Job,
   type JobCounts,
   type JobHandler,
-  type JobName,
+  type JobPriority,
   type JobQueue,
   type JobResult,
   type NewJob,
 } from './job-queue.js';
+import { type Schedulable, Scheduler } from './scheduler.js';
 
 export interface SqliteJobQueueOptions {
   logger?: Logger;
@@ -44,23 +44,19 @@ export interface SqliteJobQueueOptions {
 interface JobRow {
   seq: number;
   id: string;
-  name: JobName;
+  name: string;
   task_id: string;
   grp: string | null;
+  priority: JobPriority;
   attempt: number;
   run_at_ms: number;
   active: number;
 }
 
-interface Entry {
-  seq: number;
-  id: string;
-  name: JobName;
+interface Entry extends Schedulable {
+  name: string;
   taskId: string;
-  group: string | null;
   attempt: number;
-  runAtMs: number;
-  state: 'blocked' | 'ready' | 'delayed' | 'active';
   /** This run's active mark while it still waits for its batch. */
   pendingMark: Housekeeping | null;
 }
@@ -74,100 +70,44 @@ interface Housekeeping {
   skip: boolean;
 }
 
+/**
+ * The queue's table, by version (`SqliteDatabase.migrate`). Append only: a released migration
+ * is never edited. Version 2 stores each job's lane; rows written before it was stored were
+ * deliveries (first) or generations (normal), told apart by their name.
+ */
+const QUEUE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    grp TEXT,
+    attempt INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0
+  );
+  `,
+  `
+  ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+  UPDATE jobs SET priority = 'first' WHERE name = 'deliver';
+  `,
+];
+
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const MAX_TIMER_MS = 2_147_483_647;
-
-/** A FIFO with O(1) shift. */
-class Fifo<T> {
-  private items: T[] = [];
-  private head = 0;
-
-  get size(): number {
-    return this.items.length - this.head;
-  }
-
-  push(item: T): void {
-    this.items.push(item);
-  }
-
-  peek(): T | undefined {
-    return this.items[this.head];
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const item = this.items[this.head]!;
-    this.head++;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return item;
-  }
-}
-
-/** Min-heap of delayed entries by due time, then enqueue order. */
-class DelayHeap {
-  private readonly items: Entry[] = [];
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  peek(): Entry | undefined {
-    return this.items[0];
-  }
-
-  push(entry: Entry): void {
-    const items = this.items;
-    items.push(entry);
-    let index = items.length - 1;
-    while (index > 0) {
-      const parent = (index - 1) >> 1;
-      if (!this.before(items[index]!, items[parent]!)) break;
-      [items[index], items[parent]] = [items[parent]!, items[index]!];
-      index = parent;
-    }
-  }
-
-  pop(): Entry | undefined {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (top === undefined || last === undefined || items.length === 0) return top;
-    items[0] = last;
-    let index = 0;
-    for (;;) {
-      const left = index * 2 + 1;
-      const right = left + 1;
-      let smallest = index;
-      if (left < items.length && this.before(items[left]!, items[smallest]!)) smallest = left;
-      if (right < items.length && this.before(items[right]!, items[smallest]!)) smallest = right;
-      if (smallest === index) break;
-      [items[index], items[smallest]] = [items[smallest]!, items[index]!];
-      index = smallest;
-    }
-    return top;
-  }
-
-  private before(a: Entry, b: Entry): boolean {
-    return a.runAtMs < b.runAtMs || (a.runAtMs === b.runAtMs && a.seq < b.seq);
-  }
-}
 
 function describeError(error: unknown): { message: string; name?: string } {
   return error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
 }
 
 export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueueOptions = {}): JobQueue {
+  db.migrate('queue', QUEUE_MIGRATIONS);
   const logger = options.logger ?? createLogger('silent');
   const pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 60_000);
 
   const insertJob = db.prepare(
-    'INSERT OR IGNORE INTO jobs (id, name, task_id, grp, attempt, run_at_ms) VALUES (?, ?, ?, ?, 1, ?)',
+    'INSERT OR IGNORE INTO jobs (id, name, task_id, grp, priority, attempt, run_at_ms) VALUES (?, ?, ?, ?, ?, 1, ?)',
   );
   const markActive = db.prepare('UPDATE jobs SET active = 1 WHERE id = ?');
   const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
@@ -178,17 +118,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
     'SELECT count(*) AS total, sum(run_at_ms > ?) AS delayed FROM jobs',
   );
 
-  const entries = new Map<string, Entry>();
-  const groups = new Map<string, Fifo<Entry>>();
-  // Two lanes: a delivery (its reply is ready) goes out before a new generation starts, so
-  // callbacks do not queue behind a backlog of LLM calls; within a lane, first in first out.
-  const readyDeliveries = new Fifo<Entry>();
-  const readyOthers = new Fifo<Entry>();
-  const pushReady = (entry: Entry): void => {
-    entry.state = 'ready';
-    (entry.name === JOB_NAMES.deliver ? readyDeliveries : readyOthers).push(entry);
-  };
-  const delayed = new DelayHeap();
+  const scheduler = new Scheduler<Entry>();
   let handler: JobHandler | null = null;
   let concurrency = 1;
   let active = 0;
@@ -250,17 +180,17 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   };
 
   const armTimer = (): void => {
-    const next = delayed.peek();
-    if (next === undefined || closing) {
+    const dueAtMs = scheduler.nextDueAtMs();
+    if (dueAtMs === null || closing) {
       if (timer !== null) clearTimeout(timer);
       timer = null;
       timerAtMs = Number.POSITIVE_INFINITY;
       return;
     }
-    if (timer !== null && timerAtMs <= next.runAtMs) return;
+    if (timer !== null && timerAtMs <= dueAtMs) return;
     if (timer !== null) clearTimeout(timer);
-    const waitMs = Math.min(Math.max(0, next.runAtMs - Date.now()), pollIntervalMs, MAX_TIMER_MS);
-    timerAtMs = next.runAtMs;
+    const waitMs = Math.min(Math.max(0, dueAtMs - Date.now()), pollIntervalMs, MAX_TIMER_MS);
+    timerAtMs = dueAtMs;
     timer = setTimeout(onTimer, waitMs);
     // The HTTP server keeps the process alive; a far-off retry alone must not.
     timer.unref();
@@ -269,68 +199,34 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   const onTimer = (): void => {
     timer = null;
     timerAtMs = Number.POSITIVE_INFINITY;
-    const now = Date.now();
-    for (let next = delayed.peek(); next !== undefined && next.runAtMs <= now; next = delayed.peek()) {
-      delayed.pop();
-      pushReady(next);
-    }
+    scheduler.releaseDue(Date.now());
     armTimer();
     pump();
   };
 
-  /** Puts a runnable entry (ungrouped, or its group's head) on the ready list or the delay heap. */
-  const schedule = (entry: Entry): void => {
-    if (entry.runAtMs <= Date.now()) {
-      pushReady(entry);
-    } else {
-      entry.state = 'delayed';
-      delayed.push(entry);
-      armTimer();
-    }
-  };
-
   const add = (entry: Entry): void => {
-    if (entries.has(entry.id)) return;
-    entries.set(entry.id, entry);
-    if (entry.group === null) {
-      schedule(entry);
-      return;
-    }
-    const queue = groups.get(entry.group);
-    if (queue === undefined) {
-      const fresh = new Fifo<Entry>();
-      fresh.push(entry);
-      groups.set(entry.group, fresh);
-      schedule(entry);
-    } else {
-      entry.state = 'blocked';
-      queue.push(entry);
-    }
+    if (scheduler.add(entry, Date.now())) armTimer();
   };
 
   const finish = (entry: Entry): void => {
-    entries.delete(entry.id);
     if (entry.pendingMark !== null) {
       entry.pendingMark.skip = true;
       entry.pendingMark = null;
     }
     record('delete', entry);
-    if (entry.group === null) return;
-    const queue = groups.get(entry.group);
-    if (queue === undefined) return;
-    queue.shift();
-    const next = queue.peek();
-    if (next === undefined) groups.delete(entry.group);
-    else schedule(next);
+    scheduler.finish(entry, Date.now());
+    armTimer();
   };
 
   const retry = (entry: Entry, delayMs: number): void => {
+    const now = Date.now();
     entry.attempt++;
-    entry.runAtMs = Date.now() + delayMs;
+    entry.runAtMs = now + delayMs;
     entry.pendingMark = null;
     record('reschedule', entry);
     // A group head stays the head while it waits: the rest of its group waits behind it.
-    schedule(entry);
+    scheduler.retry(entry, entry.runAtMs, now);
+    armTimer();
   };
 
   const settle = (entry: Entry, outcome: JobResult | { type: 'permanent'; error: unknown }): void => {
@@ -396,9 +292,8 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   const pump = (): void => {
     if (handler === null || closing) return;
     while (active < concurrency) {
-      const entry = readyDeliveries.shift() ?? readyOthers.shift();
+      const entry = scheduler.next();
       if (entry === undefined) return;
-      entry.state = 'active';
       active++;
       entry.pendingMark = record('mark', entry);
       void run(entry, handler);
@@ -409,8 +304,9 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
     async enqueue(job: NewJob): Promise<boolean> {
       const runAtMs = Date.now() + Math.max(0, job.delayMs ?? 0);
       const group = job.group ?? null;
+      const priority = job.priority ?? 'normal';
       const seq = await db.write(() => {
-        const result = insertJob.run(job.id, job.name, job.taskId, group, runAtMs);
+        const result = insertJob.run(job.id, job.name, job.taskId, group, priority, runAtMs);
         return result.changes === 0 ? null : Number(result.lastInsertRowid);
       });
       if (seq === null) return false;
@@ -422,9 +318,9 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           name: job.name,
           taskId: job.taskId,
           group,
+          priority,
           attempt: 1,
           runAtMs,
-          state: 'ready',
           pendingMark: null,
         });
         pump();
@@ -446,9 +342,9 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           name: row.name,
           taskId: row.task_id,
           group: row.grp,
+          priority: row.priority,
           attempt: row.active ? row.attempt + 1 : row.attempt,
           runAtMs: row.run_at_ms,
-          state: 'ready',
           pendingMark: null,
         });
       }
@@ -467,9 +363,9 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
     counts(): Promise<JobCounts> {
       if (handler !== null && !abandoned) {
         return Promise.resolve({
-          waiting: entries.size - active - delayed.size,
+          waiting: scheduler.size - active - scheduler.delayedCount,
           active,
-          delayed: delayed.size,
+          delayed: scheduler.delayedCount,
         });
       }
       return db.read(() => {

@@ -63,6 +63,60 @@ interface IdempotencyRow {
   expires_at_ms: number;
 }
 
+/**
+ * The store's tables, by version (`SqliteDatabase.migrate`). Append only: a released migration
+ * is never edited.
+ */
+const STORE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE tasks (
+    task_id TEXT PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    callback_url TEXT NOT NULL,
+    metadata TEXT,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    generated_response TEXT,
+    model TEXT,
+    usage TEXT,
+    error TEXT,
+    completed_at TEXT,
+    llm_attempts INTEGER NOT NULL DEFAULT 0,
+    callback_attempts INTEGER NOT NULL DEFAULT 0,
+    deliveries TEXT NOT NULL DEFAULT '[]',
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
+
+  CREATE TABLE conversations (
+    conversation_key TEXT PRIMARY KEY,
+    next_position INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX conversations_expiry ON conversations (expires_at_ms);
+
+  CREATE TABLE history (
+    conversation_key TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    content TEXT NOT NULL,
+    at TEXT NOT NULL
+  );
+  CREATE UNIQUE INDEX history_by_position ON history (conversation_key, position);
+
+  CREATE TABLE idempotency_keys (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
+  `,
+];
+
 /** Rows deleted per table and purge run, so a purge never holds the write lock for long. */
 const PURGE_BATCH = 1000;
 
@@ -96,6 +150,7 @@ export function createSqliteStore(
   limits: StoreLimits,
   options: SqliteStoreOptions = {},
 ): Store {
+  db.migrate('store', STORE_MIGRATIONS);
   const historyTtlMs = limits.historyTtlSeconds * 1000;
   const taskRetentionMs = limits.taskRetentionSeconds * 1000;
   // The newest exchange is always kept, whatever the prompt limit, so a conversation stays visible.

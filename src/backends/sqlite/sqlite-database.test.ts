@@ -3,10 +3,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BackendUnavailableError } from '../../shared/errors.js';
-import { openSqliteDatabase } from './sqlite-database.js';
+import {
+  type OpenSqliteDatabaseOptions,
+  openSqliteDatabase,
+  type SqliteDatabase,
+} from './sqlite-database.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-database-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A table for the writes of these tests to go to, migrated as a seam's driver would. */
+const KEYS_TABLE = `CREATE TABLE idempotency_keys (
+  key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, task_id TEXT NOT NULL, expires_at_ms INTEGER NOT NULL
+)`;
+
+function openWithKeysTable(options: OpenSqliteDatabaseOptions): SqliteDatabase {
+  const db = openSqliteDatabase(options);
+  db.migrate('test', [KEYS_TABLE]);
+  return db;
+}
 
 describe('openSqliteDatabase', () => {
   it('creates the parent directory, runs in WAL mode and migrates once', () => {
@@ -39,7 +54,7 @@ describe('openSqliteDatabase', () => {
   });
 
   it('fails only the write that threw among the writes of one tick', async () => {
-    const db = openSqliteDatabase({ path: ':memory:' });
+    const db = openWithKeysTable({ path: ':memory:' });
     const insert = db.prepare(
       'INSERT INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, ?, ?, 0)',
     );
@@ -67,7 +82,7 @@ describe('openSqliteDatabase', () => {
 
   it('keeps committed writes across close and reopen, and commits pending writes on close', async () => {
     const path = join(dir, 'durable.sqlite');
-    const db = openSqliteDatabase({ path });
+    const db = openWithKeysTable({ path });
     const insert = db.prepare(
       'INSERT INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, ?, ?, 0)',
     );
@@ -75,7 +90,7 @@ describe('openSqliteDatabase', () => {
     const late = db.write(() => insert.run('pending', 'f', 't'));
     db.close();
     await expect(late).resolves.toMatchObject({ changes: 1 });
-    const reopened = openSqliteDatabase({ path });
+    const reopened = openWithKeysTable({ path });
     const keys = reopened.prepare<{ key: string }>('SELECT key FROM idempotency_keys ORDER BY key').all();
     expect(keys.map((row) => row.key)).toEqual(['committed', 'pending']);
     reopened.close();
@@ -84,7 +99,7 @@ describe('openSqliteDatabase', () => {
   it('checkpoints from a background thread once busy, so the database file alone holds the commits', async () => {
     const rowsInFileAlone = async (backgroundCheckpoints: boolean) => {
       const path = join(dir, `checkpoint-${String(backgroundCheckpoints)}.sqlite`);
-      const db = openSqliteDatabase({ path, backgroundCheckpoints });
+      const db = openWithKeysTable({ path, backgroundCheckpoints });
       const insert = db.prepare(
         `INSERT INTO idempotency_keys (key, fingerprint, task_id, expires_at_ms) VALUES (?, 'f', 't', 0)`,
       );
@@ -101,7 +116,7 @@ describe('openSqliteDatabase', () => {
       // The database file without its write-ahead log: only what a checkpoint copied there.
       const copy = join(dir, `copy-${String(backgroundCheckpoints)}.sqlite`);
       copyFileSync(path, copy);
-      const copied = openSqliteDatabase({ path: copy, backgroundCheckpoints: false });
+      const copied = openWithKeysTable({ path: copy, backgroundCheckpoints: false });
       const count = copied.prepare<{ n: number }>('SELECT count(*) AS n FROM idempotency_keys').get()?.n;
       copied.close();
       db.close();

@@ -1,8 +1,8 @@
 /**
  * The embedded mode's one SQLite file, and (with its checkpoint thread, sqlite-checkpointer.ts)
- * the only importer of `better-sqlite3`. It owns the connection, its pragmas, the schema
- * (migrated with `user_version`) and group commit; the store and the job queue drivers build on
- * the handle it returns.
+ * the only importer of `better-sqlite3`. It owns the connection, its pragmas, the file's layout
+ * (one schema version per seam) and group commit; the store and the job queue drivers build on
+ * the handle it returns, each migrating its own tables.
  *
  * Group commit: every `write` requested in one turn of the event loop runs in ONE transaction on
  * `setImmediate`, and every promise settles only after COMMIT: a resolved write survives a
@@ -45,6 +45,12 @@ export interface SqliteDatabase {
    */
   prepare<Row = unknown>(sql: string): SqliteStatement<Row>;
   /**
+   * Brings one seam's tables (`seam`: `store`, `queue`) to the last of its `migrations`, each
+   * applied once, in order, in a transaction of its own. Append only: a released migration is
+   * never edited. Called by the seam's driver when it is created, before it prepares a statement.
+   */
+  migrate(seam: string, migrations: readonly string[]): void;
+  /**
    * Runs `fn` in the next group-commit batch; resolves with its result once the batch has
    * committed. A throw from `fn` undoes only `fn`'s changes and rejects only this promise. `fn`
    * must be synchronous (the batch transaction cannot span an `await`) and touch nothing but the
@@ -83,69 +89,12 @@ const CHECKPOINT_INTERVAL_MS = 100;
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
 
 /**
- * Schema versions, applied in order; `PRAGMA user_version` holds how many have run. Append only:
- * a released migration is never edited.
+ * The layout of the file, in `PRAGMA user_version`: 1 had one schema for every table; 2 keeps a
+ * version per seam in `schema_versions`, and each seam's driver migrates its own tables
+ * (`migrate`). A file of layout 1 holds version 1 of both seams, which are exactly its tables.
  */
-const MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE tasks (
-    task_id TEXT PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    message TEXT NOT NULL,
-    callback_url TEXT NOT NULL,
-    metadata TEXT,
-    created_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    generated_response TEXT,
-    model TEXT,
-    usage TEXT,
-    error TEXT,
-    completed_at TEXT,
-    llm_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_attempts INTEGER NOT NULL DEFAULT 0,
-    deliveries TEXT NOT NULL DEFAULT '[]',
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
-
-  CREATE TABLE conversations (
-    conversation_key TEXT PRIMARY KEY,
-    next_position INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX conversations_expiry ON conversations (expires_at_ms);
-
-  CREATE TABLE history (
-    conversation_key TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    at TEXT NOT NULL
-  );
-  CREATE UNIQUE INDEX history_by_position ON history (conversation_key, position);
-
-  CREATE TABLE idempotency_keys (
-    key TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
-
-  CREATE TABLE jobs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    grp TEXT,
-    attempt INTEGER NOT NULL,
-    run_at_ms INTEGER NOT NULL,
-    active INTEGER NOT NULL DEFAULT 0
-  );
-  `,
-];
+const LAYOUT_VERSION = 2;
+const LEGACY_SEAMS = ['store', 'queue'] as const;
 
 interface PendingWrite {
   fn: (tx: SqliteTransaction) => unknown;
@@ -160,19 +109,22 @@ function unavailable(message: string, cause: unknown): BackendUnavailableError {
   return new BackendUnavailableError(`${message}${detail}`, { cause });
 }
 
-function migrate(raw: Database.Database): void {
+function prepareLayout(raw: Database.Database): void {
   const version = raw.pragma('user_version', { simple: true }) as number;
-  if (version > MIGRATIONS.length) {
+  if (version > LAYOUT_VERSION) {
     throw new Error(
-      `The database schema (version ${version}) is newer than this build knows (${MIGRATIONS.length})`,
+      `The database layout (version ${version}) is newer than this build knows (${LAYOUT_VERSION})`,
     );
   }
-  for (let index = version; index < MIGRATIONS.length; index++) {
-    raw.transaction(() => {
-      raw.exec(MIGRATIONS[index]!);
-      raw.pragma(`user_version = ${index + 1}`);
-    })();
-  }
+  if (version === LAYOUT_VERSION) return;
+  raw.transaction(() => {
+    raw.exec('CREATE TABLE schema_versions (seam TEXT PRIMARY KEY, version INTEGER NOT NULL)');
+    if (version === 1) {
+      const record = raw.prepare('INSERT INTO schema_versions (seam, version) VALUES (?, 1)');
+      for (const seam of LEGACY_SEAMS) record.run(seam);
+    }
+    raw.pragma(`user_version = ${LAYOUT_VERSION}`);
+  })();
 }
 
 /** Opens (creating when needed) and migrates the database at `options.path`. */
@@ -191,7 +143,7 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     raw.pragma(`synchronous = ${options.syncEveryCommit === true ? 'FULL' : 'NORMAL'}`);
     raw.pragma('temp_store = MEMORY');
     raw.pragma('journal_size_limit = 67108864');
-    migrate(raw);
+    prepareLayout(raw);
   } catch (error) {
     raw.close();
     throw error;
@@ -372,9 +324,28 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
 
   const closedError = (): BackendUnavailableError => new BackendUnavailableError('The database is closed');
 
+  const versionOf = raw.prepare('SELECT version FROM schema_versions WHERE seam = ?').pluck();
+  const setVersion = raw.prepare(
+    'INSERT INTO schema_versions (seam, version) VALUES (?, ?) ON CONFLICT (seam) DO UPDATE SET version = excluded.version',
+  );
+
   return {
     path: options.path,
     prepare,
+    migrate(seam, migrations) {
+      const version = (versionOf.get(seam) as number | undefined) ?? 0;
+      if (version > migrations.length) {
+        throw new Error(
+          `The ${seam} tables (version ${version}) are newer than this build knows (${migrations.length})`,
+        );
+      }
+      for (let index = version; index < migrations.length; index++) {
+        raw.transaction(() => {
+          raw.exec(migrations[index]!);
+          setVersion.run(seam, index + 1);
+        })();
+      }
+    },
     get closed() {
       return closed;
     },

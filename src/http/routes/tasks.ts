@@ -2,8 +2,8 @@
  * GET /tasks/:task_id and POST /tasks/:task_id/redeliver (SPEC §3). A task is only visible in
  * the namespace that created it.
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { redeliveryJob } from '../../jobs/catalog.js';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
@@ -107,9 +107,7 @@ export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptio
         );
       }
       await withinBudget(store.setStatus(task.taskId, 'delivering'));
-      await withinBudget(
-        queue.enqueue({ id: `deliver:${task.taskId}:${randomUUID()}`, name: 'deliver', taskId: task.taskId }),
-      );
+      await withinBudget(queue.enqueue(redeliveryJob(task.taskId)));
       request.log.info({ task_id: task.taskId }, 'redelivery queued');
       return reply.code(202).send({ task_id: task.taskId, status: 'delivering' });
     },

@@ -6,6 +6,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { SsrfPolicy } from '../../delivery/ssrf/allow-list.js';
 import { checkCallbackUrl } from '../../delivery/ssrf/callback-url.js';
+import { generateJob } from '../../jobs/catalog.js';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Metrics } from '../../shared/metrics.js';
@@ -127,7 +128,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
       // However many backend calls this takes, a backend that hangs means a 503 within 2 s.
       const withinBudget = createBackendBudget();
       const enqueueGeneration = (id: string, group: string) =>
-        withinBudget(queue.enqueue({ id, name: 'generate', taskId: id, group }));
+        withinBudget(queue.enqueue(generateJob(id, group)));
       const namespace = request.namespace;
       const conversationId = body.conversation_id ?? body.callback_url;
       const group = conversationKey(namespace, conversationId);
