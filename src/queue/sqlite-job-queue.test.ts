@@ -6,10 +6,10 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { waitFor } from '../dev/harness.js';
-import { createSqliteStore } from '../store/sqlite-store.js';
+import { createSqliteStore, STORE_MIGRATIONS } from '../store/sqlite-store.js';
 import { defineJobQueueContractTests } from './job-queue.contract.js';
 import type { Job } from './job-queue.js';
-import { createSqliteJobQueue } from './sqlite-job-queue.js';
+import { createSqliteJobQueue, QUEUE_MIGRATIONS } from './sqlite-job-queue.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-job-queue-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,64 +34,8 @@ defineJobQueueContractTests('sqlite', async () => {
   };
 });
 
-/** The whole schema of the first layout (`user_version` 1), as files written before 2026-12 hold it. */
-const FIRST_LAYOUT = `
-  CREATE TABLE tasks (
-    task_id TEXT PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    message TEXT NOT NULL,
-    callback_url TEXT NOT NULL,
-    metadata TEXT,
-    created_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    generated_response TEXT,
-    model TEXT,
-    usage TEXT,
-    error TEXT,
-    completed_at TEXT,
-    llm_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_attempts INTEGER NOT NULL DEFAULT 0,
-    deliveries TEXT NOT NULL DEFAULT '[]',
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
-
-  CREATE TABLE conversations (
-    conversation_key TEXT PRIMARY KEY,
-    next_position INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX conversations_expiry ON conversations (expires_at_ms);
-
-  CREATE TABLE history (
-    conversation_key TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    at TEXT NOT NULL
-  );
-  CREATE UNIQUE INDEX history_by_position ON history (conversation_key, position);
-
-  CREATE TABLE idempotency_keys (
-    key TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
-  CREATE TABLE jobs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    grp TEXT,
-    attempt INTEGER NOT NULL,
-    run_at_ms INTEGER NOT NULL,
-    active INTEGER NOT NULL DEFAULT 0
-  );
-`;
+/** The whole schema of the first layout (`user_version` 1): the first version of each seam's tables. */
+const FIRST_LAYOUT = `${STORE_MIGRATIONS[0]}\n${QUEUE_MIGRATIONS[0]}`;
 
 describe('createSqliteJobQueue', () => {
   it('opens a file of the first layout: its tables are kept, its jobs run, deliveries first', async () => {

@@ -75,7 +75,7 @@ interface Housekeeping {
  * is never edited. Version 2 stores each job's lane; rows written before it was stored were
  * deliveries (first) or generations (normal), told apart by their name.
  */
-const QUEUE_MIGRATIONS: readonly string[] = [
+export const QUEUE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE jobs (
     seq INTEGER PRIMARY KEY,

@@ -67,7 +67,7 @@ interface IdempotencyRow {
  * The store's tables, by version (`SqliteDatabase.migrate`). Append only: a released migration
  * is never edited.
  */
-const STORE_MIGRATIONS: readonly string[] = [
+export const STORE_MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE tasks (
     task_id TEXT PRIMARY KEY,

@@ -65,35 +65,25 @@ describe.each(['embedded', 'redis'] as const)('%s mode', (mode) => {
     expect(unauthorised.headers.get('www-authenticate')).toBe('Bearer');
     expect(unauthorised.json).toEqual({ detail: expect.any(String) });
 
-    const first = await call(base, '/webhook', {
-      method: 'POST',
-      body,
-      headers: { 'idempotency-key': 'k-1' },
-    });
+    const post = (payload: unknown, headers: Record<string, string> = {}) =>
+      call(base, '/webhook', { method: 'POST', body: payload, headers });
+    const first = await post(body, { 'idempotency-key': 'k-1' });
     expect(first.status).toBe(200);
     expect(first.headers.get('ratelimit-limit')).toBe('3');
     expect(first.headers.get('ratelimit-remaining')).toBe('2');
     expect(Number(first.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
     const taskId = (first.json as { task_id: string }).task_id;
 
-    const replay = await call(base, '/webhook', {
-      method: 'POST',
-      body,
-      headers: { 'idempotency-key': 'k-1' },
-    });
+    const replay = await post(body, { 'idempotency-key': 'k-1' });
     expect(replay.status).toBe(200);
     expect(replay.headers.get('idempotent-replayed')).toBe('true');
     expect(replay.json).toEqual(first.json);
 
-    const conflict = await call(base, '/webhook', {
-      method: 'POST',
-      body: { ...body, message: 'another' },
-      headers: { 'idempotency-key': 'k-1' },
-    });
+    const conflict = await post({ ...body, message: 'another' }, { 'idempotency-key': 'k-1' });
     expect(conflict.status).toBe(409);
     expect(conflict.json).toEqual({ detail: expect.any(String) });
 
-    const limited = await call(base, '/webhook', { method: 'POST', body });
+    const limited = await post(body);
     expect(limited.status).toBe(429);
     expect(limited.json).toEqual({ detail: 'Rate limit exceeded: 3 per 1 minute' });
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
