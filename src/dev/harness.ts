@@ -1,12 +1,13 @@
 /**
  * What the tests, the bench and `npm run demo` share to drive real servers and processes:
- * polling a condition until it holds (never a fixed sleep), a free port, and waiting for or
- * stopping a child process. It lives in `src/dev/` because the demo is built and shipped, so what
+ * polling a condition until it holds (never a fixed sleep), a free port, waiting for or
+ * stopping a child process, and reading a request body of the servers they stand up. It lives in `src/dev/` because the demo is built and shipped, so what
  * it imports must be under `src/`; it is dev tooling, not service code, so not in `shared/`.
  * It imports nothing of ours and reads no environment.
  */
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { createServer } from 'node:net';
 
 export interface WaitForOptions {
@@ -80,4 +81,22 @@ export async function stopChild(child: ChildProcess, graceMs: number, killWaitMs
   if (await waitForExit(child, graceMs)) return;
   child.kill('SIGKILL');
   await waitForExit(child, killWaitMs);
+}
+
+/**
+ * Reads the body of `request`, keeping at most `maxBytes` of it (the rest is read and dropped);
+ * `done` gets the text kept and whether the body was longer.
+ */
+export function readBody(
+  request: IncomingMessage,
+  maxBytes: number,
+  done: (text: string, tooLarge: boolean) => void,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  request.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= maxBytes) chunks.push(chunk);
+  });
+  request.on('end', () => done(Buffer.concat(chunks).toString('utf8'), size > maxBytes));
 }

@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { readBody } from './harness.js';
 
 export interface MockChatMessage {
   role: string;
@@ -192,15 +193,9 @@ export async function startMockLlm(options: MockLlmOptions = {}): Promise<MockLl
   };
 
   const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (size > MAX_BODY_BYTES) send(res, 413, errorBody(413, 'The body is too large'));
-      else handle(req, res, Buffer.concat(chunks).toString('utf8'));
+    readBody(req, MAX_BODY_BYTES, (text, tooLarge) => {
+      if (tooLarge) send(res, 413, errorBody(413, 'The body is too large'));
+      else handle(req, res, text);
     });
     req.on('error', () => res.destroy());
   });

@@ -5,6 +5,7 @@
 import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readBody } from '../../src/dev/harness.js';
 
 export interface ReceivedCallback {
   /** When the request body was complete (ms since the epoch). */
@@ -60,15 +61,8 @@ export async function startCallbackReceiver(
       res.writeHead(405, { allow: 'POST' }).end();
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
-    });
-    req.on('end', () => {
+    readBody(req, MAX_BODY_BYTES, (body) => {
       count += 1;
-      const body = Buffer.concat(chunks).toString('utf8');
       let json: Record<string, unknown> | undefined;
       try {
         const parsed: unknown = JSON.parse(body);
