@@ -70,9 +70,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Job as BullJob, type ConnectionOptions, DelayedError, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedisClient, withRedis } from '../backends/redis/redis-connection.js';
-import { PermanentJobError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import { createRedisClient, withRedis } from '../../backends/redis/redis-connection.js';
+import { PermanentJobError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 import {
   type CloseOptions,
   type ConsumeOptions,
@@ -83,7 +83,7 @@ import {
   type JobPriority,
   type JobQueue,
   type NewJob,
-} from './job-queue.js';
+} from '../job-queue.js';
 
 export interface BullmqJobQueueOptions {
   url: string;
