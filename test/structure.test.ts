@@ -141,7 +141,7 @@ describe('import arrows', () => {
 
 describe('boundaries', () => {
   it.each([
-    ['bullmq', /from 'bullmq'/, ['src/queue/bullmq-job-queue.ts']],
+    ['bullmq', /from 'bullmq'/, ['src/queue/bullmq/bullmq-job-queue.ts']],
     [
       'better-sqlite3',
       /from 'better-sqlite3'/,
@@ -156,13 +156,13 @@ describe('boundaries', () => {
 
   it('loads the redis-mode drivers only with a dynamic import', () => {
     const redisModules =
-      /from '[./]+(queue\/bullmq-job-queue|store\/redis-store|backends\/redis\/redis-connection)\.js'/;
+      /from '[./]+(queue\/bullmq\/[\w-]+|store\/redis-store|backends\/redis\/redis-connection)\.js'/;
     const staticImporters = importers(redisModules).filter(
-      (path) => !['src/queue/bullmq-job-queue.ts', 'src/store/redis-store.ts'].includes(path),
+      (path) => !path.startsWith('src/queue/bullmq/') && path !== 'src/store/redis-store.ts',
     );
     expect(staticImporters).toEqual([]);
     const backends = files.find((file) => file.path === 'src/backends/create-backends.ts')!.text;
-    expect(backends).toContain("await import('../queue/bullmq-job-queue.js')");
+    expect(backends).toContain("await import('../queue/bullmq/bullmq-job-queue.js')");
   });
 
   it('reads process.env only in the configuration module (and the dev-only mock LLM)', () => {

@@ -47,7 +47,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   }
   const { createRedisClient } = await import('./redis/redis-connection.js');
   const { createRedisStore } = await import('../store/redis-store.js');
-  const { createBullmqJobQueue } = await import('../queue/bullmq-job-queue.js');
+  const { createBullmqJobQueue } = await import('../queue/bullmq/bullmq-job-queue.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
   const queue = createBullmqJobQueue({

@@ -5,45 +5,28 @@
  * DESIGN
  *
  * BullMQ runs the jobs (locks, lock renewal, stalled-job recovery, delays, concurrency). Around
- * it, a small registry in Redis gives the seam what open-source BullMQ lacks: deduplication that
- * lasts exactly as long as the job, and ordered groups across any number of processes.
- * Keys (beside BullMQ's, under the same `<prefix>:<queue>` base, so one hash tag covers all):
+ * it, the group registry (`group-registry.ts`: the `lw:*` keys and their Lua scripts) gives the
+ * seam deduplication and ordered groups; this file owns BullMQ's `Queue` and `Worker`s, the
+ * processor, and the repair sweep loop. Each job gets a fresh BullMQ id from the registry entry.
  *
- * - `lw:jobs`      hash  our id -> `<bullId>|<json>`: every unfinished job. Its presence is the
- *                        dedup check, its size the number of unfinished jobs.
- * - `lw:attempts`  hash  our id -> runs started (the `attempt` handed to the handler).
- * - `lw:group:<g>` list  ids of group `g` in enqueue order; the head is the one job of the group
- *                        that is in BullMQ, the rest wait here.
- * - `lw:groups`    set   groups with a non-empty list (for the repair sweep).
- * - `lw:pending`   zset  ids that must be added to BullMQ but may not be yet, scored by when.
- *
- * Each job gets a fresh BullMQ id (`j<uuid>`; our ids may hold `:`, which BullMQ refuses).
- *
- * - enqueue: ONE script checks the registry (duplicate -> `false`), stores the job, RPUSHes it
- *   on its group list, and, when the list was empty (the job is the head) or there is no group,
- *   records it in `lw:pending`. Then the job is added to BullMQ. It leaves `lw:pending` when it
- *   starts or ends, or when a sweep finds it in BullMQ (no extra round trip per job).
- * - run: ONE script checks that the job is still registered under this BullMQ id (a stale copy
- *   re-added by a repair is skipped), increments its attempt counter and clears `lw:pending`.
- * - done / PermanentJobError: BEFORE the job is acknowledged to BullMQ, ONE script removes it
- *   from the registry, pops it off its group list and records the next id of the group in
- *   `lw:pending`; the next job is then added to BullMQ. Only then does the processor return.
+ * - enqueue: the registry's enqueue script, then, when the job heads its group (or has none),
+ *   the BullMQ add.
+ * - run: the registry's start script (a stale copy is acknowledged without running), then the
+ *   handler with the attempt number it returned.
+ * - done / PermanentJobError: BEFORE the job is acknowledged to BullMQ, the registry's finish
+ *   script; the group's next job is then added to BullMQ. Only then does the processor return.
  * - retry (or any other throw): `moveToDelayed` + `DelayedError`; the job stays the group head,
- *   so the group stays blocked until it ends. Its attempt counter lives in `lw:attempts`.
+ *   so the group stays blocked until it ends. Its attempt counter lives in the registry.
  * - repair sweep (at `consume` start, then every few seconds in each worker, never two at once
- *   in one process): adds to BullMQ every `lw:pending` id older than a grace period whose BullMQ
- *   job is missing, and every group head whose BullMQ job is missing. Each batch of ids or
- *   groups is checked by ONE script, so a sweep over thousands of groups costs a few round
- *   trips. Adding is idempotent (same BullMQ id), so sweeps of several workers may overlap.
+ *   in one process): adds to BullMQ what the registry's sweeps return, batch by batch. Adding is
+ *   idempotent (same BullMQ id), so sweeps of several workers may overlap.
  * - concurrency: one process runs several BullMQ workers of at most `WORKER_SLICE` jobs each.
  *   A BullMQ worker fetches jobs one round trip at a time and, while jobs are waiting, starts
  *   none before it has fetched as many as its concurrency: with one worker at a concurrency of
  *   2,000 the first job of a burst started seconds late, and fetched jobs sat locked unstarted.
  *
- * FAILURE CASES
+ * FAILURE CASES (those of the registry, and the dying API process, are in `group-registry.ts`)
  *
- * - An API process dies between the enqueue script and the BullMQ add: the id is in
- *   `lw:pending` (and heads its group); the next sweep adds it. Nothing is lost, the group waits.
  * - A worker dies while running a job: BullMQ's lock expires, the stalled checker of another
  *   worker moves it back to wait (`maxStalledCount` is huge, so stalling never fails a job), and
  *   it runs again with `attempt + 1`. How long that takes, with L the lock duration and S the
@@ -58,11 +41,6 @@
  *   timer delays. The price is a lock that lapses when a live worker's event loop stalls for
  *   longer than L - L/4 (3.75 s by default): its job then runs a second time (same task, same
  *   `webhook-id`; the store keeps the first generation, the conversation's order holds).
- * - A worker dies after the finish script but before the next job's add: the next id is in
- *   `lw:pending`; a sweep adds it. Before the BullMQ acknowledgement: the job runs again as a
- *   stale copy, whose run script finds it unregistered, so it is acknowledged without running.
- * - A sweep re-adds a job that finished meanwhile: same as above, a stale copy, skipped.
- * - BullMQ fails or drops a head for any other reason: the group sweep re-adds it.
  * - `close()` times out: running jobs are moved back to wait at once (another worker takes
  *   them); their handlers' late results are discarded. If even that fails, the lock expires.
  * - Redis itself loses data (no persistence): out of scope; run Redis with AOF for durability.
@@ -70,9 +48,9 @@
 import { randomUUID } from 'node:crypto';
 import { type Job as BullJob, type ConnectionOptions, DelayedError, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedisClient, withRedis } from '../backends/redis/redis-connection.js';
-import { PermanentJobError } from '../shared/errors.js';
-import type { Logger } from '../shared/logger.js';
+import { createRedisClient, withRedis } from '../../backends/redis/redis-connection.js';
+import { PermanentJobError } from '../../shared/errors.js';
+import type { Logger } from '../../shared/logger.js';
 import {
   type CloseOptions,
   type ConsumeOptions,
@@ -80,10 +58,10 @@ import {
   type Job,
   type JobCounts,
   type JobHandler,
-  type JobPriority,
   type JobQueue,
   type NewJob,
-} from './job-queue.js';
+} from '../job-queue.js';
+import { createGroupRegistry, type JobData, REPAIR_BATCH, type RegisteredJob } from './group-registry.js';
 
 export interface BullmqJobQueueOptions {
   url: string;
@@ -100,28 +78,9 @@ export interface BullmqJobQueueOptions {
   repairIntervalMs?: number;
 }
 
-interface JobData {
-  id: string;
-  name: string;
-  taskId: string;
-  group: string | null;
-  /** Absent from jobs registered before the seam carried it: they run as `normal`. */
-  priority?: JobPriority;
-}
-
-interface RegisteredJob extends JobData {
-  bullId: string;
-  /** Epoch ms before which the job must not run. */
-  runAtMs: number;
-}
-
 const PING_TIMEOUT_MS = 2000;
 /** The lock of a running job; a dead worker's jobs are taken over within 1.5 times it. */
 const DEFAULT_LOCK_DURATION_MS = 5000;
-/** A `lw:pending` entry younger than this is left to the process that is adding it. */
-const PENDING_GRACE_MS = 3000;
-/** Entries of `lw:pending` and groups handled per repair sweep step. */
-const REPAIR_BATCH = 500;
 /** Most jobs one BullMQ worker runs at once; a process runs as many workers as it needs. */
 const WORKER_SLICE = 200;
 /** BullMQ's event stream is not read by this service; keep it short. */
@@ -131,140 +90,9 @@ const MAX_STALLED_COUNT = 1_000_000;
 /** BullMQ's own retries, used only when our `moveToDelayed` itself failed. */
 const BULL_ATTEMPTS = 1_000_000;
 
-const SCRIPTS = {
-  // KEYS: jobs, pending, groups, group list. ARGV: id, entry, group ('' = none), now.
-  // Returns nil for a duplicate, 1 when the job waits behind its group head, 2 when it must be
-  // added to BullMQ now.
-  llmwQueueEnqueue: {
-    keys: 4,
-    lua: `
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return nil end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('SADD', KEYS[3], ARGV[3])
-  if redis.call('RPUSH', KEYS[4], ARGV[1]) > 1 then return 1 end
-end
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
-return 2`,
-  },
-  // KEYS: jobs, attempts, pending. ARGV: id, bullId. Returns the attempt number, or 0 for a
-  // stale copy. A running job is in BullMQ: it needs no `lw:pending` record any more.
-  llmwQueueStart: {
-    keys: 3,
-    lua: `
-local entry = redis.call('HGET', KEYS[1], ARGV[1])
-if not entry or string.sub(entry, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return 0 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-return redis.call('HINCRBY', KEYS[2], ARGV[1], 1)`,
-  },
-  // KEYS: jobs, attempts, pending, groups, group list. ARGV: id, bullId, group, now.
-  // Returns the next group head's entry when this job was the head, else nil.
-  llmwQueueFinish: {
-    keys: 5,
-    lua: `
-local entry = redis.call('HGET', KEYS[1], ARGV[1])
-if not entry or string.sub(entry, 1, #ARGV[2] + 1) ~= ARGV[2] .. '|' then return nil end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if ARGV[3] == '' then return nil end
-if redis.call('LINDEX', KEYS[5], 0) ~= ARGV[1] then
-  redis.call('LREM', KEYS[5], 1, ARGV[1])
-  return nil
-end
-redis.call('LPOP', KEYS[5])
-while true do
-  local nextId = redis.call('LINDEX', KEYS[5], 0)
-  if not nextId then
-    redis.call('SREM', KEYS[4], ARGV[3])
-    return nil
-  end
-  local nextEntry = redis.call('HGET', KEYS[1], nextId)
-  if nextEntry then
-    redis.call('ZADD', KEYS[3], ARGV[4], nextId)
-    return nextEntry
-  end
-  redis.call('LPOP', KEYS[5])
-end`,
-  },
-  // KEYS: jobs, pending. ARGV: BullMQ key base (`<prefix>:<queue>:`), oldest score to keep.
-  // Settles the `lw:pending` entries older than the grace period whose job ended or is in
-  // BullMQ, and returns the entries of the others (to be added). BullMQ job keys are derived
-  // from the base; they share its hash tag.
-  llmwQueueSweepPending: {
-    keys: 2,
-    lua: `
-local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, ${REPAIR_BATCH})
-local missing = {}
-for _, id in ipairs(ids) do
-  local entry = redis.call('HGET', KEYS[1], id)
-  if not entry then
-    redis.call('ZREM', KEYS[2], id)
-  else
-    local bullId = string.match(entry, '^([^|]*)|')
-    if redis.call('EXISTS', ARGV[1] .. bullId) == 1 then
-      redis.call('ZREM', KEYS[2], id)
-    else
-      missing[#missing + 1] = entry
-    end
-  end
-end
-return missing`,
-  },
-  // KEYS: jobs, groups, pending. ARGV: BullMQ key base, then group list key prefix, then group
-  // names. Drops unregistered heads, forgets empty groups, and returns the entries of the heads
-  // that are neither in BullMQ nor recorded in `lw:pending`.
-  llmwQueueSweepGroups: {
-    keys: 3,
-    lua: `
-local missing = {}
-for index = 3, #ARGV do
-  local group = ARGV[index]
-  local list = ARGV[2] .. group
-  while true do
-    local head = redis.call('LINDEX', list, 0)
-    if not head then
-      redis.call('SREM', KEYS[2], group)
-      break
-    end
-    local entry = redis.call('HGET', KEYS[1], head)
-    if entry then
-      local bullId = string.match(entry, '^([^|]*)|')
-      if redis.call('EXISTS', ARGV[1] .. bullId) == 0 and not redis.call('ZSCORE', KEYS[3], head) then
-        missing[#missing + 1] = entry
-      end
-      break
-    end
-    redis.call('LPOP', list)
-  end
-end
-return missing`,
-  },
-} as const;
-
-type ScriptName = keyof typeof SCRIPTS;
-type ScriptArg = string | number;
-type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
-
-function encodeEntry(job: RegisteredJob): string {
-  return `${job.bullId}|${JSON.stringify(job)}`;
-}
-
-function decodeEntry(entry: string): RegisteredJob {
-  return JSON.parse(entry.slice(entry.indexOf('|') + 1)) as RegisteredJob;
-}
-
 /** Creates the BullMQ-backed queue; connects at once, starts workers only in `consume`. */
 export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   const queueName = options.queueName ?? 'jobs';
-  const base = `${options.prefix}:${queueName}`;
-  const keys = {
-    jobs: `${base}:lw:jobs`,
-    attempts: `${base}:lw:attempts`,
-    pending: `${base}:lw:pending`,
-    groups: `${base}:lw:groups`,
-    group: (group: string | null) => `${base}:lw:group:${group ?? ''}`,
-  };
   const lockDurationMs = options.lockDurationMs ?? DEFAULT_LOCK_DURATION_MS;
   // Both well inside the lock: see FAILURE CASES for the takeover time they give.
   const lockRenewMs = Math.max(1, Math.floor(lockDurationMs / 4));
@@ -273,12 +101,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   const logger = options.logger;
 
   const client: Redis = createRedisClient(options.url, { role: 'command', logger });
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    client.defineCommand(name, { numberOfKeys: script.keys, lua: script.lua });
-  }
-  const commands = client as unknown as Record<ScriptName, ScriptFn>;
-  const run = (name: ScriptName, scriptKeys: string[], args: ScriptArg[]): Promise<unknown> =>
-    commands[name].call(client, ...scriptKeys, ...args);
+  const registry = createGroupRegistry(client, `${options.prefix}:${queueName}`);
 
   // bullmq ships its own ioredis copy; its type differs from ours, the object is what it expects.
   const connection = (redis: Redis): ConnectionOptions => redis as unknown as ConnectionOptions;
@@ -325,17 +148,10 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     );
   };
 
-  const bullKeyBase = `${base}:`;
-
   const repair = async (): Promise<void> => {
     for (;;) {
-      const missing = (await run(
-        'llmwQueueSweepPending',
-        [keys.jobs, keys.pending],
-        [bullKeyBase, Date.now() - PENDING_GRACE_MS],
-      )) as string[];
-      for (const entry of missing) {
-        const job = decodeEntry(entry);
+      const missing = await registry.sweepPending(Date.now());
+      for (const job of missing) {
         logger?.info({ job_id: job.id }, 'repair: adding a job that was never handed to BullMQ');
         await addToBull(job);
       }
@@ -345,16 +161,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
 
     let cursor = '0';
     do {
-      const [next, groups] = await client.sscan(keys.groups, cursor, 'COUNT', REPAIR_BATCH);
-      cursor = next;
-      if (groups.length === 0) continue;
-      const missing = (await run(
-        'llmwQueueSweepGroups',
-        [keys.jobs, keys.groups, keys.pending],
-        [bullKeyBase, keys.group(''), ...groups],
-      )) as string[];
-      for (const entry of missing) {
-        const head = decodeEntry(entry);
+      const step = await registry.sweepGroups(cursor);
+      cursor = step.cursor;
+      for (const head of step.missing) {
         logger?.info(
           { job_id: head.id, group: head.group },
           'repair: adding a group head missing from BullMQ',
@@ -377,13 +186,8 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
 
   /** Ends a job: off the registry and its group, then the group's next job into BullMQ. */
   const finish = async (data: JobData, bullId: string): Promise<void> => {
-    const now = Date.now();
-    const nextEntry = (await run(
-      'llmwQueueFinish',
-      [keys.jobs, keys.attempts, keys.pending, keys.groups, keys.group(data.group)],
-      [data.id, bullId, data.group ?? '', now],
-    )) as string | null;
-    if (nextEntry !== null) await addToBull(decodeEntry(nextEntry));
+    const next = await registry.finish(data, bullId, Date.now());
+    if (next !== null) await addToBull(next);
   };
 
   const processor =
@@ -391,9 +195,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     async (bullJob: BullJob<JobData, void, string>, token?: string): Promise<void> => {
       const bullId = bullJob.id!;
       const data = bullJob.data;
-      const attempt = Number(
-        await run('llmwQueueStart', [keys.jobs, keys.attempts, keys.pending], [data.id, bullId]),
-      );
+      const attempt = await registry.start(data.id, bullId);
       // A stale copy (re-added by a repair after the job ended): acknowledge without running.
       if (attempt === 0) return;
 
@@ -479,13 +281,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         runAtMs: now + Math.max(0, newJob.delayMs ?? 0),
       };
       return withRedis('enqueue', async () => {
-        const placed = await run(
-          'llmwQueueEnqueue',
-          [keys.jobs, keys.pending, keys.groups, keys.group(job.group)],
-          [job.id, encodeEntry(job), job.group ?? '', now],
-        );
-        if (placed === null) return false;
-        if (placed === 2) await addToBull(job);
+        const placed = await registry.enqueue(job, now);
+        if (placed === 'duplicate') return false;
+        if (placed === 'add') await addToBull(job);
         return true;
       });
     },
@@ -528,7 +326,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       withRedis('count jobs', async (): Promise<JobCounts> => {
         const [bull, total] = await Promise.all([
           queue.getJobCounts('active', 'delayed'),
-          client.hlen(keys.jobs),
+          registry.countUnfinished(),
         ]);
         const active = bull.active ?? 0;
         const delayed = bull.delayed ?? 0;

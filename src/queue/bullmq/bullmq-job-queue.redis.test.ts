@@ -5,12 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
-import { hasExited, waitFor } from '../dev/harness.js';
-import { BackendUnavailableError } from '../shared/errors.js';
+import { type RedisServer, startRedisServer } from '../../../test/support/redis-server.js';
+import { hasExited, waitFor } from '../../dev/harness.js';
+import { BackendUnavailableError } from '../../shared/errors.js';
+import { defineJobQueueContractTests } from '../job-queue.contract.js';
+import type { Job, JobQueue } from '../job-queue.js';
 import { type BullmqJobQueueOptions, createBullmqJobQueue } from './bullmq-job-queue.js';
-import { defineJobQueueContractTests } from './job-queue.contract.js';
-import type { Job, JobQueue } from './job-queue.js';
 
 let server: RedisServer;
 const open = new Set<JobQueue>();
