@@ -14,7 +14,7 @@
  * run twice after a crash, or two workers racing, can never append an exchange twice.
  */
 import type { Redis } from 'ioredis';
-import { withRedis } from '../backends/redis/redis-connection.js';
+import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
 import type {
   DeliveryAttempt,
   HistoryMessage,
@@ -31,9 +31,6 @@ export interface RedisStoreOptions {
   /** Prefix of every key (default `{llm-webhook}:`); keep a `{hash tag}` for Redis Cluster. */
   keyPrefix?: string;
 }
-
-/** Longest wait for `ping()`. */
-const PING_TIMEOUT_MS = 2000;
 
 const SCRIPTS = {
   llmwStoreCreateTask: {
@@ -336,14 +333,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
         await run('llmwStoreRelease', [idempotencyKey(key)], [taskId]);
       }),
 
-    ping: () =>
-      withRedis(
-        'ping',
-        async () => {
-          await client.ping();
-        },
-        PING_TIMEOUT_MS,
-      ),
+    ping: () => pingRedis(client),
 
     async close() {},
   };

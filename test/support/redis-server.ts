@@ -5,7 +5,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { expect } from 'vitest';
 import { freePort, hasExited, stopChild, waitFor } from '../../src/dev/harness.js';
+import { BackendUnavailableError } from '../../src/shared/errors.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:<port>` */
@@ -103,4 +105,35 @@ export async function startRedisServer(options: { port?: number } = {}): Promise
       process.once('exit', killOnExit);
     },
   };
+}
+
+/**
+ * Stops `server`; each of `operations` must then reject with `BackendUnavailableError` within
+ * 2.5 s. Restarts it and waits until `ping` resolves again (a client reconnecting on its own).
+ */
+export async function expectUnavailableWhileStopped(
+  server: RedisServer,
+  operations: ReadonlyArray<() => Promise<unknown>>,
+  ping: () => Promise<unknown>,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await server.stop();
+  try {
+    for (const operation of operations) {
+      const startedAt = Date.now();
+      await expect(operation()).rejects.toBeInstanceOf(BackendUnavailableError);
+      expect(Date.now() - startedAt).toBeLessThan(2500);
+    }
+  } finally {
+    await server.restart();
+  }
+  await waitFor(
+    () =>
+      ping().then(
+        () => true,
+        () => false,
+      ),
+    'Redis to answer again',
+    { timeoutMs, intervalMs: 50 },
+  );
 }

@@ -146,3 +146,17 @@ export async function withRedis<T>(action: string, fn: () => Promise<T>, timeout
     if (timer !== undefined) clearTimeout(timer);
   }
 }
+
+/** How long a `ping` of a driver waits for Redis before the backend counts as unavailable. */
+export const REDIS_PING_TIMEOUT_MS = 2000;
+
+/** Resolves when `client`'s Redis answers within `REDIS_PING_TIMEOUT_MS`; rejects with `BackendUnavailableError` otherwise. */
+export function pingRedis(client: Redis): Promise<void> {
+  return withRedis(
+    'ping',
+    async () => {
+      await client.ping();
+    },
+    REDIS_PING_TIMEOUT_MS,
+  );
+}

@@ -48,7 +48,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Job as BullJob, type ConnectionOptions, DelayedError, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedisClient, withRedis } from '../../backends/redis/redis-connection.js';
+import { createRedisClient, pingRedis, withRedis } from '../../backends/redis/redis-connection.js';
 import { PermanentJobError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/logger.js';
 import {
@@ -78,7 +78,6 @@ export interface BullmqJobQueueOptions {
   repairIntervalMs?: number;
 }
 
-const PING_TIMEOUT_MS = 2000;
 /** The lock of a running job; a dead worker's jobs are taken over within 1.5 times it. */
 const DEFAULT_LOCK_DURATION_MS = 5000;
 /** Most jobs one BullMQ worker runs at once; a process runs as many workers as it needs. */
@@ -333,14 +332,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         return { waiting: Math.max(0, total - active - delayed), active, delayed };
       }),
 
-    ping: () =>
-      withRedis(
-        'ping',
-        async () => {
-          await client.ping();
-        },
-        PING_TIMEOUT_MS,
-      ),
+    ping: () => pingRedis(client),
 
     close(closeOptions?: CloseOptions) {
       closing ??= (async () => {
