@@ -4,9 +4,17 @@
  * argument (`all` | `api` | `worker`, default `all`), and owns the process: signals and exit codes.
  */
 import { setFlagsFromString } from 'node:v8';
-import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Role } from './config.js';
 import { createLogger } from './shared/logger.js';
+import { nodeVersionProblem } from './shared/node-version.js';
+
+// An older Node gets one line naming the version it needs, not an error from deep inside a
+// dependency: the app (and what it imports) is loaded only after this check.
+const nodeProblem = nodeVersionProblem(process.versions.node);
+if (nodeProblem !== null) {
+  process.stderr.write(`${nodeProblem}\n`);
+  process.exit(1);
+}
 
 // V8 lets a heap grow to several times what survived the last full collection before it collects
 // again; most of what thousands of calls in flight allocate is short-lived, so that headroom is
@@ -42,6 +50,7 @@ async function main(): Promise<void> {
     logger.warn('API_KEY is not set: every task will fail until it is');
   }
 
+  const { createApp } = await import('./app.js');
   const app = await createApp(config, logger, role);
 
   let stopping = false;
