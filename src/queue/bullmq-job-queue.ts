@@ -57,7 +57,7 @@
  * - Redis itself loses data (no persistence): out of scope; run Redis with AOF for durability.
  */
 import { randomUUID } from 'node:crypto';
-import { type Job as BullJob, type ConnectionOptions, DelayedError, Queue, Worker } from 'bullmq';
+import { type Job as BullJob, DelayedError, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { PermanentJobError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -264,10 +264,8 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   const run = (name: ScriptName, scriptKeys: string[], args: ScriptArg[]): Promise<unknown> =>
     commands[name].call(client, ...scriptKeys, ...args);
 
-  // bullmq ships its own ioredis copy; its type differs from ours, the object is what it expects.
-  const connection = (redis: Redis): ConnectionOptions => redis as unknown as ConnectionOptions;
   const queue = new Queue<JobData, void, string>(queueName, {
-    connection: connection(client),
+    connection: client,
     prefix: options.prefix,
     streams: { events: { maxLen: EVENTS_MAX_LEN } },
   });
@@ -478,7 +476,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       // The workers share one command connection; each blocks on a connection of its own.
       workers = Array.from({ length: count }, (_, index) => {
         const worker = new Worker<JobData, void, JobName>(queueName, processJob, {
-          connection: connection(blockingClient),
+          connection: blockingClient,
           prefix: options.prefix,
           concurrency: Math.floor(concurrency / count) + (index < concurrency % count ? 1 : 0),
           lockDuration: lockDurationMs,
