@@ -5,7 +5,7 @@
 #   source scripts/use-node.sh 22     # the oldest supported line
 #
 # It also sets npm_config_nodedir, so a native addon built by `npm ci` compiles against this
-# Node's headers rather than the machine's. Only `npm` and `tar` are needed; nothing but the npm
+# Node's headers rather than the machine's, and keeps npm reading the machine's global npmrc. Only `npm` and `tar` are needed; nothing but the npm
 # registry is contacted, and only when the version is not cached yet. The cache is
 # ${XDG_CACHE_HOME:-$HOME/.cache}/llm-webhook/node-v<version>-linux-<arch>.
 #
@@ -32,6 +32,15 @@ llm_webhook_use_node() {
     ;;
   esac
   llm_webhook_node_dir="${XDG_CACHE_HOME:-$HOME/.cache}/llm-webhook/node-v$1-linux-$2"
+  # npm reads its global config from <node's prefix>/etc/npmrc: with this Node first on PATH it
+  # would no longer read the machine's (which may hold a CA file or a proxy). Keep that one.
+  if [ -z "${npm_config_globalconfig:-}" ] && command -v npm >/dev/null 2>&1; then
+    llm_webhook_npm_global="$(npm config get globalconfig 2>/dev/null)"
+    if [ -f "$llm_webhook_npm_global" ]; then
+      npm_config_globalconfig="$llm_webhook_npm_global"
+      export npm_config_globalconfig
+    fi
+  fi
   if [ ! -x "$llm_webhook_node_dir/bin/node" ]; then
     echo "use-node.sh: fetching node-linux-$2@$1 from the npm registry into $llm_webhook_node_dir" >&2
     mkdir -p "${llm_webhook_node_dir%/*}" || return 1
