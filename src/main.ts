@@ -5,9 +5,17 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { loadConfig, type Role } from './config.js';
-import { createService } from './service.js';
 import { ConfigError } from './shared/errors.js';
 import { createLogger } from './shared/logger.js';
+import { nodeVersionProblem } from './shared/node-version.js';
+
+// An older Node gets one line naming the version it needs, not an error from deep inside a
+// dependency: the app (and what it imports) is loaded only after this check.
+const nodeProblem = nodeVersionProblem(process.versions.node);
+if (nodeProblem !== null) {
+  process.stderr.write(`${nodeProblem}\n`);
+  process.exit(1);
+}
 
 // V8 lets a heap grow to several times what survived the last full collection before it collects
 // again; most of what thousands of calls in flight allocate is short-lived, so that headroom is
@@ -43,6 +51,7 @@ async function main(): Promise<void> {
     logger.warn('API_KEY is not set: every task will fail until it is');
   }
 
+  const { createService } = await import('./service.js');
   const app = await createService(config, logger, role);
 
   let stopping = false;

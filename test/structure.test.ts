@@ -7,6 +7,7 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { nodeVersionProblem } from '../src/shared/node-version.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -198,5 +199,26 @@ describe('deployment files', () => {
     expect(dockerfile).toMatch(/npm prune --omit=dev/);
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["node", "dist\/main.js"\]$/m);
+  });
+
+  it('names one shipped Node line everywhere: .nvmrc, the pinned runtime, both Docker stages', () => {
+    const line = readFileSync(join(ROOT, '.nvmrc'), 'utf8').trim();
+    const useNode = readFileSync(join(ROOT, 'scripts/use-node.sh'), 'utf8');
+    expect(useNode).toMatch(new RegExp(`^LLM_WEBHOOK_NODE_${line}=${line}\\.\\d+\\.\\d+$`, 'm'));
+    const bases = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').match(/^FROM \S+/gm)!;
+    expect(bases).toEqual(bases.map(() => `FROM node:${line}-bookworm-slim`));
+    expect(readFileSync(join(ROOT, '.ci/run'), 'utf8')).toMatch(
+      new RegExp(`^source scripts/use-node\\.sh ${line}$`, 'm'),
+    );
+  });
+
+  it('pins an oldest-line runtime that engines.node accepts', () => {
+    const { engines } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    const oldest = /^LLM_WEBHOOK_NODE_22=(\S+)$/m.exec(
+      readFileSync(join(ROOT, 'scripts/use-node.sh'), 'utf8'),
+    )![1]!;
+    expect(nodeVersionProblem(oldest, engines.node)).toBeNull();
   });
 });

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../../src/dev/harness.js';
 import { expectRefusedQuickly, scanKeys, statusOf, useDeployment } from '../support/deployment.js';
-import { postWebhook } from '../support/in-process-app.js';
+import { postWebhook, waitForTask } from '../support/in-process-app.js';
 
 const { receiver, plannedRun, start } = useDeployment();
 
@@ -35,6 +35,8 @@ describe('redis mode, start-up before Redis', () => {
     expect(status).toBe(200);
     const id = json.task_id as string;
     await receiver.waitFor((entry) => entry.json?.task_id === id, 20_000);
+    // The worker records the delivery after the receiver has answered: wait for that record too.
+    await waitForTask(api.url, id, ['completed']);
 
     // Only the accepted task was ever stored or run: the refused ones were not sent on connect.
     expect((await scanKeys(redis.url, `${run.prefix}:task:*`)).sort()).toEqual([

@@ -10,6 +10,7 @@ import {
   type RedisServer,
   startRedisServer,
 } from '../../../test/support/redis-server.js';
+import { createRedisClient } from '../../backends/redis/redis-connection.js';
 import { hasExited, waitFor } from '../../dev/harness.js';
 import { defineJobQueueContractTests } from '../job-queue.contract.js';
 import type { Job, JobQueue } from '../job-queue.js';
@@ -54,6 +55,70 @@ defineJobQueueContractTests('bullmq', async () => {
     },
     cleanup: () => closeQueue(queue),
   };
+});
+
+describe('BullMQ key layout that the Lua scripts read', () => {
+  // llmwQueueSweepPending and llmwQueueSweepGroups decide whether a job is in BullMQ with
+  // `EXISTS <prefix>:<queue>:<BullMQ id>`: BullMQ's private layout, which an upgrade may change.
+  // If this test fails, the repair sweep would re-add (or never re-add) jobs: fix the scripts
+  // before taking the upgrade.
+  it('keeps a job as a hash at <prefix>:<queue>:<id> while it waits, is delayed or runs, and removes it when done', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const base = `${prefix}:jobs`;
+    const redis = createRedisClient(server.url, { role: 'command' });
+    const queue = openQueue({ prefix });
+    try {
+      const bullIdOf = async (id: string): Promise<string> => {
+        const entry = await redis.hget(`${base}:lw:jobs`, id);
+        expect(entry, `registry entry of ${id}`).toMatch(/^j[0-9a-f-]{36}\|/);
+        return entry!.slice(0, entry!.indexOf('|'));
+      };
+      const layout = async (bullId: string) => ({
+        type: await redis.type(`${base}:${bullId}`),
+        name: await redis.hget(`${base}:${bullId}`, 'name'),
+      });
+
+      // Waiting: a generate job (priority 1, in BullMQ's prioritized set) and a deliver job
+      // (no priority, in its wait list); delayed: a job with a delay.
+      await queue.enqueue({ id: 'gen', name: 'generate', taskId: 't1', group: 'g' });
+      await queue.enqueue({ id: 'del', name: 'deliver', taskId: 't2' });
+      await queue.enqueue({ id: 'later', name: 'deliver', taskId: 't3', delayMs: 60_000 });
+      const [gen, del, later] = await Promise.all(['gen', 'del', 'later'].map(bullIdOf));
+      expect(await layout(gen!)).toEqual({ type: 'hash', name: 'generate' });
+      expect(await layout(del!)).toEqual({ type: 'hash', name: 'deliver' });
+      expect(await layout(later!)).toEqual({ type: 'hash', name: 'deliver' });
+      expect(await redis.zscore(`${base}:prioritized`, gen!)).not.toBeNull();
+      expect(await redis.lrange(`${base}:wait`, 0, -1)).toContain(del);
+      expect(await redis.zscore(`${base}:delayed`, later!)).not.toBeNull();
+
+      // Active: both immediate jobs held by a running handler.
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const started = new Set<string>();
+      queue.consume(
+        async (job) => {
+          started.add(job.id);
+          await released;
+          return { type: 'done' };
+        },
+        { concurrency: 4 },
+      );
+      await waitFor(() => started.size === 2, 'both immediate jobs to start');
+      expect(await layout(gen!)).toEqual({ type: 'hash', name: 'generate' });
+      expect(await layout(del!)).toEqual({ type: 'hash', name: 'deliver' });
+      expect((await redis.lrange(`${base}:active`, 0, -1)).sort()).toEqual([gen, del].sort());
+
+      // Done: the job's key is gone (removeOnComplete), which the sweeps read as "not in BullMQ".
+      release();
+      await waitFor(async () => (await redis.exists(`${base}:${gen}`, `${base}:${del}`)) === 0, 'removal');
+      expect(await layout(later!)).toEqual({ type: 'hash', name: 'deliver' });
+    } finally {
+      redis.disconnect();
+      await closeQueue(queue);
+    }
+  });
 });
 
 describe('bullmq job queue', () => {

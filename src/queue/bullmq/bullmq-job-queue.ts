@@ -46,7 +46,7 @@
  * - Redis itself loses data (no persistence): out of scope; run Redis with AOF for durability.
  */
 import { randomUUID } from 'node:crypto';
-import { type Job as BullJob, type ConnectionOptions, DelayedError, Queue, Worker } from 'bullmq';
+import { type Job as BullJob, DelayedError, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createRedisClient, pingRedis, withRedis } from '../../backends/redis/redis-connection.js';
 import { PermanentJobError } from '../../shared/errors.js';
@@ -102,10 +102,8 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   const client: Redis = createRedisClient(options.url, { role: 'command', logger });
   const registry = createGroupRegistry(client, `${options.prefix}:${queueName}`);
 
-  // bullmq ships its own ioredis copy; its type differs from ours, the object is what it expects.
-  const connection = (redis: Redis): ConnectionOptions => redis as unknown as ConnectionOptions;
   const queue = new Queue<JobData, void, string>(queueName, {
-    connection: connection(client),
+    connection: client,
     prefix: options.prefix,
     streams: { events: { maxLen: EVENTS_MAX_LEN } },
   });
@@ -298,7 +296,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       // The workers share one command connection; each blocks on a connection of its own.
       workers = Array.from({ length: count }, (_, index) => {
         const worker = new Worker<JobData, void, string>(queueName, processJob, {
-          connection: connection(blockingClient),
+          connection: blockingClient,
           prefix: options.prefix,
           concurrency: Math.floor(concurrency / count) + (index < concurrency % count ? 1 : 0),
           lockDuration: lockDurationMs,
