@@ -5,7 +5,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * of their own (`*.process.test.ts`), or the service deployed as processes (`test/e2e/`). The
  * rest is the unit subset, `npm run test:unit`, which refuses to start any process.
  */
-const PROCESS_TESTS = ['**/*.redis.test.ts', '**/*.process.test.ts', 'test/e2e/**'];
+const PROCESS_TESTS = ['**/*.redis.test.ts', '**/*.process.test.ts', 'test/e2e/**/*.test.ts'];
 
 /**
  * In-process suites that run real tasks through the worker: each runs twice, with the outbound

@@ -78,11 +78,11 @@ describe('BullMQ key layout that the Lua scripts read', () => {
         name: await redis.hget(`${base}:${bullId}`, 'name'),
       });
 
-      // Waiting: a generate job (priority 1, in BullMQ's prioritized set) and a deliver job
-      // (no priority, in its wait list); delayed: a job with a delay.
+      // Waiting: a normal job (BullMQ priority 1, in its prioritized set) and a first-priority
+      // job (no BullMQ priority, in its wait list); delayed: a job with a delay.
       await queue.enqueue({ id: 'gen', name: 'generate', taskId: 't1', group: 'g' });
-      await queue.enqueue({ id: 'del', name: 'deliver', taskId: 't2' });
-      await queue.enqueue({ id: 'later', name: 'deliver', taskId: 't3', delayMs: 60_000 });
+      await queue.enqueue({ id: 'del', name: 'deliver', taskId: 't2', priority: 'first' });
+      await queue.enqueue({ id: 'later', name: 'deliver', taskId: 't3', delayMs: 60_000, priority: 'first' });
       const [gen, del, later] = await Promise.all(['gen', 'del', 'later'].map(bullIdOf));
       expect(await layout(gen!)).toEqual({ type: 'hash', name: 'generate' });
       expect(await layout(del!)).toEqual({ type: 'hash', name: 'deliver' });
