@@ -34,7 +34,7 @@ import {
   type NewJob,
 } from './job-queue.js';
 import { type Schedulable, Scheduler } from './scheduler.js';
-import { describeError, openJobTable, type TableJob } from './sqlite-job-table.js';
+import { describeError, openSqliteJobTable, type TableJob } from './sqlite-job-table.js';
 
 export { QUEUE_MIGRATIONS } from './sqlite-job-table.js';
 
@@ -53,7 +53,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueueOptions = {}): JobQueue {
   const logger = options.logger ?? createLogger('silent');
-  const table = openJobTable(db, logger);
+  const table = openSqliteJobTable(db, logger);
   const pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 60_000);
 
   const scheduler = new Scheduler<Entry>();

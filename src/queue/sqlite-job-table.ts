@@ -91,7 +91,7 @@ export function describeError(error: unknown): { message: string; name?: string 
 }
 
 /** Migrates the `jobs` table and prepares its statements. */
-export function openJobTable(db: SqliteDatabase, logger: Logger): JobTable {
+export function openSqliteJobTable(db: SqliteDatabase, logger: Logger): JobTable {
   db.migrate('queue', QUEUE_MIGRATIONS);
 
   const insertJob = db.prepare(
