@@ -4,9 +4,11 @@
  * (group commit) before its promise resolves; reads are synchronous prepared statements.
  *
  * Expiry is enforced on read (an expired row is invisible at once) and rows are purged later, in
- * small batches, by an unref'd timer. The tables and the row mapping: sqlite-store-rows.ts.
+ * small batches, by an unref'd timer (sqlite-store-purge.ts). The tables and the row mapping:
+ * sqlite-store-rows.ts.
  */
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { startSqlitePurge } from './sqlite-store-purge.js';
 import {
   type ConversationRow,
   type GenerationStateRow,
@@ -34,9 +36,6 @@ export interface SqliteStoreOptions {
   /** How often expired rows are deleted (default 60 000). */
   purgeIntervalMs?: number;
 }
-
-/** Rows deleted per table and purge run, so a purge never holds the write lock for long. */
-const PURGE_BATCH = 1000;
 
 export function createSqliteStore(
   db: SqliteDatabase,
@@ -115,33 +114,7 @@ export function createSqliteStore(
   );
   const deleteIdempotencyKey = db.prepare('DELETE FROM idempotency_keys WHERE key = ? AND task_id = ?');
 
-  const purgeTasks = db.prepare(
-    'DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE expires_at_ms <= ? LIMIT ?)',
-  );
-  const purgeIdempotencyKeys = db.prepare(
-    `DELETE FROM idempotency_keys WHERE rowid IN
-       (SELECT rowid FROM idempotency_keys WHERE expires_at_ms <= ? LIMIT ?)`,
-  );
-  const selectExpiredConversations = db.prepare<{ conversation_key: string }>(
-    'SELECT conversation_key FROM conversations WHERE expires_at_ms <= ? LIMIT ?',
-  );
-
-  const purge = (): Promise<void> =>
-    db.write(() => {
-      const now = Date.now();
-      purgeTasks.run(now, PURGE_BATCH);
-      purgeIdempotencyKeys.run(now, PURGE_BATCH);
-      for (const { conversation_key } of selectExpiredConversations.all(now, PURGE_BATCH)) {
-        deleteMessages.run(conversation_key);
-        deleteConversation.run(conversation_key);
-      }
-    });
-
-  let purgeTimer: NodeJS.Timeout | null = setInterval(() => {
-    // A failed purge is retried on the next tick; expired rows are already invisible to reads.
-    purge().catch(() => {});
-  }, options.purgeIntervalMs ?? 60_000);
-  purgeTimer.unref();
+  const purge = startSqlitePurge(db, options.purgeIntervalMs ?? 60_000);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
     db.read(() => {
@@ -295,10 +268,7 @@ export function createSqliteStore(
     },
 
     async close() {
-      if (purgeTimer !== null) {
-        clearInterval(purgeTimer);
-        purgeTimer = null;
-      }
+      purge.stop();
     },
   };
 }
