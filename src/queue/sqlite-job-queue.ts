@@ -14,7 +14,8 @@
  *   dispatch: group commit keeps them in order, and a crash before they commit only means a job
  *   runs again, which every handler tolerates (at least once). They are gathered into one `write`
  *   per batch, and the active mark of a job that finished before its batch ran is left out: that
- *   batch deletes the row anyway, so the table ends the same, with one statement less.
+ *   batch deletes the row anyway, so the table ends the same, with one statement less. The table,
+ *   its statements and those batches: sqlite-job-table.ts.
  */
 
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
@@ -28,12 +29,14 @@ import {
   type Job,
   type JobCounts,
   type JobHandler,
-  type JobPriority,
   type JobQueue,
   type JobResult,
   type NewJob,
 } from './job-queue.js';
 import { type Schedulable, Scheduler } from './scheduler.js';
+import { describeError, openSqliteJobTable, type TableJob } from './sqlite-job-table.js';
+
+export { QUEUE_MIGRATIONS } from './sqlite-job-table.js';
 
 export interface SqliteJobQueueOptions {
   logger?: Logger;
@@ -41,82 +44,17 @@ export interface SqliteJobQueueOptions {
   pollIntervalMs?: number;
 }
 
-interface JobRow {
-  seq: number;
-  id: string;
+interface Entry extends Schedulable, TableJob {
   name: string;
-  task_id: string;
-  grp: string | null;
-  priority: JobPriority;
-  attempt: number;
-  run_at_ms: number;
-  active: number;
 }
-
-interface Entry extends Schedulable {
-  name: string;
-  taskId: string;
-  attempt: number;
-  /** This run's active mark while it still waits for its batch. */
-  pendingMark: Housekeeping | null;
-}
-
-/** A scheduling write waiting for the next batch; `skip` drops an active mark made moot by a delete. */
-interface Housekeeping {
-  kind: 'mark' | 'delete' | 'reschedule';
-  entry: Entry;
-  attempt: number;
-  runAtMs: number;
-  skip: boolean;
-}
-
-/**
- * The queue's table, by version (`SqliteDatabase.migrate`). Append only: a released migration
- * is never edited. Version 2 stores each job's lane; rows written before it was stored were
- * deliveries (first) or generations (normal), told apart by their name.
- */
-export const QUEUE_MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE jobs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    grp TEXT,
-    attempt INTEGER NOT NULL,
-    run_at_ms INTEGER NOT NULL,
-    active INTEGER NOT NULL DEFAULT 0
-  );
-  `,
-  `
-  ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
-  UPDATE jobs SET priority = 'first' WHERE name = 'deliver';
-  `,
-];
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 const MAX_TIMER_MS = 2_147_483_647;
 
-function describeError(error: unknown): { message: string; name?: string } {
-  return error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
-}
-
 export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueueOptions = {}): JobQueue {
-  db.migrate('queue', QUEUE_MIGRATIONS);
   const logger = options.logger ?? createLogger('silent');
+  const table = openSqliteJobTable(db, logger);
   const pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 60_000);
-
-  const insertJob = db.prepare(
-    'INSERT OR IGNORE INTO jobs (id, name, task_id, grp, priority, attempt, run_at_ms) VALUES (?, ?, ?, ?, ?, 1, ?)',
-  );
-  const markActive = db.prepare('UPDATE jobs SET active = 1 WHERE id = ?');
-  const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
-  const rescheduleJob = db.prepare('UPDATE jobs SET attempt = ?, run_at_ms = ?, active = 0 WHERE id = ?');
-  const selectJobs = db.prepare<JobRow>('SELECT * FROM jobs ORDER BY seq');
-  const recoverActive = db.prepare('UPDATE jobs SET attempt = attempt + 1, active = 0 WHERE active = 1');
-  const countJobs = db.prepare<{ total: number; delayed: number | null }>(
-    'SELECT count(*) AS total, sum(run_at_ms > ?) AS delayed FROM jobs',
-  );
 
   const scheduler = new Scheduler<Entry>();
   let handler: JobHandler | null = null;
@@ -129,55 +67,6 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   let abandoned = false;
   let closePromise: Promise<void> | null = null;
   let onDrained: (() => void) | null = null;
-  const pendingWrites = new Set<Promise<unknown>>();
-
-  /** Runs a table write without holding up dispatch; close() waits for it. */
-  const track = (write: Promise<unknown>, onError: (error: unknown) => void): void => {
-    const tracked = write.then(() => undefined, onError);
-    pendingWrites.add(tracked);
-    void tracked.finally(() => pendingWrites.delete(tracked));
-  };
-
-  let housekeeping: Housekeeping[] = [];
-
-  const runHousekeeping = (ops: readonly Housekeeping[]): void => {
-    for (const op of ops) {
-      if (op.skip) continue;
-      if (op.kind === 'mark') markActive.run(op.entry.id);
-      else if (op.kind === 'delete') deleteJob.run(op.entry.id);
-      else rescheduleJob.run(op.attempt, op.runAtMs, op.entry.id);
-    }
-  };
-
-  /** Queues a scheduling write; the first one of a batch requests the `write` that runs them all. */
-  const record = (kind: Housekeeping['kind'], entry: Entry): Housekeeping => {
-    const op: Housekeeping = { kind, entry, attempt: entry.attempt, runAtMs: entry.runAtMs, skip: false };
-    housekeeping.push(op);
-    if (housekeeping.length > 1) return op;
-    let ops: Housekeeping[] | null = null;
-    track(
-      db.write(() => {
-        // Taken at the batch, not now, so every op recorded until then shares this write. The
-        // batch may run this function twice (after another write threw): it keeps the same ops.
-        if (ops === null) {
-          ops = housekeeping;
-          housekeeping = [];
-          for (const taken of ops) if (taken.kind === 'mark') taken.entry.pendingMark = null;
-        }
-        runHousekeeping(ops);
-      }),
-      (error: unknown) => {
-        if (ops === null) {
-          // The batch failed before running this function: these ops are lost, as its writes are.
-          ops = housekeeping;
-          housekeeping = [];
-        }
-        const jobs = ops.map((op) => ({ job_id: op.entry.id, task_id: op.entry.taskId, op: op.kind }));
-        logger.error({ jobs, err: describeError(error) }, 'job queue: recording job state failed');
-      },
-    );
-    return op;
-  };
 
   const armTimer = (): void => {
     const dueAtMs = scheduler.nextDueAtMs();
@@ -213,7 +102,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       entry.pendingMark.skip = true;
       entry.pendingMark = null;
     }
-    record('delete', entry);
+    table.record('delete', entry);
     scheduler.finish(entry, Date.now());
     armTimer();
   };
@@ -223,7 +112,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
     entry.attempt++;
     entry.runAtMs = now + delayMs;
     entry.pendingMark = null;
-    record('reschedule', entry);
+    table.record('reschedule', entry);
     // A group head stays the head while it waits: the rest of its group waits behind it.
     scheduler.retry(entry, entry.runAtMs, now);
     armTimer();
@@ -295,7 +184,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       const entry = scheduler.next();
       if (entry === undefined) return;
       active++;
-      entry.pendingMark = record('mark', entry);
+      entry.pendingMark = table.record('mark', entry);
       void run(entry, handler);
     }
   };
@@ -305,10 +194,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       const runAtMs = Date.now() + Math.max(0, job.delayMs ?? 0);
       const group = job.group ?? null;
       const priority = job.priority ?? 'normal';
-      const seq = await db.write(() => {
-        const result = insertJob.run(job.id, job.name, job.taskId, group, priority, runAtMs);
-        return result.changes === 0 ? null : Number(result.lastInsertRowid);
-      });
+      const seq = await table.insert(job.id, job.name, job.taskId, group, priority, runAtMs);
       if (seq === null) return false;
       // Before consume() the table is the whole state; consume() loads it.
       if (handler !== null && !closing) {
@@ -334,7 +220,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       handler = jobHandler;
       concurrency = Math.max(1, Math.floor(consumeOptions.concurrency));
       let interrupted = 0;
-      for (const row of selectJobs.all()) {
+      for (const row of table.all()) {
         if (row.active) interrupted++;
         add({
           seq: row.seq,
@@ -350,12 +236,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       }
       if (interrupted > 0) {
         logger.warn({ jobs: interrupted }, 'job queue: running again jobs interrupted by the last shutdown');
-        track(
-          db.write(() => recoverActive.run()),
-          (error: unknown) => {
-            logger.error({ err: describeError(error) }, 'job queue: recording interrupted jobs failed');
-          },
-        );
+        table.recoverInterrupted();
       }
       pump();
     },
@@ -368,12 +249,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           delayed: scheduler.delayedCount,
         });
       }
-      return db.read(() => {
-        const row = countJobs.get(Date.now());
-        const total = row?.total ?? 0;
-        const later = row?.delayed ?? 0;
-        return { waiting: total - later, active: 0, delayed: later };
-      });
+      return table.counts();
     },
 
     ping(): Promise<void> {
@@ -403,7 +279,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
         }
         // Their rows stay marked active and run again at the next start; late results are dropped.
         abandoned = true;
-        await Promise.all(pendingWrites);
+        await table.settled();
       })();
       return closePromise;
     },

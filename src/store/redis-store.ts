@@ -2,7 +2,7 @@
  * The redis mode's `Store`: task records, conversation history and idempotency keys in Redis.
  *
  * Keys (all under one prefix, by default `{llm-webhook}:`, whose hash tag puts every key in one
- * Redis Cluster slot, so the multi-key scripts below are legal there):
+ * Redis Cluster slot, so the multi-key scripts are legal there):
  * - `task:<id>` hash: the record's fields; absent field = null. Expires `taskRetentionSeconds`
  *   after creation (PEXPIREAT, kept by later HSETs).
  * - `task:<id>:deliveries` list of delivery attempts (JSON), expiring with its task.
@@ -10,11 +10,13 @@
  *   `max(2, historyMaxMessages)`, expiring `historyTtlSeconds` after the last append.
  * - `idem:<key>` hash {fingerprint, taskId} with the claim's TTL.
  *
- * Every state change that reads before it writes is one Lua script (atomic on the server): a job
- * run twice after a crash, or two workers racing, can never append an exchange twice.
+ * Every state change that reads before it writes is one Lua script (atomic on the server;
+ * redis-store-scripts.ts): a job run twice after a crash, or two workers racing, can never append
+ * an exchange twice.
  */
 import type { Redis } from 'ioredis';
 import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
+import { defineStoreScripts, type ScriptArg } from './redis-store-scripts.js';
 import type {
   DeliveryAttempt,
   HistoryMessage,
@@ -30,114 +32,6 @@ import type {
 export interface RedisStoreOptions {
   /** Prefix of every key (default `{llm-webhook}:`); keep a `{hash tag}` for Redis Cluster. */
   keyPrefix?: string;
-}
-
-const SCRIPTS = {
-  llmwStoreCreateTask: {
-    keys: 2,
-    lua: `
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
-return 1`,
-  },
-  llmwStoreSetStatus: {
-    keys: 1,
-    lua: `
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return 0 end
-local status = ARGV[1]
-if (current == 'completed' or current == 'failed') and (status == 'queued' or status == 'processing') then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[2])
-if ARGV[3] == 'set' then
-  redis.call('HSET', KEYS[1], 'error', ARGV[4])
-elseif ARGV[3] == 'clear' then
-  redis.call('HDEL', KEYS[1], 'error')
-end
-return 1`,
-  },
-  llmwStoreLlmAttempt: {
-    keys: 1,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'llmAttempts', 1)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
-if redis.call('HGET', KEYS[1], 'status') == 'queued' then redis.call('HSET', KEYS[1], 'status', 'processing') end
-return 1`,
-  },
-  llmwStoreDelivery: {
-    keys: 2,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('PEXPIREAT', KEYS[2], redis.call('HGET', KEYS[1], 'expiresAtMs'))
-redis.call('HINCRBY', KEYS[1], 'callbackAttempts', 1)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-if ARGV[3] ~= '' then
-  redis.call('HSET', KEYS[1], 'status', ARGV[3])
-  if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'error') else redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
-end
-return 1`,
-  },
-  // The generation ends once: the user message and the reply enter the history together with
-  // the task update, or nothing happens (a task that already has completedAt).
-  llmwStoreComplete: {
-    keys: 2,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
-local message = redis.call('HGET', KEYS[1], 'message')
-redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[5] .. '\\n' .. message, 'assistant\\n' .. ARGV[5] .. '\\n' .. ARGV[1])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[1], 'model', ARGV[2], 'completedAt', ARGV[4],
-  'status', 'delivering', 'updatedAt', ARGV[5])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[3]) end
-return 1`,
-  },
-  llmwStoreFail: {
-    keys: 1,
-    lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'error', ARGV[1], 'completedAt', ARGV[2], 'status', 'delivering', 'updatedAt', ARGV[3])
-return 1`,
-  },
-  // SET NX EX semantics, plus the answer for a key that is already claimed.
-  llmwStoreClaim: {
-    keys: 1,
-    lua: `
-local existing = redis.call('HMGET', KEYS[1], 'fingerprint', 'taskId')
-if existing[1] then
-  if existing[1] == ARGV[1] then return {'replay', existing[2]} end
-  return {'conflict', existing[2]}
-end
-redis.call('HSET', KEYS[1], 'fingerprint', ARGV[1], 'taskId', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return {'created'}`,
-  },
-  llmwStoreRelease: {
-    keys: 1,
-    lua: `
-if redis.call('HGET', KEYS[1], 'taskId') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`,
-  },
-} as const;
-
-type ScriptName = keyof typeof SCRIPTS;
-type ScriptArg = string | number;
-type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
-
-function defineScripts(
-  client: Redis,
-): (name: ScriptName, keys: string[], args: ScriptArg[]) => Promise<unknown> {
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    client.defineCommand(name, { numberOfKeys: script.keys, lua: script.lua });
-  }
-  const commands = client as unknown as Record<ScriptName, ScriptFn>;
-  return (name, keys, args) => commands[name].call(client, ...keys, ...args);
 }
 
 function parseJson<T>(text: string | undefined): T | null {
@@ -188,7 +82,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
   const taskRetentionMs = limits.taskRetentionSeconds * 1000;
   // The newest exchange is always kept, whatever the prompt limit, so a conversation stays visible.
   const historyKeep = Math.max(2, limits.historyMaxMessages);
-  const run = defineScripts(client);
+  const run = defineStoreScripts(client);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
     withRedis('read task', async () => {

@@ -4,9 +4,19 @@
  * (group commit) before its promise resolves; reads are synchronous prepared statements.
  *
  * Expiry is enforced on read (an expired row is invisible at once) and rows are purged later, in
- * small batches, by an unref'd timer.
+ * small batches, by an unref'd timer (sqlite-store-purge.ts). The tables and the row mapping:
+ * sqlite-store-rows.ts.
  */
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { startSqlitePurge } from './sqlite-store-purge.js';
+import {
+  type ConversationRow,
+  type GenerationStateRow,
+  type IdempotencyRow,
+  STORE_MIGRATIONS,
+  type TaskRow,
+  toRecord,
+} from './sqlite-store-rows.js';
 import type {
   DeliveryAttempt,
   DeliveryEnd,
@@ -18,131 +28,13 @@ import type {
   StoreLimits,
   TaskError,
   TaskRecord,
-  TaskStatus,
-  Usage,
 } from './store.js';
+
+export { STORE_MIGRATIONS } from './sqlite-store-rows.js';
 
 export interface SqliteStoreOptions {
   /** How often expired rows are deleted (default 60 000). */
   purgeIntervalMs?: number;
-}
-
-interface TaskRow {
-  task_id: string;
-  namespace: string;
-  conversation_id: string;
-  message: string;
-  callback_url: string;
-  metadata: string | null;
-  created_at: string;
-  status: TaskStatus;
-  updated_at: string;
-  generated_response: string | null;
-  model: string | null;
-  usage: string | null;
-  error: string | null;
-  completed_at: string | null;
-  llm_attempts: number;
-  callback_attempts: number;
-  deliveries: string;
-}
-
-interface GenerationStateRow {
-  message: string;
-  completed_at: string | null;
-}
-
-interface ConversationRow {
-  next_position: number;
-  expires_at_ms: number;
-}
-
-interface IdempotencyRow {
-  fingerprint: string;
-  task_id: string;
-  expires_at_ms: number;
-}
-
-/**
- * The store's tables, by version (`SqliteDatabase.migrate`). Append only: a released migration
- * is never edited.
- */
-export const STORE_MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE tasks (
-    task_id TEXT PRIMARY KEY,
-    namespace TEXT NOT NULL,
-    conversation_id TEXT NOT NULL,
-    message TEXT NOT NULL,
-    callback_url TEXT NOT NULL,
-    metadata TEXT,
-    created_at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    generated_response TEXT,
-    model TEXT,
-    usage TEXT,
-    error TEXT,
-    completed_at TEXT,
-    llm_attempts INTEGER NOT NULL DEFAULT 0,
-    callback_attempts INTEGER NOT NULL DEFAULT 0,
-    deliveries TEXT NOT NULL DEFAULT '[]',
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX tasks_expiry ON tasks (expires_at_ms);
-
-  CREATE TABLE conversations (
-    conversation_key TEXT PRIMARY KEY,
-    next_position INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX conversations_expiry ON conversations (expires_at_ms);
-
-  CREATE TABLE history (
-    conversation_key TEXT NOT NULL,
-    position INTEGER NOT NULL,
-    role TEXT NOT NULL,
-    content TEXT NOT NULL,
-    at TEXT NOT NULL
-  );
-  CREATE UNIQUE INDEX history_by_position ON history (conversation_key, position);
-
-  CREATE TABLE idempotency_keys (
-    key TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    task_id TEXT NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-  );
-  CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
-  `,
-];
-
-/** Rows deleted per table and purge run, so a purge never holds the write lock for long. */
-const PURGE_BATCH = 1000;
-
-function parseJson<T>(text: string | null): T | null {
-  return text === null ? null : (JSON.parse(text) as T);
-}
-
-function toRecord(row: TaskRow): TaskRecord {
-  return {
-    taskId: row.task_id,
-    namespace: row.namespace,
-    conversationId: row.conversation_id,
-    message: row.message,
-    callbackUrl: row.callback_url,
-    metadata: parseJson<Record<string, unknown>>(row.metadata),
-    createdAt: row.created_at,
-    status: row.status,
-    updatedAt: row.updated_at,
-    generatedResponse: row.generated_response,
-    model: row.model,
-    usage: parseJson<Usage>(row.usage),
-    error: parseJson<TaskError>(row.error),
-    completedAt: row.completed_at,
-    attempts: { llm: row.llm_attempts, callback: row.callback_attempts },
-    deliveries: parseJson<DeliveryAttempt[]>(row.deliveries) ?? [],
-  };
 }
 
 export function createSqliteStore(
@@ -222,33 +114,7 @@ export function createSqliteStore(
   );
   const deleteIdempotencyKey = db.prepare('DELETE FROM idempotency_keys WHERE key = ? AND task_id = ?');
 
-  const purgeTasks = db.prepare(
-    'DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE expires_at_ms <= ? LIMIT ?)',
-  );
-  const purgeIdempotencyKeys = db.prepare(
-    `DELETE FROM idempotency_keys WHERE rowid IN
-       (SELECT rowid FROM idempotency_keys WHERE expires_at_ms <= ? LIMIT ?)`,
-  );
-  const selectExpiredConversations = db.prepare<{ conversation_key: string }>(
-    'SELECT conversation_key FROM conversations WHERE expires_at_ms <= ? LIMIT ?',
-  );
-
-  const purge = (): Promise<void> =>
-    db.write(() => {
-      const now = Date.now();
-      purgeTasks.run(now, PURGE_BATCH);
-      purgeIdempotencyKeys.run(now, PURGE_BATCH);
-      for (const { conversation_key } of selectExpiredConversations.all(now, PURGE_BATCH)) {
-        deleteMessages.run(conversation_key);
-        deleteConversation.run(conversation_key);
-      }
-    });
-
-  let purgeTimer: NodeJS.Timeout | null = setInterval(() => {
-    // A failed purge is retried on the next tick; expired rows are already invisible to reads.
-    purge().catch(() => {});
-  }, options.purgeIntervalMs ?? 60_000);
-  purgeTimer.unref();
+  const purge = startSqlitePurge(db, options.purgeIntervalMs ?? 60_000);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
     db.read(() => {
@@ -402,10 +268,7 @@ export function createSqliteStore(
     },
 
     async close() {
-      if (purgeTimer !== null) {
-        clearInterval(purgeTimer);
-        purgeTimer = null;
-      }
+      purge.stop();
     },
   };
 }

@@ -8,7 +8,8 @@
  * `setImmediate`, and every promise settles only after COMMIT: a resolved write survives a
  * SIGKILL, and a burst of requests costs one commit, not one per request. The
  * writes run plainly, with no statement of their own around each; when one throws, the batch is
- * rolled back and run again with a SAVEPOINT per write, so the failing write fails alone.
+ * rolled back and run again with a SAVEPOINT per write, so the failing write fails alone (the
+ * batch runner: sqlite-group-commit.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -17,6 +18,7 @@ import Database from 'better-sqlite3';
 import { BackendUnavailableError } from '../../shared/errors.js';
 import { startThread } from '../../shared/threads.js';
 import type { CheckpointerData, CheckpointerMessage } from './sqlite-checkpointer.js';
+import { createGroupCommit, type PendingWrite, unavailable } from './sqlite-group-commit.js';
 
 export type SqlValue = string | number | bigint | Buffer | null;
 
@@ -96,19 +98,6 @@ const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
 const LAYOUT_VERSION = 2;
 const LEGACY_SEAMS = ['store', 'queue'] as const;
 
-interface PendingWrite {
-  fn: (tx: SqliteTransaction) => unknown;
-  resolve: (value: unknown) => void;
-  reject: (error: unknown) => void;
-}
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-function unavailable(message: string, cause: unknown): BackendUnavailableError {
-  const detail = cause instanceof Error ? `: ${cause.message}` : '';
-  return new BackendUnavailableError(`${message}${detail}`, { cause });
-}
-
 function prepareLayout(raw: Database.Database): void {
   const version = raw.pragma('user_version', { simple: true }) as number;
   if (version > LAYOUT_VERSION) {
@@ -159,124 +148,12 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     return statement as unknown as SqliteStatement<Row>;
   };
   const tx: SqliteTransaction = { prepare };
-
-  const begin = raw.prepare('BEGIN IMMEDIATE');
-  const commit = raw.prepare('COMMIT');
-  const rollback = raw.prepare('ROLLBACK');
-  const savepoint = raw.prepare('SAVEPOINT w');
-  const release = raw.prepare('RELEASE w');
-  const rollbackToSavepoint = raw.prepare('ROLLBACK TO w');
+  const runBatch = createGroupCommit(raw, tx);
   const selectOne = raw.prepare('SELECT 1');
 
-  let pending: PendingWrite[] = [];
+  let pending: PendingWrite<SqliteTransaction>[] = [];
   let flushHandle: NodeJS.Immediate | null = null;
   let closed = false;
-
-  const settle = (batch: readonly PendingWrite[], outcomes: readonly Outcome[]): void => {
-    for (let index = 0; index < batch.length; index++) {
-      const outcome = outcomes[index]!;
-      if (outcome.ok) batch[index]!.resolve(outcome.value);
-      else batch[index]!.reject(outcome.error);
-    }
-  };
-
-  const failAll = (batch: readonly PendingWrite[], error: unknown): void => {
-    for (const write of batch) write.reject(error);
-  };
-
-  /** Commits the open transaction; on failure rolls back and fails every write of `batch`. */
-  const commitOrFail = (batch: readonly PendingWrite[]): boolean => {
-    try {
-      commit.run();
-      return true;
-    } catch (error) {
-      if (raw.inTransaction) {
-        try {
-          rollback.run();
-        } catch {
-          // The connection is broken; every write of the batch fails below either way.
-        }
-      }
-      failAll(batch, unavailable('The database could not commit', error));
-      return false;
-    }
-  };
-
-  /**
-   * The common case: every write of `batch` in one transaction with no per-write savepoint.
-   * Returns `false`, with nothing settled and the transaction rolled back, when a write threw:
-   * the caller then runs the batch again write by write.
-   */
-  const runBatchPlain = (batch: readonly PendingWrite[]): boolean => {
-    try {
-      begin.run();
-    } catch (error) {
-      failAll(batch, unavailable('The database cannot start a transaction', error));
-      return true;
-    }
-    const values: unknown[] = new Array(batch.length);
-    try {
-      for (let index = 0; index < batch.length; index++) values[index] = batch[index]!.fn(tx);
-    } catch {
-      if (raw.inTransaction) {
-        try {
-          rollback.run();
-        } catch {
-          // The isolated run that follows starts with its own BEGIN and reports what is broken.
-        }
-      }
-      return false;
-    }
-    if (!commitOrFail(batch)) return true;
-    for (let index = 0; index < batch.length; index++) batch[index]!.resolve(values[index]);
-    return true;
-  };
-
-  /**
-   * Runs `batch` in one transaction, each write in its own SAVEPOINT so a throw undoes only that
-   * write; returns writes that must go to a fresh transaction.
-   */
-  const runBatchIsolated = (batch: PendingWrite[]): PendingWrite[] => {
-    try {
-      begin.run();
-    } catch (error) {
-      failAll(batch, unavailable('The database cannot start a transaction', error));
-      return [];
-    }
-    const outcomes: Outcome[] = [];
-    for (let index = 0; index < batch.length; index++) {
-      const write = batch[index]!;
-      try {
-        savepoint.run();
-        const value = write.fn(tx);
-        release.run();
-        outcomes.push({ ok: true, value });
-      } catch (error) {
-        if (raw.inTransaction) {
-          try {
-            rollbackToSavepoint.run();
-            release.run();
-          } catch {
-            // Handled below: a transaction SQLite already rolled back is detected by inTransaction.
-          }
-        }
-        if (!raw.inTransaction) {
-          // Some errors (disk full, I/O) make SQLite roll back the whole transaction: the writes
-          // before this one are lost too, so they fail; the ones after get a transaction of their own.
-          settle(
-            batch.slice(0, index),
-            outcomes.map((outcome) => (outcome.ok ? { ok: false, error } : outcome)),
-          );
-          write.reject(error);
-          return batch.slice(index + 1);
-        }
-        outcomes.push({ ok: false, error });
-      }
-    }
-    if (!commitOrFail(batch)) return [];
-    settle(batch, outcomes);
-    return [];
-  };
 
   // Checkpoints move to a thread once the database has seen some traffic (a short-lived one,
   // such as a test's, never starts it); until the thread is up, and if it ever stops, the
@@ -309,7 +186,7 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
 
   const flush = (): void => {
     flushHandle = null;
-    let batch = pending;
+    const batch = pending;
     pending = [];
     if (
       ++commits === BACKGROUND_CHECKPOINT_AFTER_COMMITS &&
@@ -318,8 +195,7 @@ export function openSqliteDatabase(options: OpenSqliteDatabaseOptions): SqliteDa
     ) {
       startCheckpointer();
     }
-    if (runBatchPlain(batch)) return;
-    while (batch.length > 0) batch = runBatchIsolated(batch);
+    runBatch(batch);
   };
 
   const closedError = (): BackendUnavailableError => new BackendUnavailableError('The database is closed');

@@ -6,8 +6,9 @@
  *
  * BullMQ runs the jobs (locks, lock renewal, stalled-job recovery, delays, concurrency). Around
  * it, the group registry (`group-registry.ts`: the `lw:*` keys and their Lua scripts) gives the
- * seam deduplication and ordered groups; this file owns BullMQ's `Queue` and `Worker`s, the
- * processor, and the repair sweep loop. Each job gets a fresh BullMQ id from the registry entry.
+ * seam deduplication and ordered groups; this file owns BullMQ's `Queue` and `Worker`s and the
+ * processor, and starts the repair sweep (`repair-sweep.ts`). Each job gets a fresh BullMQ id from
+ * the registry entry.
  *
  * - enqueue: the registry's enqueue script, then, when the job heads its group (or has none),
  *   the BullMQ add.
@@ -17,9 +18,8 @@
  *   script; the group's next job is then added to BullMQ. Only then does the processor return.
  * - retry (or any other throw): `moveToDelayed` + `DelayedError`; the job stays the group head,
  *   so the group stays blocked until it ends. Its attempt counter lives in the registry.
- * - repair sweep (at `consume` start, then every few seconds in each worker, never two at once
- *   in one process): adds to BullMQ what the registry's sweeps return, batch by batch. Adding is
- *   idempotent (same BullMQ id), so sweeps of several workers may overlap.
+ * - repair sweep (`repair-sweep.ts`: at `consume` start, then every few seconds in each worker):
+ *   adds to BullMQ what the registry's sweeps return; sweeps of several workers may overlap.
  * - concurrency: one process runs several BullMQ workers of at most `WORKER_SLICE` jobs each.
  *   A BullMQ worker fetches jobs one round trip at a time and, while jobs are waiting, starts
  *   none before it has fetched as many as its concurrency: with one worker at a concurrency of
@@ -61,7 +61,8 @@ import {
   type JobQueue,
   type NewJob,
 } from '../job-queue.js';
-import { createGroupRegistry, type JobData, REPAIR_BATCH, type RegisteredJob } from './group-registry.js';
+import { createGroupRegistry, type JobData, type RegisteredJob } from './group-registry.js';
+import { type RepairSweep, startRepairSweep } from './repair-sweep.js';
 
 export interface BullmqJobQueueOptions {
   url: string;
@@ -111,7 +112,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
 
   let workers: Worker<JobData, void, string>[] | null = null;
   let workerClient: Redis | null = null;
-  let repairTimer: NodeJS.Timeout | null = null;
+  let repairSweep: RepairSweep | null = null;
   let closing: Promise<void> | null = null;
   /** Runs of this process, by BullMQ id; those abandoned by `close` must not finish their job. */
   const running = new Map<
@@ -143,42 +144,6 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         removeOnFail: true,
       },
     );
-  };
-
-  const repair = async (): Promise<void> => {
-    for (;;) {
-      const missing = await registry.sweepPending(Date.now());
-      for (const job of missing) {
-        logger?.info({ job_id: job.id }, 'repair: adding a job that was never handed to BullMQ');
-        await addToBull(job);
-      }
-      // A full batch may hide more; the added ones are in BullMQ now and settle next time.
-      if (missing.length < REPAIR_BATCH) break;
-    }
-
-    let cursor = '0';
-    do {
-      const step = await registry.sweepGroups(cursor);
-      cursor = step.cursor;
-      for (const head of step.missing) {
-        logger?.info(
-          { job_id: head.id, group: head.group },
-          'repair: adding a group head missing from BullMQ',
-        );
-        await addToBull(head);
-      }
-    } while (cursor !== '0');
-  };
-
-  let repairing: Promise<void> | null = null;
-  const runRepair = (): void => {
-    // One sweep at a time: under load a sweep can outlast the interval.
-    if (repairing !== null) return;
-    repairing = repair()
-      .catch((error: unknown) => logger?.warn({ err: error }, 'queue repair sweep failed'))
-      .finally(() => {
-        repairing = null;
-      });
   };
 
   /** Ends a job: off the registry and its group, then the group's next job into BullMQ. */
@@ -314,9 +279,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         );
         return worker;
       });
-      runRepair();
-      repairTimer = setInterval(runRepair, repairIntervalMs);
-      repairTimer.unref();
+      repairSweep = startRepairSweep({ registry, addToBull, intervalMs: repairIntervalMs, logger });
     },
 
     counts: () =>
@@ -334,7 +297,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
 
     close(closeOptions?: CloseOptions) {
       closing ??= (async () => {
-        if (repairTimer !== null) clearInterval(repairTimer);
+        repairSweep?.stop();
         await closeWorkers(closeOptions?.timeoutMs ?? 10_000);
         await queue.close().catch(() => {});
         workerClient?.disconnect();

@@ -1,0 +1,57 @@
+/**
+ * The SQLite store's purge: expired tasks, idempotency keys and conversations (with their
+ * history) deleted in small batches by an unref'd timer. Reads already hide expired rows; this
+ * only gives their space back.
+ */
+import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+
+/** Rows deleted per table and purge run, so a purge never holds the write lock for long. */
+const PURGE_BATCH = 1000;
+
+export interface SqlitePurge {
+  /** Stops the timer. Idempotent. */
+  stop(): void;
+}
+
+/** Purges every `intervalMs`, first after one interval. */
+export function startSqlitePurge(db: SqliteDatabase, intervalMs: number): SqlitePurge {
+  const purgeTasks = db.prepare(
+    'DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE expires_at_ms <= ? LIMIT ?)',
+  );
+  const purgeIdempotencyKeys = db.prepare(
+    `DELETE FROM idempotency_keys WHERE rowid IN
+       (SELECT rowid FROM idempotency_keys WHERE expires_at_ms <= ? LIMIT ?)`,
+  );
+  const selectExpiredConversations = db.prepare<{ conversation_key: string }>(
+    'SELECT conversation_key FROM conversations WHERE expires_at_ms <= ? LIMIT ?',
+  );
+  // The store prepares these too: `prepare` caches by text, so both use the same statements.
+  const deleteConversation = db.prepare('DELETE FROM conversations WHERE conversation_key = ?');
+  const deleteMessages = db.prepare('DELETE FROM history WHERE conversation_key = ?');
+
+  const purge = (): Promise<void> =>
+    db.write(() => {
+      const now = Date.now();
+      purgeTasks.run(now, PURGE_BATCH);
+      purgeIdempotencyKeys.run(now, PURGE_BATCH);
+      for (const { conversation_key } of selectExpiredConversations.all(now, PURGE_BATCH)) {
+        deleteMessages.run(conversation_key);
+        deleteConversation.run(conversation_key);
+      }
+    });
+
+  let purgeTimer: NodeJS.Timeout | null = setInterval(() => {
+    // A failed purge is retried on the next tick; expired rows are already invisible to reads.
+    purge().catch(() => {});
+  }, intervalMs);
+  purgeTimer.unref();
+
+  return {
+    stop() {
+      if (purgeTimer !== null) {
+        clearInterval(purgeTimer);
+        purgeTimer = null;
+      }
+    },
+  };
+}
