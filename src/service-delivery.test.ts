@@ -1,7 +1,4 @@
-/**
- * The whole service in one process (embedded mode, a real SQLite file), against a real callback
- * receiver: delivery (SPEC §5): order, retries, signing, 410 Gone and spent retries.
- */
+/** The whole service in one process against a real callback receiver: delivery (SPEC §5). */
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';

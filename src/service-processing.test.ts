@@ -1,7 +1,4 @@
-/**
- * The whole service in one process (embedded mode, a real SQLite file), against a real mock LLM:
- * processing (SPEC §4): prompts, history, order within a conversation, LLM retries and failures.
- */
+/** The whole service in one process against a real mock LLM: processing (SPEC §4). */
 import { describe, expect, it } from 'vitest';
 import { waitForTask } from '../test/support/in-process-app.js';
 import { post, useServiceUpstreams } from './service.test-support.js';

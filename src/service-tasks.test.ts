@@ -1,7 +1,4 @@
-/**
- * The whole service in one process (embedded mode, a real SQLite file): redelivery, conversations,
- * idempotency and metrics, end to end through the worker.
- */
+/** The whole service in one process: redelivery, conversations, idempotency and metrics. */
 import { describe, expect, it } from 'vitest';
 import { waitForTask } from '../test/support/in-process-app.js';
 import { post, SECRET, useServiceUpstreams } from './service.test-support.js';

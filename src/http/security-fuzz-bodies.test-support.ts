@@ -1,8 +1,4 @@
-/**
- * The seeded randomness and the request bodies of the hostile-input fuzz run
- * (`security-fuzz.test.ts`): valid, truncated, deep, huge, invalid UTF-8, prototype-poisoning,
- * wrongly typed and random JSON.
- */
+/** The fuzz run's seeded randomness and request bodies, from valid to poisoned (security-fuzz.test.ts). */
 
 export const BODY_LIMIT_BYTES = 262_144;
 

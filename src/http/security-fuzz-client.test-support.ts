@@ -1,7 +1,4 @@
-/**
- * A raw HTTP/1.1 client over one socket per request, and the heap measured after GC, for the
- * hostile-input fuzz run (`security-fuzz.test.ts`).
- */
+/** The fuzz run's raw HTTP/1.1 client, one socket per request, and the heap measured after GC. */
 import { connect } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';

@@ -1,8 +1,4 @@
-/**
- * The requests of the hostile-input fuzz run (`security-fuzz.test.ts`): junk methods, paths,
- * content types and headers around the bodies of `security-fuzz-bodies.test-support.ts`, encoded
- * as raw HTTP/1.1.
- */
+/** The fuzz run's requests: junk methods, paths, headers and framing, as raw HTTP/1.1 bytes. */
 import { pickBody, type Random } from './security-fuzz-bodies.test-support.js';
 
 export const TOKEN = 'fuzz-token-0123456789';

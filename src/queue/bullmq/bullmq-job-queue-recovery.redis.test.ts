@@ -1,7 +1,4 @@
-/**
- * The BullMQ driver against a real redis-server: jobs of a closed or killed worker, an enqueue cut
- * short, and Redis going down.
- */
+/** The BullMQ driver on a real redis-server: closed or killed workers, cut-short enqueues, Redis down. */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';

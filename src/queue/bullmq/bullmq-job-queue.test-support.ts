@@ -1,7 +1,4 @@
-/**
- * The real redis-server and the BullMQ queues of a driver test file, closed after its last test,
- * for the BullMQ driver's test files.
- */
+/** A real redis-server and the BullMQ queues of one driver test file, cleaned up after its last test. */
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
