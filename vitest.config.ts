@@ -13,7 +13,9 @@ const PROCESS_TESTS = ['**/*.redis.test.ts', '**/*.process.test.ts', 'test/e2e/*
  * `startInProcessApp` refuses to start where the value is not pinned.
  */
 const WORKER_TESTS = [
-  'src/service.test.ts',
+  'src/service-processing.test.ts',
+  'src/service-delivery.test.ts',
+  'src/service-tasks.test.ts',
   'src/http/security-tokens.test.ts',
   'src/http/security-ssrf.test.ts',
 ];

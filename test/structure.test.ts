@@ -15,8 +15,9 @@ function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) return sourceFiles(path);
-    // Tests and the contract suites (test code beside their seams) are not the service's source.
-    const isTest = entry.name.endsWith('.test.ts') || entry.name.endsWith('.contract.ts');
+    // Tests, their support modules and the contract suites (test code beside their seams) are not
+    // the service's source.
+    const isTest = ['.test.ts', '.test-support.ts', '.contract.ts'].some((end) => entry.name.endsWith(end));
     return entry.name.endsWith('.ts') && !isTest ? [path] : [];
   });
 }

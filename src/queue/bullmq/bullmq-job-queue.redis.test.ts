@@ -1,47 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+/** The BullMQ driver against a real redis-server: the queue contract, group order across consumers, load. */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  expectUnavailableWhileStopped,
-  type RedisServer,
-  startRedisServer,
-} from '../../../test/support/redis-server.js';
+import { describe, expect, it } from 'vitest';
 import { createRedisClient } from '../../backends/redis/redis-connection.js';
-import { hasExited, waitFor } from '../../dev/harness.js';
+import { waitFor } from '../../dev/harness.js';
 import { defineJobQueueContractTests } from '../job-queue.contract.js';
-import type { Job, JobQueue } from '../job-queue.js';
-import { type BullmqJobQueueOptions, createBullmqJobQueue } from './bullmq-job-queue.js';
+import type { Job } from '../job-queue.js';
+import { useBullmqTestQueues } from './bullmq-job-queue.test-support.js';
 
-let server: RedisServer;
-const open = new Set<JobQueue>();
-const children = new Set<ChildProcess>();
-const dir = mkdtempSync(join(tmpdir(), 'bullmq-job-queue-'));
-
-beforeAll(async () => {
-  server = await startRedisServer();
-});
-
-afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
-  await Promise.all([...open].map((queue) => queue.close({ timeoutMs: 0 })));
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-function openQueue(options: Partial<BullmqJobQueueOptions> & { prefix: string }): JobQueue {
-  const queue = createBullmqJobQueue({ url: server.url, repairIntervalMs: 500, ...options });
-  open.add(queue);
-  return queue;
-}
-
-async function closeQueue(queue: JobQueue, timeoutMs = 0): Promise<void> {
-  await queue.close({ timeoutMs });
-  open.delete(queue);
-}
+const queues = useBullmqTestQueues();
+const { openQueue, closeQueue } = queues;
 
 defineJobQueueContractTests('bullmq', async () => {
   const prefix = `t-${randomUUID()}`;
@@ -65,7 +32,7 @@ describe('BullMQ key layout that the Lua scripts read', () => {
   it('keeps a job as a hash at <prefix>:<queue>:<id> while it waits, is delayed or runs, and removes it when done', async () => {
     const prefix = `t-${randomUUID()}`;
     const base = `${prefix}:jobs`;
-    const redis = createRedisClient(server.url, { role: 'command' });
+    const redis = createRedisClient(queues.server.url, { role: 'command' });
     const queue = openQueue({ prefix });
     try {
       const bullIdOf = async (id: string): Promise<string> => {
@@ -166,46 +133,6 @@ describe('bullmq job queue', () => {
     await waitFor(async () => (await first.counts()).waiting === 0, 'an empty queue');
   });
 
-  it('hands a job cut off by a forced close to the other consumer, with attempt + 1', async () => {
-    const prefix = `t-${randomUUID()}`;
-    const options = { prefix, lockDurationMs: 1000, stalledIntervalMs: 300 };
-    const dying = openQueue(options);
-    let release = (): void => {};
-    const stuck = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const dyingRuns: Job[] = [];
-    dying.consume(
-      async (job) => {
-        dyingRuns.push(job);
-        await stuck;
-        return { type: 'done' };
-      },
-      { concurrency: 1 },
-    );
-    await dying.enqueue({ id: 'head', name: 'generate', taskId: 't1', group: 'g' });
-    await dying.enqueue({ id: 'next', name: 'generate', taskId: 't2', group: 'g' });
-    await waitFor(() => dyingRuns.length === 1, 'the first consumer to start the job');
-
-    const survivor = openQueue(options);
-    const runs: Job[] = [];
-    survivor.consume(
-      async (job) => {
-        runs.push(job);
-        return { type: 'done' };
-      },
-      { concurrency: 2 },
-    );
-    await closeQueue(dying, 50);
-    await waitFor(() => runs.length === 2, 'the survivor to run both jobs');
-    release();
-    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
-      ['head', 2],
-      ['next', 1],
-    ]);
-    expect(dyingRuns).toHaveLength(1);
-  });
-
   it('runs every job once when its event loop is busy for longer than the command timeout', async () => {
     // A worker saturated by thousands of jobs used to fail the Redis commands Redis had already
     // answered (the reply waited unread while the loop was busy): enqueues were refused, jobs
@@ -280,115 +207,5 @@ describe('bullmq job queue', () => {
     await waitFor(() => finished === total, 'all jobs running together, then finished', {
       timeoutMs: 30_000,
     });
-  });
-
-  it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
-    const prefix = `t-${randomUUID()}`;
-    // .mts: an ES module wherever it lives (top-level await).
-    const script = join(dir, `worker-${randomUUID()}.mts`);
-    const modulePath = fileURLToPath(new URL('./bullmq-job-queue.ts', import.meta.url));
-    writeFileSync(
-      script,
-      `import { createBullmqJobQueue } from ${JSON.stringify(modulePath)};
-const queue = createBullmqJobQueue({ url: ${JSON.stringify(server.url)}, prefix: ${JSON.stringify(prefix)}, lockDurationMs: 1000, stalledIntervalMs: 300 });
-queue.consume(async (job) => { process.stdout.write('started ' + job.id + '\\n'); return new Promise(() => {}); }, { concurrency: 1 });
-await queue.enqueue({ id: 'victim', name: 'generate', taskId: 't', group: 'g' });
-await queue.enqueue({ id: 'behind', name: 'generate', taskId: 't2', group: 'g' });
-process.stdout.write('enqueued\\n');
-`,
-    );
-    const child = spawn(process.execPath, ['--import', 'tsx', script], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.add(child);
-    let output = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-    });
-    child.stderr?.on('data', (chunk: Buffer) => {
-      output += chunk.toString('utf8');
-    });
-    await waitFor(
-      () => output.includes('started victim') && output.includes('enqueued'),
-      () => `the child worker to enqueue both jobs and start the first; child output: ${output}`,
-      { timeoutMs: 30_000 },
-    );
-    child.kill('SIGKILL');
-    await waitFor(() => hasExited(child), 'the child to die');
-    children.delete(child);
-
-    const survivor = openQueue({ prefix, lockDurationMs: 1000, stalledIntervalMs: 300 });
-    const runs: Job[] = [];
-    survivor.consume(
-      async (job) => {
-        runs.push(job);
-        return { type: 'done' };
-      },
-      { concurrency: 2 },
-    );
-    await waitFor(() => runs.length === 2, 'the survivor to run the dead worker job and the next one');
-    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
-      ['victim', 2],
-      ['behind', 1],
-    ]);
-  });
-
-  it('re-adds a job whose enqueue died between the registry and BullMQ', async () => {
-    const prefix = `t-${randomUUID()}`;
-    const queue = openQueue({ prefix });
-    const { Redis } = await import('ioredis');
-    const raw = new Redis(server.url);
-    try {
-      // What an API process leaves behind when it dies right after the enqueue script.
-      const since = Date.now() - 60_000;
-      const entry = {
-        id: 'orphan',
-        name: 'deliver',
-        taskId: 't',
-        group: null,
-        bullId: `j${randomUUID()}`,
-        runAtMs: since,
-      };
-      await raw.hset(`${prefix}:jobs:lw:jobs`, 'orphan', `${entry.bullId}|${JSON.stringify(entry)}`);
-      await raw.zadd(`${prefix}:jobs:lw:pending`, since, 'orphan');
-    } finally {
-      raw.disconnect();
-    }
-    expect(await queue.counts()).toEqual({ waiting: 1, active: 0, delayed: 0 });
-    const runs: string[] = [];
-    queue.consume(
-      async (job) => {
-        runs.push(job.id);
-        return { type: 'done' };
-      },
-      { concurrency: 1 },
-    );
-    await waitFor(() => runs.length === 1, 'the orphan to run');
-    expect(runs).toEqual(['orphan']);
-  });
-
-  it('rejects with BackendUnavailableError within 2 s while Redis is down, and works after a restart', async () => {
-    const prefix = `t-${randomUUID()}`;
-    const queue = openQueue({ prefix });
-    await queue.ping();
-    expect(await queue.enqueue({ id: 'before', name: 'generate', taskId: 't' })).toBe(true);
-    await expectUnavailableWhileStopped(
-      server,
-      [
-        () => queue.enqueue({ id: `down-${randomUUID()}`, name: 'generate', taskId: 't' }),
-        () => queue.ping(),
-      ],
-      () => queue.ping(),
-    );
-    const runs: string[] = [];
-    queue.consume(
-      async (job) => {
-        runs.push(job.id);
-        return { type: 'done' };
-      },
-      { concurrency: 1 },
-    );
-    expect(await queue.enqueue({ id: 'after', name: 'generate', taskId: 't' })).toBe(true);
-    await waitFor(() => runs.includes('after'), 'a job enqueued after the restart');
   });
 });

@@ -1,0 +1,166 @@
+/** The BullMQ driver on a real redis-server: closed or killed workers, cut-short enqueues, Redis down. */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { expectUnavailableWhileStopped } from '../../../test/support/redis-server.js';
+import { hasExited, waitFor } from '../../dev/harness.js';
+import type { Job } from '../job-queue.js';
+import { useBullmqTestQueues } from './bullmq-job-queue.test-support.js';
+
+const redis = useBullmqTestQueues();
+const { openQueue, closeQueue, children, dir } = redis;
+
+describe('bullmq job queue', () => {
+  it('hands a job cut off by a forced close to the other consumer, with attempt + 1', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const options = { prefix, lockDurationMs: 1000, stalledIntervalMs: 300 };
+    const dying = openQueue(options);
+    let release = (): void => {};
+    const stuck = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const dyingRuns: Job[] = [];
+    dying.consume(
+      async (job) => {
+        dyingRuns.push(job);
+        await stuck;
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    await dying.enqueue({ id: 'head', name: 'generate', taskId: 't1', group: 'g' });
+    await dying.enqueue({ id: 'next', name: 'generate', taskId: 't2', group: 'g' });
+    await waitFor(() => dyingRuns.length === 1, 'the first consumer to start the job');
+
+    const survivor = openQueue(options);
+    const runs: Job[] = [];
+    survivor.consume(
+      async (job) => {
+        runs.push(job);
+        return { type: 'done' };
+      },
+      { concurrency: 2 },
+    );
+    await closeQueue(dying, 50);
+    await waitFor(() => runs.length === 2, 'the survivor to run both jobs');
+    release();
+    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
+      ['head', 2],
+      ['next', 1],
+    ]);
+    expect(dyingRuns).toHaveLength(1);
+  });
+
+  it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
+    const prefix = `t-${randomUUID()}`;
+    // .mts: an ES module wherever it lives (top-level await).
+    const script = join(dir, `worker-${randomUUID()}.mts`);
+    const modulePath = fileURLToPath(new URL('./bullmq-job-queue.ts', import.meta.url));
+    writeFileSync(
+      script,
+      `import { createBullmqJobQueue } from ${JSON.stringify(modulePath)};
+const queue = createBullmqJobQueue({ url: ${JSON.stringify(redis.server.url)}, prefix: ${JSON.stringify(prefix)}, lockDurationMs: 1000, stalledIntervalMs: 300 });
+queue.consume(async (job) => { process.stdout.write('started ' + job.id + '\\n'); return new Promise(() => {}); }, { concurrency: 1 });
+await queue.enqueue({ id: 'victim', name: 'generate', taskId: 't', group: 'g' });
+await queue.enqueue({ id: 'behind', name: 'generate', taskId: 't2', group: 'g' });
+process.stdout.write('enqueued\\n');
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.add(child);
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+    });
+    await waitFor(
+      () => output.includes('started victim') && output.includes('enqueued'),
+      () => `the child worker to enqueue both jobs and start the first; child output: ${output}`,
+      { timeoutMs: 30_000 },
+    );
+    child.kill('SIGKILL');
+    await waitFor(() => hasExited(child), 'the child to die');
+    children.delete(child);
+
+    const survivor = openQueue({ prefix, lockDurationMs: 1000, stalledIntervalMs: 300 });
+    const runs: Job[] = [];
+    survivor.consume(
+      async (job) => {
+        runs.push(job);
+        return { type: 'done' };
+      },
+      { concurrency: 2 },
+    );
+    await waitFor(() => runs.length === 2, 'the survivor to run the dead worker job and the next one');
+    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
+      ['victim', 2],
+      ['behind', 1],
+    ]);
+  });
+
+  it('re-adds a job whose enqueue died between the registry and BullMQ', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const queue = openQueue({ prefix });
+    const { Redis } = await import('ioredis');
+    const raw = new Redis(redis.server.url);
+    try {
+      // What an API process leaves behind when it dies right after the enqueue script.
+      const since = Date.now() - 60_000;
+      const entry = {
+        id: 'orphan',
+        name: 'deliver',
+        taskId: 't',
+        group: null,
+        bullId: `j${randomUUID()}`,
+        runAtMs: since,
+      };
+      await raw.hset(`${prefix}:jobs:lw:jobs`, 'orphan', `${entry.bullId}|${JSON.stringify(entry)}`);
+      await raw.zadd(`${prefix}:jobs:lw:pending`, since, 'orphan');
+    } finally {
+      raw.disconnect();
+    }
+    expect(await queue.counts()).toEqual({ waiting: 1, active: 0, delayed: 0 });
+    const runs: string[] = [];
+    queue.consume(
+      async (job) => {
+        runs.push(job.id);
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    await waitFor(() => runs.length === 1, 'the orphan to run');
+    expect(runs).toEqual(['orphan']);
+  });
+
+  it('rejects with BackendUnavailableError within 2 s while Redis is down, and works after a restart', async () => {
+    const prefix = `t-${randomUUID()}`;
+    const queue = openQueue({ prefix });
+    await queue.ping();
+    expect(await queue.enqueue({ id: 'before', name: 'generate', taskId: 't' })).toBe(true);
+    await expectUnavailableWhileStopped(
+      redis.server,
+      [
+        () => queue.enqueue({ id: `down-${randomUUID()}`, name: 'generate', taskId: 't' }),
+        () => queue.ping(),
+      ],
+      () => queue.ping(),
+    );
+    const runs: string[] = [];
+    queue.consume(
+      async (job) => {
+        runs.push(job.id);
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    expect(await queue.enqueue({ id: 'after', name: 'generate', taskId: 't' })).toBe(true);
+    await waitFor(() => runs.includes('after'), 'a job enqueued after the restart');
+  });
+});
