@@ -3,8 +3,17 @@
  * naming the variable and the form it takes, no stack trace, and a non-zero exit, before any
  * connection is made or any request is served.
  */
-import { describe, expect, it } from 'vitest';
-import { startService } from '../support/start-service.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { type StartServiceOptions, startService } from '../support/start-service.js';
+
+/** Starts the service; a process that did not stop of its own is SIGKILLed after the test. */
+async function startDoomed(options: StartServiceOptions) {
+  const service = await startService(options);
+  onTestFinished(async () => {
+    await service.kill('SIGKILL');
+  });
+  return service;
+}
 
 // Nothing listens here: a role that got past its configuration would not stop at once.
 const UNUSED_REDIS = 'redis://127.0.0.1:1';
@@ -27,7 +36,7 @@ const cases: ReadonlyArray<{ role: 'all' | 'api' | 'worker'; mode: string; env: 
 
 describe.each(cases)('role $role ($mode)', ({ role, env }) => {
   it('stops with one line naming CALLBACK_ALLOWED_HOSTS when an entry is malformed', async () => {
-    const service = await startService({
+    const service = await startDoomed({
       role,
       env: { ...env, CALLBACK_ALLOWED_HOSTS: 'hooks.example,10.0.0.0/99' },
       waitReady: false,
@@ -46,7 +55,7 @@ describe.each(cases)('role $role ($mode)', ({ role, env }) => {
 
 describe.each(['api', 'worker'] as const)('role %s without REDIS_URL', (role) => {
   it('stops with one line saying the role needs REDIS_URL', async () => {
-    const service = await startService({ role, env: {}, waitReady: false });
+    const service = await startDoomed({ role, env: {}, waitReady: false });
     const { code } = await service.exited;
     expect(code).toBe(1);
     expect(service.stderr.join('').trimEnd().split('\n')).toEqual([
