@@ -132,10 +132,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     closing = true;
     done();
   });
-  app.addHook('onRequest', async (_request: FastifyRequest, reply: FastifyReply) => {
-    if (!closing) return;
+  // A plain callback, not an async hook: it runs on every request and costs no promise there.
+  app.addHook('onRequest', (_request: FastifyRequest, reply: FastifyReply, done) => {
+    if (!closing) {
+      done();
+      return;
+    }
     // A request on a kept-alive connection after close began: refused, and the connection ends.
-    return reply.code(503).header('connection', 'close').send({ detail: SHUTTING_DOWN });
+    reply.code(503).header('connection', 'close').send({ detail: SHUTTING_DOWN });
   });
   registerAuth(app, config.apiTokens);
 
