@@ -148,7 +148,7 @@ export async function withRedis<T>(action: string, fn: () => Promise<T>, timeout
 }
 
 /** How long a `ping` of a driver waits for Redis before the backend counts as unavailable. */
-export const REDIS_PING_TIMEOUT_MS = 2000;
+const REDIS_PING_TIMEOUT_MS = 2000;
 
 /** Resolves when `client`'s Redis answers within `REDIS_PING_TIMEOUT_MS`; rejects with `BackendUnavailableError` otherwise. */
 export function pingRedis(client: Redis): Promise<void> {
