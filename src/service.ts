@@ -95,6 +95,8 @@ export async function createService(
           logger,
           store,
           deliveries,
+          destinations: backends.destinations,
+          leases: backends.leases,
           llm: outbound.llm,
           sender: outbound.sender,
           sign: createSigner(config.webhookSecret),
