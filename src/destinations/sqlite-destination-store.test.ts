@@ -11,6 +11,33 @@ defineDestinationStoreContractTests('sqlite', () =>
 );
 
 describe('sqlite destinations', () => {
+  it('forget idle closed destinations and empty windows, but keep open ones and those holding deliveries', async () => {
+    let clock = Date.now();
+    const store = createSqliteDestinationStore(openSqliteDatabase({ path: ':memory:' }), { idleMs: 60_000 });
+    const idle = { namespace: '', destination: 'https://idle.example:443' };
+    const open = { namespace: '', destination: 'https://open.example:443' };
+    const holding = { namespace: '', destination: 'https://holding.example:443' };
+    for (const ref of [idle, open, holding]) await store.recordOutcome(ref, false, 'HTTP 500', clock, 60_000);
+    const { record } = await store.recordOutcome(open, false, 'HTTP 500', clock, 60_000);
+    await store.transition(open, record.version, {
+      ...record,
+      state: 'open',
+      untilMs: clock + 1,
+      version: record.version + 1,
+    });
+    await store.hold(holding, 'deliver:t', clock);
+    clock += 120_000;
+    // The sweep runs every 10,000 outcomes, at the next outcome after that.
+    const other = { namespace: '', destination: 'https://busy.example:443' };
+    for (let n = 0; n < 10_000; n += 1) await store.recordOutcome(other, true, null, clock, 60_000);
+    const listed = (await store.list('', clock, 60_000)).map((view) => view.destination);
+    expect(listed).toEqual([
+      'https://busy.example:443',
+      'https://holding.example:443',
+      'https://open.example:443',
+    ]);
+  });
+
   const dir = mkdtempSync(join(tmpdir(), 'destinations-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -3,6 +3,10 @@
  * the held deliveries are rows, so they survive a restart. The window of recent outcomes is kept
  * in memory only: one process owns the file, a healthy delivery costs no write, and after a
  * restart the window starts empty (the breaker's state does not).
+ *
+ * Bounded: windows with nothing left in them are dropped every `SWEEP_EVERY` outcomes, and a
+ * closed destination that held nothing and did not change for `idleMs` is forgotten (its row is
+ * written again by its next outcome).
  */
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { type BreakerRecord, bucketOf, CLOSED, type OutcomeWindow, oldestBucket } from './breaker.js';
@@ -53,8 +57,24 @@ const toRecord = (row: DestinationRow): BreakerRecord => ({
 /** Bucket → counts, per destination. */
 type Buckets = Map<number, OutcomeWindow>;
 
-export function createSqliteDestinationStore(db: SqliteDatabase): DestinationStore {
+/** Outcomes between two sweeps of the in-memory windows. */
+const SWEEP_EVERY = 10_000;
+
+export interface SqliteDestinationStoreOptions {
+  /** A closed destination unchanged this long is forgotten (default 7 days). */
+  idleMs?: number;
+}
+
+export function createSqliteDestinationStore(
+  db: SqliteDatabase,
+  options: SqliteDestinationStoreOptions = {},
+): DestinationStore {
   db.migrate('destinations', DESTINATION_MIGRATIONS);
+  const idleMs = options.idleMs ?? 7 * 86_400_000;
+  const forgetIdle = db.prepare(
+    `DELETE FROM destinations WHERE state = 'closed' AND changed_at_ms < ? AND NOT EXISTS
+     (SELECT 1 FROM held_deliveries h WHERE h.namespace = destinations.namespace AND h.destination = destinations.destination)`,
+  );
   const selectOne = db.prepare<DestinationRow>(
     'SELECT * FROM destinations WHERE namespace = ? AND destination = ?',
   );
@@ -92,6 +112,7 @@ export function createSqliteDestinationStore(db: SqliteDatabase): DestinationSto
   );
 
   const windows = new Map<string, Buckets>();
+  let outcomesSinceSweep = 0;
   const keyOf = (ref: DestinationRef): string => `${ref.namespace}\u0000${ref.destination}`;
 
   const windowOf = (key: string, nowMs: number, windowMs: number): OutcomeWindow => {
@@ -120,6 +141,12 @@ export function createSqliteDestinationStore(db: SqliteDatabase): DestinationSto
     get: (ref) => db.read(() => get(ref)),
 
     async recordOutcome(ref, ok, error, nowMs, windowMs) {
+      outcomesSinceSweep += 1;
+      if (outcomesSinceSweep >= SWEEP_EVERY) {
+        outcomesSinceSweep = 0;
+        for (const key of [...windows.keys()]) windowOf(key, nowMs, windowMs);
+        await db.write(() => forgetIdle.run(nowMs - idleMs));
+      }
       const key = keyOf(ref);
       const bucket = bucketOf(nowMs, windowMs);
       const buckets = windows.get(key) ?? new Map<number, OutcomeWindow>();

@@ -9,9 +9,8 @@
  * - Ordered groups: jobs sharing a `group` run one at a time, in `enqueue` order; a job waiting
  *   for its retry delay keeps its group blocked. Jobs of different groups (or without a group)
  *   run in parallel, up to `concurrency` per consumer process.
- * - Priority: a waiting `first` job runs before a waiting `normal` one (the service enqueues
- *   deliveries as `first`, so callbacks whose reply is ready never queue behind a backlog of LLM
- *   calls).
+ * - Priority: a waiting `first` job runs before a waiting `normal` one. (The service keeps
+ *   generations and deliveries in queues of their own instead, each with its own slots.)
  * - A job's `name` is the handler's business: the queue stores and returns it, and never reads it.
  * - Retries: a handler returning `{ type: 'retry', delayMs }` runs again after the delay with
  *   `attempt + 1`; a handler throwing `PermanentJobError` ends the job; any other throw is retried
