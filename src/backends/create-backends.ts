@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config.js';
+import type { LeaseLimiter } from '../limits/lease-limiter.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store, StoreLimits } from '../store/store.js';
@@ -13,6 +14,8 @@ export interface Backends {
   mode: 'embedded' | 'redis';
   store: Store;
   queue: JobQueue;
+  /** Places bounded across the deployment (in-process when embedded, on Redis otherwise). */
+  leases: LeaseLimiter;
   /** The ioredis client for shared rate-limit counters (redis mode only). */
   rateLimitRedis?: unknown;
   /** Closes the store and connections; call after `queue.close()`. */
@@ -35,10 +38,12 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     });
     const store = createSqliteStore(db, limits);
     const queue = createSqliteJobQueue(db, { logger });
+    const { createMemoryLeaseLimiter } = await import('../limits/memory-lease-limiter.js');
     return {
       mode: 'embedded',
       store,
       queue,
+      leases: createMemoryLeaseLimiter(),
       close: async () => {
         await store.close();
         db.close();
@@ -48,6 +53,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   const { createRedisClient } = await import('./redis/redis-connection.js');
   const { createRedisStore } = await import('../store/redis-store.js');
   const { createBullmqJobQueue } = await import('../queue/bullmq/bullmq-job-queue.js');
+  const { createRedisLeaseLimiter } = await import('../limits/redis-lease-limiter.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
   const queue = createBullmqJobQueue({
@@ -60,6 +66,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     mode: 'redis',
     store,
     queue,
+    leases: createRedisLeaseLimiter(client, `${config.queuePrefix}:`),
     rateLimitRedis: client,
     close: async () => {
       await store.close();
