@@ -10,6 +10,7 @@ import type { Config, Role } from './config.js';
 import { createSigner } from './delivery/sign.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
+import { createLlmGate } from './jobs/llm-gate.js';
 import { createOutbound } from './outbound/create-outbound.js';
 import { outboundSettings } from './outbound/outbound-calls.js';
 import { ConfigError } from './shared/errors.js';
@@ -90,6 +91,7 @@ export async function createService(
             sender: outbound.sender,
             sign: createSigner(config.webhookSecret),
             metrics,
+            llmGate: createLlmGate(config, backends.leases, backends.rateLimits),
           }),
           { concurrency: config.workerConcurrency },
         );

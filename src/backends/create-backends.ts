@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { LeaseLimiter } from '../limits/lease-limiter.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store, StoreLimits } from '../store/store.js';
@@ -16,6 +17,8 @@ export interface Backends {
   queue: JobQueue;
   /** Places bounded across the deployment (in-process when embedded, on Redis otherwise). */
   leases: LeaseLimiter;
+  /** LLM rate limits and model pauses, shared like `leases`. */
+  rateLimits: RateLimits;
   /** The ioredis client for shared rate-limit counters (redis mode only). */
   rateLimitRedis?: unknown;
   /** Closes the store and connections; call after `queue.close()`. */
@@ -39,11 +42,13 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     const store = createSqliteStore(db, limits);
     const queue = createSqliteJobQueue(db, { logger });
     const { createMemoryLeaseLimiter } = await import('../limits/memory-lease-limiter.js');
+    const { createMemoryRateLimits } = await import('../limits/memory-limits.js');
     return {
       mode: 'embedded',
       store,
       queue,
       leases: createMemoryLeaseLimiter(),
+      rateLimits: createMemoryRateLimits(),
       close: async () => {
         await store.close();
         db.close();
@@ -54,6 +59,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   const { createRedisStore } = await import('../store/redis-store.js');
   const { createBullmqJobQueue } = await import('../queue/bullmq/bullmq-job-queue.js');
   const { createRedisLeaseLimiter } = await import('../limits/redis-lease-limiter.js');
+  const { createRedisRateLimits } = await import('../limits/redis-limits.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
   const queue = createBullmqJobQueue({
@@ -67,6 +73,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     store,
     queue,
     leases: createRedisLeaseLimiter(client, `${config.queuePrefix}:`),
+    rateLimits: createRedisRateLimits(client, `${config.queuePrefix}:`),
     rateLimitRedis: client,
     close: async () => {
       await store.close();

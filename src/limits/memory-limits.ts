@@ -1,37 +1,5 @@
-/** The limits of the embedded mode: one process, so plain maps and timestamps suffice. */
-import type { Lease, LeaseLimiter } from './lease-limiter.js';
-import { type LlmLimits, type ModelPauses, type RateLimiter, refilled } from './rate-limits.js';
-
-export function createMemoryLeaseLimiter(): LeaseLimiter {
-  const held = new Map<string, Map<number, number>>();
-  let nextId = 1;
-  const live = (key: string): Map<number, number> => {
-    let leases = held.get(key);
-    if (leases === undefined) {
-      leases = new Map();
-      held.set(key, leases);
-    }
-    const now = Date.now();
-    for (const [id, expiresAt] of leases) if (expiresAt <= now) leases.delete(id);
-    return leases;
-  };
-  return {
-    async acquire(key, limit, ttlMs): Promise<Lease | null> {
-      const leases = live(key);
-      if (leases.size >= limit) return null;
-      const id = nextId++;
-      leases.set(id, Date.now() + ttlMs);
-      return {
-        async release() {
-          leases.delete(id);
-        },
-      };
-    },
-    async count(key) {
-      return live(key).size;
-    },
-  };
-}
+/** The rate limits and model pauses of the embedded mode: one process, so maps of timestamps suffice. */
+import { type ModelPauses, type RateLimiter, type RateLimits, refilled } from './rate-limits.js';
 
 export function createMemoryRateLimiter(): RateLimiter {
   const buckets = new Map<string, { tokens: number; atMs: number }>();
@@ -63,9 +31,8 @@ export function createMemoryModelPauses(): ModelPauses {
   };
 }
 
-export function createMemoryLimits(): LlmLimits {
+export function createMemoryRateLimits(): RateLimits {
   return {
-    leases: createMemoryLeaseLimiter(),
     rates: createMemoryRateLimiter(),
     pauses: createMemoryModelPauses(),
   };

@@ -27,14 +27,11 @@ export interface ModelPauses {
   remainingMs(model: string): Promise<number>;
 }
 
-/** Every limit the LLM calls are held to. */
-export interface LlmLimits {
-  leases: LeaseLimiter;
+/** The rate limits and pauses, as the backends provide them (the leases are `backends.leases`). */
+export interface RateLimits {
   rates: RateLimiter;
   pauses: ModelPauses;
 }
-
-import type { LeaseLimiter } from './lease-limiter.js';
 
 /** The bucket arithmetic both drivers use: units in the bucket after refilling up to `nowMs`. */
 export function refilled(tokens: number, atMs: number, nowMs: number, window: RateWindow): number {

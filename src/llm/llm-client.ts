@@ -152,7 +152,9 @@ function translate(error: unknown, timeoutMs: number, apiKey: string): LlmError 
 function isContextLengthError(error: InstanceType<typeof OpenAI.APIError>): boolean {
   if (error.status !== 400 && error.status !== 413) return false;
   if (error.code === 'context_length_exceeded') return true;
-  return /context length|context window|maximum context|too many tokens|prompt is too long/i.test(error.message);
+  return /context length|context window|maximum context|too many tokens|prompt is too long/i.test(
+    error.message,
+  );
 }
 
 /** A non-negative count from a usage field, or `undefined`. */

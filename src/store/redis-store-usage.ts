@@ -50,27 +50,27 @@ export interface RedisUsage {
   /** The three roll-up keys and the arguments `llmwStoreComplete` takes after its own. */
   rollupOf(
     namespace: string,
+    client: string,
     conversationId: string,
     generation: Generation,
   ): { keys: string[]; args: Array<string | number> };
   query(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
-  total(namespace: string, period: UsagePeriod): Promise<UsageTotals>;
+  total(client: string, period: UsagePeriod): Promise<UsageTotals>;
 }
 
 export function createRedisUsage(client: Redis, prefix: string): RedisUsage {
   const dayKey = (namespace: string, day: string): string => `${prefix}usage:${namespace}:${day}`;
-  const totalKey = (namespace: string, period: string): string =>
-    `${prefix}usage-total:${namespace}:${period}`;
+  const totalKey = (charged: string, period: string): string => `${prefix}usage-total:${charged}:${period}`;
 
   return {
-    rollupOf(namespace, conversationId, generation) {
+    rollupOf(namespace, charged, conversationId, generation) {
       const day = dayOf(generation.completedAt);
       const usage = generation.usage;
       return {
         keys: [
           dayKey(namespace, day),
-          totalKey(namespace, `d:${day}`),
-          totalKey(namespace, `m:${day.slice(0, 7)}`),
+          totalKey(charged, `d:${day}`),
+          totalKey(charged, `m:${day.slice(0, 7)}`),
         ],
         args: [
           JSON.stringify([generation.model, conversationId]),
@@ -108,8 +108,8 @@ export function createRedisUsage(client: Redis, prefix: string): RedisUsage {
       return [...rows.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     },
 
-    async total(namespace, period) {
-      const key = totalKey(namespace, period.unit === 'day' ? `d:${period.day}` : `m:${period.month}`);
+    async total(charged, period) {
+      const key = totalKey(charged, period.unit === 'day' ? `d:${period.day}` : `m:${period.month}`);
       const fields = await client.hgetall(key);
       const totals: UsageTotals = { ...ZERO_USAGE };
       for (const [letter, amount] of Object.entries(fields)) {

@@ -11,8 +11,8 @@
  * - `idem:<key>` hash {fingerprint, taskId} with the claim's TTL.
  * - `usage:<namespace>:<YYYY-MM-DD>` hash of the day's usage roll-ups: field = metric letter
  *   (`r` requests, `p` prompt, `c` completion, `t` total tokens, `n` cost in nano-USD) followed by
- *   the JSON `[model, conversation id]`; `usage-total:<namespace>:d:<day>` and
- *   `usage-total:<namespace>:m:<YYYY-MM>` hashes of the same letters, for budgets. Kept
+ *   the JSON `[model, conversation id]`; `usage-total:<client>:d:<day>` and
+ *   `usage-total:<client>:m:<YYYY-MM>` hashes of the same letters, for budgets. Kept
  *   `USAGE_RETENTION_DAYS` after their last update (redis-store-usage.ts reads them).
  *
  * Every state change that reads before it writes is one Lua script (atomic on the server;
@@ -55,6 +55,7 @@ function toRecord(taskId: string, fields: Record<string, string>, deliveries: st
     metadata: parseJson<Record<string, unknown>>(fields.metadata),
     createdAt: fields.createdAt ?? '',
     options: parseJson<LlmOptions>(fields.options),
+    client: fields.client ?? fields.namespace ?? '',
     status: (fields.status ?? 'queued') as TaskStatus,
     updatedAt: fields.updatedAt ?? fields.createdAt ?? '',
     generatedResponse: fields.generatedResponse ?? null,
@@ -139,6 +140,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
           createdAtMs + taskRetentionMs,
         ];
         if (task.metadata !== null) fields.push('metadata', JSON.stringify(task.metadata));
+        if (task.client !== undefined) fields.push('client', task.client);
         if (task.options !== undefined && task.options !== null) {
           fields.push('options', JSON.stringify(task.options));
         }
@@ -173,17 +175,19 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
 
     completeGeneration: (taskId, key, generation) =>
       withRedis('complete generation', async () => {
-        let { namespace, conversationId } = generation;
-        if (namespace === undefined || conversationId === undefined) {
-          const [storedNamespace, storedConversation] = await client.hmget(
+        let { namespace, conversationId, client: charged } = generation;
+        if (namespace === undefined || conversationId === undefined || charged === undefined) {
+          const [storedNamespace, storedConversation, storedClient] = await client.hmget(
             taskKey(taskId),
             'namespace',
             'conversationId',
+            'client',
           );
           namespace = storedNamespace ?? '';
           conversationId = storedConversation ?? '';
+          charged = storedClient ?? namespace;
         }
-        const rollup = usage.rollupOf(namespace, conversationId, generation);
+        const rollup = usage.rollupOf(namespace, charged, conversationId, generation);
         const applied = await run(
           'llmwStoreComplete',
           [taskKey(taskId), historyKey(key), ...rollup.keys],
@@ -253,7 +257,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
 
     getUsage: (namespace, query) => withRedis('read usage', () => usage.query(namespace, query)),
 
-    getUsageTotal: (namespace, period) => withRedis('read usage', () => usage.total(namespace, period)),
+    getUsageTotal: (charged, period) => withRedis('read usage', () => usage.total(charged, period)),
 
     ping: () => pingRedis(client),
 

@@ -24,6 +24,7 @@ export interface TaskRow {
   callback_attempts: number;
   deliveries: string;
   options: string | null;
+  client: string | null;
 }
 
 export interface GenerationStateRow {
@@ -31,6 +32,7 @@ export interface GenerationStateRow {
   completed_at: string | null;
   namespace: string;
   conversation_id: string;
+  client: string | null;
 }
 
 export interface ConversationRow {
@@ -113,6 +115,7 @@ export function toRecord(row: TaskRow): TaskRecord {
     metadata: parseJson<Record<string, unknown>>(row.metadata),
     createdAt: row.created_at,
     options: parseJson<LlmOptions>(row.options),
+    client: row.client ?? row.namespace,
     status: row.status,
     updatedAt: row.updated_at,
     generatedResponse: row.generated_response,

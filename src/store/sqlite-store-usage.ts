@@ -18,6 +18,7 @@ import {
 
 export const USAGE_MIGRATION = `
   ALTER TABLE tasks ADD COLUMN options TEXT;
+  ALTER TABLE tasks ADD COLUMN client TEXT;
 
   CREATE TABLE usage_rollups (
     namespace TEXT NOT NULL,
@@ -33,14 +34,14 @@ export const USAGE_MIGRATION = `
   ) WITHOUT ROWID;
 
   CREATE TABLE usage_totals (
-    namespace TEXT NOT NULL,
+    client TEXT NOT NULL,
     period TEXT NOT NULL,
     requests INTEGER NOT NULL,
     prompt_tokens INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL,
     cost_nano_usd INTEGER NOT NULL,
-    PRIMARY KEY (namespace, period)
+    PRIMARY KEY (client, period)
   ) WITHOUT ROWID;
 `;
 
@@ -69,13 +70,14 @@ export interface SqliteUsage {
   /** Adds one completed generation; call inside the `db.write` that stores it. */
   add(
     namespace: string,
+    client: string,
     conversationId: string,
     model: string,
     usage: Usage | null,
     completedAt: string,
   ): void;
   query(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
-  total(namespace: string, period: UsagePeriod): Promise<UsageTotals>;
+  total(client: string, period: UsagePeriod): Promise<UsageTotals>;
 }
 
 export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
@@ -89,9 +91,9 @@ export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
        cost_nano_usd = cost_nano_usd + excluded.cost_nano_usd`,
   );
   const upsertTotal = db.prepare(
-    `INSERT INTO usage_totals (namespace, period, requests, prompt_tokens, completion_tokens,
+    `INSERT INTO usage_totals (client, period, requests, prompt_tokens, completion_tokens,
        total_tokens, cost_nano_usd) VALUES (?, ?, 1, ?, ?, ?, ?)
-     ON CONFLICT (namespace, period) DO UPDATE SET
+     ON CONFLICT (client, period) DO UPDATE SET
        requests = requests + 1, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
        completion_tokens = completion_tokens + excluded.completion_tokens,
        total_tokens = total_tokens + excluded.total_tokens,
@@ -99,7 +101,7 @@ export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
   );
   const selectTotal = db.prepare<TotalsRow>(
     `SELECT requests, prompt_tokens, completion_tokens, total_tokens, cost_nano_usd
-     FROM usage_totals WHERE namespace = ? AND period = ?`,
+     FROM usage_totals WHERE client = ? AND period = ?`,
   );
   const selectGrouped = Object.fromEntries(
     Object.entries(COLUMN_OF).map(([group, column]) => [
@@ -115,15 +117,15 @@ export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
   ) as Record<UsageQuery['groupBy'], ReturnType<typeof db.prepare<TotalsRow & { key: string }>>>;
 
   return {
-    add(namespace, conversationId, model, usage, completedAt) {
+    add(namespace, client, conversationId, model, usage, completedAt) {
       const day = dayOf(completedAt);
       const prompt = usage?.prompt_tokens ?? 0;
       const completion = usage?.completion_tokens ?? 0;
       const total = usage?.total_tokens ?? 0;
       const cost = usage?.cost === undefined ? 0 : toNanoUsd(usage.cost);
       upsertRollup.run(namespace, day, model, conversationId, prompt, completion, total, cost);
-      upsertTotal.run(namespace, `d:${day}`, prompt, completion, total, cost);
-      upsertTotal.run(namespace, `m:${day.slice(0, 7)}`, prompt, completion, total, cost);
+      upsertTotal.run(client, `d:${day}`, prompt, completion, total, cost);
+      upsertTotal.run(client, `m:${day.slice(0, 7)}`, prompt, completion, total, cost);
     },
     query(namespace, query) {
       return db.read(() =>
@@ -132,9 +134,9 @@ export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
           .map((row) => ({ key: row.key, ...totals(row) })),
       );
     },
-    total(namespace, period) {
+    total(client, period) {
       const key = period.unit === 'day' ? `d:${period.day}` : `m:${period.month}`;
-      return db.read(() => totals(selectTotal.get(namespace, key)));
+      return db.read(() => totals(selectTotal.get(client, key)));
     },
   };
 }

@@ -51,12 +51,12 @@ export function createSqliteStore(
 
   const insertTask = db.prepare(
     `INSERT INTO tasks (task_id, namespace, conversation_id, message, callback_url, metadata, created_at,
-       status, updated_at, expires_at_ms, options)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+       status, updated_at, expires_at_ms, options, client)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
   );
   const selectTask = db.prepare<TaskRow>('SELECT * FROM tasks WHERE task_id = ? AND expires_at_ms > ?');
   const selectGenerationState = db.prepare<GenerationStateRow>(
-    'SELECT message, completed_at, namespace, conversation_id FROM tasks WHERE task_id = ? AND expires_at_ms > ?',
+    'SELECT message, completed_at, namespace, conversation_id, client FROM tasks WHERE task_id = ? AND expires_at_ms > ?',
   );
   const updateStatus = db.prepare(
     `UPDATE tasks SET status = ?, updated_at = ?, error = CASE WHEN ? THEN ? ELSE error END
@@ -155,6 +155,7 @@ export function createSqliteStore(
           task.createdAt,
           expiresAtMs,
           task.options === undefined || task.options === null ? null : JSON.stringify(task.options),
+          task.client ?? null,
         ),
       );
     },
@@ -201,6 +202,7 @@ export function createSqliteStore(
         );
         usage.add(
           task.namespace,
+          task.client ?? task.namespace,
           task.conversation_id,
           generation.model,
           generation.usage,
@@ -275,7 +277,7 @@ export function createSqliteStore(
 
     getUsage: (namespace, query) => usage.query(namespace, query),
 
-    getUsageTotal: (namespace, period) => usage.total(namespace, period),
+    getUsageTotal: (client, period) => usage.total(client, period),
 
     ping() {
       return db.ping();

@@ -516,6 +516,24 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
         ).toBe(200);
       }));
 
+    it('counts budget totals per client, apart from the namespace', () =>
+      withStore(async (store) => {
+        const client = `ip:${randomUUID()}`;
+        const task = newTask({ client });
+        await store.createTask(task);
+        expect((await store.getTaskById(task.taskId))?.client).toBe(client);
+        const done: Generation = { ...generation('r'), completedAt: '2026-05-05T05:05:05.000Z' };
+        expect(
+          await store.completeGeneration(task.taskId, conversationKey('', task.conversationId), done),
+        ).toBe(true);
+        expect((await store.getUsageTotal(client, { unit: 'day', day: '2026-05-05' })).totalTokens).toBe(7);
+        expect((await store.getUsageTotal(client, { unit: 'month', month: '2026-05' })).requests).toBe(1);
+        expect((await store.getUsageTotal('', { unit: 'day', day: '2026-05-05' })).requests).toBe(0);
+        const plain = newTask();
+        await store.createTask(plain);
+        expect((await store.getTaskById(plain.taskId))?.client).toBe('');
+      }));
+
     it('answers ping', () =>
       withStore(async (store) => {
         await expect(store.ping()).resolves.toBeUndefined();

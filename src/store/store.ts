@@ -98,10 +98,16 @@ export interface NewTask {
   createdAt: string;
   /** The request's LLM options; absent or `null`: none. */
   options?: LlmOptions | null;
+  /**
+   * Whom the task's usage counts against for `CLIENT_BUDGET`: the namespace when API tokens are
+   * on, `ip:<address>` when they are off. Default: the namespace.
+   */
+  client?: string;
 }
 
 export interface TaskRecord extends NewTask {
   options: LlmOptions | null;
+  client: string;
   status: TaskStatus;
   updatedAt: string;
   generatedResponse: string | null;
@@ -133,6 +139,7 @@ export interface Generation {
    */
   namespace?: string;
   conversationId?: string;
+  client?: string;
 }
 
 export type IdempotencyClaim =
@@ -161,8 +168,8 @@ export interface Store {
    * Atomically: appends the task's user message and `generation.reply` to the history of
    * `conversationKey`, refreshes its TTL, stores the reply on the task, sets `delivering`, and adds
    * the generation's usage (one request, its tokens and cost) to the task's namespace's usage
-   * roll-ups of the day of `completedAt` (by model and conversation) and to its day and month
-   * totals. Resolves `false` (changing nothing, roll-ups included) when the generation already
+   * roll-ups of the day of `completedAt` (by model and conversation) and to its client's day and
+   * month totals. Resolves `false` (changing nothing, roll-ups included) when the generation already
    * ended for this task.
    */
   completeGeneration(taskId: string, conversationKey: string, generation: Generation): Promise<boolean>;
@@ -194,8 +201,8 @@ export interface Store {
    * conversation (as grouped), read from the roll-ups (never from the tasks). Rows in key order.
    */
   getUsage(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
-  /** `namespace`'s usage total over one day or month (zero when none). */
-  getUsageTotal(namespace: string, period: UsagePeriod): Promise<UsageTotals>;
+  /** A client's (`NewTask.client`) usage total over one day or month (zero when none). */
+  getUsageTotal(client: string, period: UsagePeriod): Promise<UsageTotals>;
   /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
