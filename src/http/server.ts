@@ -28,6 +28,7 @@ import { registerConversationRoutes } from './routes/conversations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
+import { registerUsageRoutes } from './routes/usage.js';
 import { registerWebhookRoute } from './routes/webhook.js';
 
 export interface ServerDeps {
@@ -210,7 +211,10 @@ async function registerApiRoutes(
     messageMaxChars: config.messageMaxChars,
     routeConfig,
     security,
+    allowedModels: [...new Set([config.llmModel, ...config.llmFallbackModels, ...config.llmModelsAllowed])],
+    budget: config.clientBudget,
   });
+  registerUsageRoutes(app, { store, security });
   registerCallbackRoutes(app, { routeConfig });
   registerTaskRoutes(app, { store, queue, security });
   registerConversationRoutes(app, { store, security });
