@@ -31,7 +31,7 @@ import {
 } from '../store/store.js';
 import { deliveryJob } from './catalog.js';
 import type { Deliverer } from './deliver-callback.js';
-import type { LlmGate } from './llm-gate.js';
+import type { GateResult, LlmGate } from './llm-gate.js';
 import { buildPrompt, halveHistory } from './prompt.js';
 import { withCost } from './usage-cost.js';
 
@@ -69,6 +69,14 @@ export function planAttempt(
   if (retryIndex < scheduleMs.length) return { model, retryDelayMs: scheduleMs[retryIndex]! };
   // This model's retries are spent: the next model, if any, is tried at once.
   return { model, retryDelayMs: modelIndex + 1 < models.length ? 0 : null };
+}
+
+/**
+ * When to look again after a model's pause: its end, spread over up to a tenth of it (at most a
+ * second), so the calls held back do not all reach the provider in the same instant.
+ */
+function afterPause(pausedMs: number): number {
+  return pausedMs + Math.floor(Math.random() * Math.min(1000, pausedMs / 10));
 }
 
 /** Adds a completed task's tokens and cost to the Prometheus counters. */
@@ -147,6 +155,9 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     }
 
     const key = conversationKey(task.namespace, task.conversationId);
+    const paused = llmGate.pausedMs(plan.model);
+    // Only so a rejection while the history is read is not reported as unhandled: awaited below.
+    paused.catch(() => {});
     const history = await store.getHistory(key, config.historyMaxMessages);
     const promptFor = (entries: readonly HistoryMessage[]) =>
       buildPrompt({
@@ -159,7 +170,11 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       });
     let prompt = await promptFor(history);
 
-    const gate = await llmGate.enter(plan.model, prompt.tokens + (options.max_tokens ?? 0));
+    const pausedMs = await paused;
+    const gate: GateResult =
+      pausedMs > 0
+        ? { type: 'wait', delayMs: afterPause(pausedMs), reason: 'paused' }
+        : await llmGate.enter(plan.model, prompt.tokens + (options.max_tokens ?? 0));
     if (gate.type === 'wait') {
       metrics.llmWaits.inc({ reason: gate.reason });
       log.debug({ model: plan.model, reason: gate.reason, delay_ms: gate.delayMs }, 'LLM call put off');
