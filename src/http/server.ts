@@ -12,6 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from '../config.js';
 import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
+import type { DestinationsApi } from '../destinations/destinations-api.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -25,6 +26,7 @@ import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConversationRoutes } from './routes/conversations.js';
+import { registerDestinationRoutes } from './routes/destinations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
@@ -36,7 +38,12 @@ export interface ServerDeps {
   /** The pino logger; Fastify logs through it (one line per request, no headers or bodies). */
   logger: Logger;
   store: Store;
+  /** The generation queue, where accepted tasks go. */
   queue: JobQueue;
+  /** The delivery queue, where redeliveries go. */
+  deliveries: JobQueue;
+  /** The destinations' breakers (GET /destinations). */
+  destinations: DestinationsApi;
   metrics: Metrics;
   /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
   rateLimitRedis?: unknown;
@@ -216,6 +223,7 @@ async function registerApiRoutes(
   });
   registerUsageRoutes(app, { store, security });
   registerCallbackRoutes(app, { routeConfig });
-  registerTaskRoutes(app, { store, queue, security });
+  registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
   registerConversationRoutes(app, { store, security });
+  registerDestinationRoutes(app, { destinations: deps.destinations, security });
 }

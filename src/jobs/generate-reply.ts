@@ -1,12 +1,11 @@
 /**
  * The `generate` job (SPEC §4): load the conversation's history, ask the LLM, store the exchange,
- * make the first delivery attempt, and leave any retry to a `deliver` job. The job ends only after
- * that attempt is recorded or its retry queued, so a crash before then runs it again. Every step
- * is safe to run again: a task whose generation already ended only makes sure its delivery is
- * queued (or does nothing when its delivery ended too).
+ * and queue the delivery of the outcome (catalog.ts: a `deliver` job in the conversation's group
+ * of the delivery queue). The job ends only after that delivery is queued, so a crash before then
+ * runs it again. Every step is safe to run again: a task whose generation already ended only
+ * makes sure its delivery is queued (or does nothing when its delivery ended too).
  *
- * The conversation's next message waits for this first attempt (up to CALLBACK_TIMEOUT_MS), so a
- * conversation's callbacks arrive in order unless one needs a retry.
+ * The conversation's next message waits only for this job, never for a receiver.
  *
  * The LLM retry schedule and the fallback models are derived from the LLM calls the task has made
  * (`attempts.llm`), so nothing else about them needs storing: with a schedule of n delays, calls
@@ -30,7 +29,6 @@ import {
   type Usage,
 } from '../store/store.js';
 import { deliveryJob } from './catalog.js';
-import type { Deliverer } from './deliver-callback.js';
 import type { GateResult, LlmGate } from './llm-gate.js';
 import { buildPrompt, halveHistory } from './prompt.js';
 import { withCost } from './usage-cost.js';
@@ -39,10 +37,10 @@ export interface GenerateReplyDeps {
   config: Readonly<Config>;
   logger: Logger;
   store: Store;
-  queue: JobQueue;
+  /** The delivery queue, where the outcome's delivery is queued. */
+  deliveries: JobQueue;
   llm: LlmClient;
   metrics: Metrics;
-  deliverer: Deliverer;
   llmGate: LlmGate;
 }
 
@@ -90,7 +88,7 @@ function countUsage(metrics: Metrics, model: string, usage: Usage | null): void 
 }
 
 export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
-  const { config, store, queue, llm, metrics, deliverer, llmGate } = deps;
+  const { config, store, deliveries, llm, metrics, llmGate } = deps;
   const defaultModels = [config.llmModel, ...config.llmFallbackModels];
   /** The models a task tries in turn: the one it asked for, then the fallbacks (SPEC §10). */
   const modelsFor = (chosen: string | undefined): string[] =>
@@ -98,37 +96,17 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       ? defaultModels
       : [chosen, ...config.llmFallbackModels.filter((model) => model !== chosen)];
 
-  /** Queues the task's delivery job: the generation ended in an earlier run of this job. */
-  const handOver = async (taskId: string): Promise<JobResult> => {
-    await queue.enqueue(deliveryJob(taskId));
-    return { type: 'done' };
-  };
-
-  /** The first delivery attempt of `task` (its outcome as just stored); a retry goes to the queue. */
-  const deliverNow = async (task: TaskRecord, log: Logger): Promise<JobResult> => {
-    const result = await deliverer.attempt(task, 1, log);
-    if (result.type === 'retry') {
-      await queue.enqueue(deliveryJob(task.taskId, result.delayMs));
-    }
+  /** Queues the task's delivery (a no-op when it is queued already); the job is done. */
+  const handOver = async (task: TaskRecord): Promise<JobResult> => {
+    await deliveries.enqueue(deliveryJob(task.taskId, conversationKey(task.namespace, task.conversationId)));
     return { type: 'done' };
   };
 
   const fail = async (task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {
     log.warn({ err_type: error.type }, `task failed: ${error.message}`);
     const completedAt = new Date().toISOString();
-    if (!(await store.failGeneration(task.taskId, error, completedAt))) return handOver(task.taskId);
-    return deliverNow(
-      {
-        ...task,
-        status: 'delivering',
-        error,
-        completedAt,
-        generatedResponse: null,
-        model: null,
-        usage: null,
-      },
-      log,
-    );
+    await store.failGeneration(task.taskId, error, completedAt);
+    return handOver(task);
   };
 
   return async (job) => {
@@ -141,7 +119,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       log.warn('task record not found; job dropped');
       return { type: 'done' };
     }
-    if (task.status === 'delivering') return handOver(task.taskId);
+    if (task.status === 'delivering') return handOver(task);
     // Generated and delivered (or given up) in an earlier run of this job.
     if (task.status === 'completed' || task.status === 'failed') return { type: 'done' };
 
@@ -226,7 +204,6 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     };
 
     let result: LlmCompletion | LlmError;
-    let calls = 1;
     try {
       result = await call();
       // Too long for the model after all (its window is smaller than HISTORY_MAX_TOKENS, or the
@@ -242,7 +219,6 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
         );
         prompt = await promptFor(halveHistory(prompt.kept));
         result = await call();
-        calls = 2;
       }
     } finally {
       await gate.release();
@@ -275,19 +251,10 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       conversationId: task.conversationId,
       client: task.client,
     };
-    if (!(await store.completeGeneration(task.taskId, key, generation))) return handOver(task.taskId);
-    countUsage(metrics, generation.model, generation.usage);
-    return deliverNow(
-      {
-        ...task,
-        status: 'delivering',
-        generatedResponse: generation.reply,
-        model: generation.model,
-        usage: generation.usage,
-        completedAt: generation.completedAt,
-        attempts: { ...task.attempts, llm: task.attempts.llm + calls },
-      },
-      log,
-    );
+    // Counted once: a run again after a crash finds the generation ended and stores nothing.
+    if (await store.completeGeneration(task.taskId, key, generation)) {
+      countUsage(metrics, generation.model, generation.usage);
+    }
+    return handOver(task);
   };
 }

@@ -6,7 +6,10 @@ import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { openSqliteDatabase } from '../../src/backends/sqlite/sqlite-database.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { createDestinationsApi } from '../../src/destinations/destinations-api.js';
+import { createSqliteDestinationStore } from '../../src/destinations/sqlite-destination-store.js';
 import { buildServer, type ServerDeps, type ServerTimeouts } from '../../src/http/server.js';
+import { createMemoryLeaseLimiter } from '../../src/limits/memory-lease-limiter.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import { createSqliteJobQueue } from '../../src/queue/sqlite-job-queue.js';
 import { createLogger } from '../../src/shared/logger.js';
@@ -29,8 +32,10 @@ export interface TestServer {
   app: Awaited<ReturnType<typeof buildServer>>;
   /** The real store, without `storeOverrides`. */
   store: Store;
-  /** The real queue, without `queueOverrides`; the metrics count its jobs. */
+  /** The real generation queue, without `queueOverrides`; the metrics count its jobs. */
   queue: JobQueue;
+  /** The real delivery queue (redeliveries go there). */
+  deliveries: JobQueue;
   metrics: Metrics;
   config: Readonly<Config>;
   /** Every line logged, parsed; empty at the default `LOG_LEVEL=silent`. */
@@ -55,6 +60,7 @@ export async function createTestServer(
     taskRetentionSeconds: 3600,
   });
   const queue = createSqliteJobQueue(db, {});
+  const deliveries = createSqliteJobQueue(db, { table: 'delivery_jobs' });
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const logLines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -70,6 +76,12 @@ export async function createTestServer(
     logger: createLogger(config.logLevel, sink),
     store: options.storeOverrides ? overriding(store, options.storeOverrides) : store,
     queue: options.queueOverrides ? overriding(queue, options.queueOverrides) : queue,
+    deliveries,
+    destinations: createDestinationsApi({
+      store: createSqliteDestinationStore(db),
+      leases: createMemoryLeaseLimiter(),
+      windowMs: config.callbackBreaker.windowMs,
+    }),
     metrics,
   };
   if (options.routes !== undefined) deps.routes = options.routes;
@@ -80,12 +92,14 @@ export async function createTestServer(
     app,
     store,
     queue,
+    deliveries,
     metrics,
     config,
     logLines,
     async close() {
       await app.close();
       await queue.close({ timeoutMs: 1000 });
+      await deliveries.close({ timeoutMs: 1000 });
       await store.close();
       db.close();
     },
