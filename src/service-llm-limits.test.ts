@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { waitForTask } from '../test/support/in-process-app.js';
 import { waitFor } from './dev/harness.js';
 import { promptTokens, tokenCounterFor } from './llm/token-count.js';
-import { accept, useLlmSuite } from './service-llm.test-support.js';
+import { accept, capturingLogger, useLlmSuite } from './service-llm.test-support.js';
 
 const WINDOW = 8192;
 const { llm, receiver, startApp } = useLlmSuite({ contextWindowTokens: WINDOW });
@@ -118,10 +118,23 @@ describe('provider limits', () => {
   });
 
   it('pauses the model for every call after a 429 with Retry-After, failing no task and spending no retry while waiting', async () => {
-    const { url } = await startApp({ LLM_RETRY_SCHEDULE: '50ms', WORKER_CONCURRENCY: '50' });
+    const { logger, lines } = capturingLogger();
+    const { url } = await startApp(
+      { LLM_RETRY_SCHEDULE: '50ms', WORKER_CONCURRENCY: '50' },
+      undefined,
+      logger,
+    );
     llm.rateLimit(2000, 2);
     const first = await accept(url, { message: 'first', callback_url: `${receiver.url}/p0` });
     const pausedAt = await waitFor(() => llm.rateLimitedAt, 'the first 429');
+    // The service has paused the model once it logs the retry of that call.
+    await waitFor(
+      () =>
+        lines.some(
+          (line) => line.msg === 'LLM call failed; retrying' && line.err_type === 'llm_rate_limited',
+        ),
+      'the service to pause the model',
+    );
     // Sent while the model is paused: none of them may reach the provider before the pause ends.
     const ids = await Promise.all(
       Array.from({ length: 10 }, (_, n) =>

@@ -2,9 +2,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { expect, onTestFinished } from 'vitest';
 import { startTestApp, type Upstreams, useUpstreams } from '../test/support/in-process-app.js';
 import type { MockLlmOptions } from './dev/mock-llm.js';
+import { createLogger, type Logger } from './shared/logger.js';
 
 export const TOKEN_A = 'token-a-0123456789abcdef';
 export const TOKEN_B = 'token-b-0123456789abcdef';
@@ -17,7 +19,11 @@ export const UNPRICED = 'mock/unpriced';
 
 export interface LlmSuite extends Upstreams {
   /** Starts the service against the upstreams; `dataDir` keeps its SQLite file across starts. */
-  startApp(env?: Record<string, string>, dataDir?: string): Promise<{ url: string; close(): Promise<void> }>;
+  startApp(
+    env?: Record<string, string>,
+    dataDir?: string,
+    logger?: Logger,
+  ): Promise<{ url: string; close(): Promise<void> }>;
   /** A data directory removed when the test ends. */
   dataDir(): string;
 }
@@ -31,17 +37,20 @@ export function useLlmSuite(llmOptions: MockLlmOptions = {}): LlmSuite {
     ...upstreams,
     llm: upstreams.llm,
     receiver: upstreams.receiver,
-    async startApp(env = {}, dataDir) {
-      const app = await startTestApp({
-        API_KEY: 'test-key',
-        LLM_BASE_URL: upstreams.llm.url,
-        LLM_MODEL: PRICED,
-        LLM_RETRY_SCHEDULE: '50ms,50ms',
-        CALLBACK_RETRY_SCHEDULE: '50ms,50ms,50ms',
-        CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
-        ...(dataDir === undefined ? {} : { DATA_DIR: dataDir }),
-        ...env,
-      });
+    async startApp(env = {}, dataDir, logger) {
+      const app = await startTestApp(
+        {
+          API_KEY: 'test-key',
+          LLM_BASE_URL: upstreams.llm.url,
+          LLM_MODEL: PRICED,
+          LLM_RETRY_SCHEDULE: '50ms,50ms',
+          CALLBACK_RETRY_SCHEDULE: '50ms,50ms,50ms',
+          CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+          ...(dataDir === undefined ? {} : { DATA_DIR: dataDir }),
+          ...env,
+        },
+        logger === undefined ? {} : { logger },
+      );
       return { url: app.url, close: () => app.close() };
     },
     dataDir() {
@@ -50,6 +59,18 @@ export function useLlmSuite(llmOptions: MockLlmOptions = {}): LlmSuite {
       return dir;
     },
   };
+}
+
+/** A logger at `info` whose lines are kept, parsed, in `lines`. */
+export function capturingLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      for (const line of chunk.toString().split('\n')) if (line.trim() !== '') lines.push(JSON.parse(line));
+      callback();
+    },
+  });
+  return { logger: createLogger('info', sink), lines };
 }
 
 /** POSTs /webhook; answers the status, the JSON body and the headers. */

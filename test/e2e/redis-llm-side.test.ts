@@ -71,7 +71,7 @@ describe('the LLM side in redis mode', () => {
   it('a 429 with Retry-After pauses the model for both workers; no task fails', async () => {
     const run = await freshRun();
     const workerEnv = run.env({ LLM_RETRY_SCHEDULE: '50ms', WORKER_CONCURRENCY: '20' });
-    const [api] = await Promise.all([
+    const [api, workerA, workerB] = await Promise.all([
       start('api', run.env()),
       start('worker', workerEnv),
       start('worker', workerEnv),
@@ -79,6 +79,14 @@ describe('the LLM side in redis mode', () => {
     llm.rateLimit(2000, 2);
     const first = await accept(api.url, { message: 'first', callback_url: `${receiver.url}/p` });
     const pausedAt = await waitFor(() => llm.rateLimitedAt, 'the first 429');
+    // The model is paused (in Redis) once a worker logs the retry of that call.
+    await waitFor(
+      () =>
+        [...workerA.logs, ...workerB.logs].some(
+          (line) => line.msg === 'LLM call failed; retrying' && line.err_type === 'llm_rate_limited',
+        ),
+      'a worker to pause the model',
+    );
     const ids = await Promise.all(
       Array.from({ length: 20 }, (_, n) =>
         accept(api.url, { message: `m${n}`, callback_url: `${receiver.url}/p${n}` }),
