@@ -10,7 +10,8 @@
  * `maxInFlight`).
  *
  * Run it alone with `node dist/dev/mock-llm.js`: it listens on `MOCK_LLM_PORT` (default 8001)
- * and `MOCK_LLM_HOST` (default 127.0.0.1), and prints its base URL.
+ * and `MOCK_LLM_HOST` (default 127.0.0.1), answers after `MOCK_LLM_LATENCY_MS`, enforces
+ * `MOCK_LLM_CONTEXT_WINDOW_TOKENS` when set, and prints its base URL.
  */
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -357,6 +358,9 @@ if (entry !== undefined && import.meta.url === pathToFileURL(entry).href) {
     host: process.env.MOCK_LLM_HOST ?? '127.0.0.1',
     latencyMs: Number(process.env.MOCK_LLM_LATENCY_MS ?? 0),
     record: false,
+    ...(process.env.MOCK_LLM_CONTEXT_WINDOW_TOKENS === undefined
+      ? {}
+      : { contextWindowTokens: Number(process.env.MOCK_LLM_CONTEXT_WINDOW_TOKENS) }),
   });
   process.stdout.write(`mock LLM listening at ${mock.url}\n`);
 }
