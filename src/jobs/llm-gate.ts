@@ -27,7 +27,10 @@ export interface LlmGate {
 
 /** Key of the deployment's LLM calls in flight, among the leases. */
 export const LLM_LEASE_KEY = 'llm-calls';
-/** A lease outlives its call by this much, so only a killed worker's lease lapses on its own. */
+/**
+ * A lease outlives its calls (a call and its context-length retry, each within LLM_TIMEOUT_MS) by
+ * this much, so only a killed worker's lease lapses on its own.
+ */
 const LEASE_MARGIN_MS = 5000;
 /** How long a call waits for a place in flight before it looks again: 50–200 ms, spread out. */
 const placeWaitMs = (): number => 50 + Math.floor(Math.random() * 150);
@@ -37,7 +40,7 @@ export function createLlmGate(
   leases: LeaseLimiter,
   { rates, pauses }: RateLimits,
 ): LlmGate {
-  const leaseTtlMs = config.llmTimeoutMs + LEASE_MARGIN_MS;
+  const leaseTtlMs = 2 * config.llmTimeoutMs + LEASE_MARGIN_MS;
   const noRelease = async (): Promise<void> => {};
   return {
     pausedMs: (model) => pauses.remainingMs(model),
