@@ -22,6 +22,8 @@ const WORKER_TESTS = [
   'src/service-processing.test.ts',
   'src/service-delivery.test.ts',
   'src/service-tasks.test.ts',
+  'src/service-llm-usage.test.ts',
+  'src/service-llm-limits.test.ts',
   'src/http/security-tokens.test.ts',
   'src/http/security-ssrf.test.ts',
 ];

@@ -48,6 +48,35 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('reads the LLM-side settings of SPEC §10, and refuses malformed ones by name', () => {
+    const config = loadConfig({
+      LLM_MODELS_ALLOWED: 'a/b, c',
+      LLM_PRICES: 'openai/gpt-4o=2.5/10, x:free=0/0',
+      CLIENT_BUDGET: '5 usd/month',
+      LLM_MAX_CONCURRENCY: '5',
+      LLM_RATE_LIMIT: '60/minute',
+      HISTORY_MAX_TOKENS: '0',
+    });
+    expect(config.llmModelsAllowed).toEqual(['a/b', 'c']);
+    expect(config.llmPrices.get('openai/gpt-4o')).toEqual({ inputPerMillion: 2.5, outputPerMillion: 10 });
+    expect(config.llmPrices.get('x:free')).toEqual({ inputPerMillion: 0, outputPerMillion: 0 });
+    expect(config.clientBudget).toEqual({ amount: 5, unit: 'usd', period: 'month', label: '5 usd/month' });
+    expect(config.llmMaxConcurrency).toBe(5);
+    expect(config.llmRateLimit).toMatchObject({ max: 60, windowMs: 60_000 });
+    expect(config.historyMaxTokens).toBe(0);
+    expect(loadConfig({})).toMatchObject({
+      historyMaxTokens: 12_000,
+      clientBudget: null,
+      llmMaxConcurrency: 0,
+      llmRateLimit: null,
+      llmTokenRateLimit: null,
+    });
+    expect(() =>
+      loadConfig({ LLM_PRICES: 'gpt=cheap', CLIENT_BUDGET: '10 apples/day', LLM_TOKEN_RATE_LIMIT: 'lots' }),
+    ).toThrow(/LLM_PRICES=.*\n.*CLIENT_BUDGET=.*\n.*LLM_TOKEN_RATE_LIMIT=/);
+    expect(loadConfig({ CLIENT_BUDGET: '1000 tokens/day' }).clientBudget?.label).toBe('1000 tokens/day');
+  });
+
   it('accepts LLM_API_KEY as an alias of API_KEY', () => {
     expect(loadConfig({ LLM_API_KEY: 'k1' }).apiKey).toBe('k1');
     expect(loadConfig({ API_KEY: 'k2', LLM_API_KEY: 'k1' }).apiKey).toBe('k2');

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { invalidAllowedHosts } from './delivery/ssrf/allow-list.js';
 import { ConfigError } from './shared/errors.js';
+import { type Budget, type Prices, parseBudget, parsePrices } from './shared/llm-settings.js';
 import type { LogLevel } from './shared/logger.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
@@ -40,7 +41,21 @@ export interface Config {
   llmTimeoutMs: number;
   llmRetryScheduleMs: readonly number[];
   historyMaxMessages: number;
+  /** Most tokens of a prompt (system + history + message + the reply's `max_tokens`); 0 = no bound. */
+  historyMaxTokens: number;
   historyTtlSeconds: number;
+  /** Models a request's `options.model` may name besides `llmModel` and the fallbacks. */
+  llmModelsAllowed: readonly string[];
+  /** `LLM_PRICES`: the cost of a model that reports none. */
+  llmPrices: Prices;
+  /** `CLIENT_BUDGET`; `null`: none. */
+  clientBudget: Budget | null;
+  /** LLM calls in flight in the whole deployment; 0 = no limit. */
+  llmMaxConcurrency: number;
+  /** LLM requests per window, across the deployment; `null`: no limit. */
+  llmRateLimit: RateLimit;
+  /** LLM tokens (prompt estimate plus `max_tokens`) per window, across the deployment; `null`: no limit. */
+  llmTokenRateLimit: RateLimit;
   workerConcurrency: number;
   /** Callback attempts run at once by one worker process, apart from its generations. */
   deliveryConcurrency: number;
@@ -193,6 +208,30 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     rateLimit = parseRateLimit('5/minute')!;
   }
 
+  const optionalRate = (name: string): RateLimit => {
+    const raw = text(name, 'off');
+    const parsed = parseRateLimit(raw);
+    if (parsed === undefined) {
+      problems.push(`${name}=${JSON.stringify(raw)} is invalid: expected N/second, N/minute, N/hour or off`);
+      return null;
+    }
+    return parsed;
+  };
+  const pricesText = text('LLM_PRICES', '');
+  const llmPrices = parsePrices(pricesText);
+  if (llmPrices === null) {
+    problems.push(
+      `LLM_PRICES=${JSON.stringify(pricesText)} is invalid: expected comma-separated model=input/output USD per million tokens such as openai/gpt-4o=2.5/10`,
+    );
+  }
+  const budgetText = text('CLIENT_BUDGET', '');
+  const clientBudget = parseBudget(budgetText);
+  if (clientBudget === undefined) {
+    problems.push(
+      `CLIENT_BUDGET=${JSON.stringify(budgetText)} is invalid: expected N tokens/day, N tokens/month, N usd/day, N usd/month or empty`,
+    );
+  }
+
   const webhookSecret = text('WEBHOOK_SECRET', '').trim() || null;
   if (webhookSecret !== null && !/^whsec_[A-Za-z0-9+/]+={0,2}$/.test(webhookSecret)) {
     problems.push('WEBHOOK_SECRET is invalid: expected whsec_ followed by base64');
@@ -252,6 +291,13 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     llmTimeoutMs: integer('LLM_TIMEOUT_MS', 60_000, 1),
     llmRetryScheduleMs: schedule('LLM_RETRY_SCHEDULE', '1s,5s,30s'),
     historyMaxMessages: integer('HISTORY_MAX_MESSAGES', 20, 0),
+    historyMaxTokens: integer('HISTORY_MAX_TOKENS', 12_000, 0),
+    llmModelsAllowed: list(text('LLM_MODELS_ALLOWED', '')),
+    llmPrices: llmPrices ?? new Map(),
+    clientBudget: clientBudget ?? null,
+    llmMaxConcurrency: integer('LLM_MAX_CONCURRENCY', 0, 0, 1_000_000),
+    llmRateLimit: optionalRate('LLM_RATE_LIMIT'),
+    llmTokenRateLimit: optionalRate('LLM_TOKEN_RATE_LIMIT'),
     historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
     workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
     deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 100, 1, 100_000),

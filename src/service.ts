@@ -11,6 +11,7 @@ import { createSigner } from './delivery/sign.js';
 import { createDestinationsApi } from './destinations/destinations-api.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
+import { createLlmGate } from './jobs/llm-gate.js';
 import { createOutbound } from './outbound/create-outbound.js';
 import { outboundSettings } from './outbound/outbound-calls.js';
 import { ConfigError } from './shared/errors.js';
@@ -118,6 +119,7 @@ export async function createService(
           sender: outbound.sender,
           sign: createSigner(config.webhookSecret),
           metrics,
+          llmGate: createLlmGate(config, backends.leases, backends.rateLimits),
         });
         // Each queue has slots of its own: no receiver ever takes a generation's place.
         queue.consume(handler, { concurrency: config.workerConcurrency });

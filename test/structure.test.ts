@@ -152,6 +152,7 @@ describe('boundaries', () => {
       ['src/backends/sqlite/sqlite-checkpointer.ts', 'src/backends/sqlite/sqlite-database.ts'],
     ],
     ['openai', /from 'openai'/, ['src/llm/llm-client.ts']],
+    ['gpt-tokenizer', /from 'gpt-tokenizer|import\('gpt-tokenizer/, ['src/llm/token-count.ts']],
     ['prom-client', /from 'prom-client'/, ['src/shared/metrics.ts']],
     ['standardwebhooks', /from 'standardwebhooks'/, ['src/delivery/sign.ts']],
   ])('only its boundary file imports %s', (_name, pattern, expected) => {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { DestinationStore } from '../destinations/destination-store.js';
 import type { LeaseLimiter } from '../limits/lease-limiter.js';
+import type { RateLimits } from '../limits/rate-limits.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
 import type { Store, StoreLimits } from '../store/store.js';
@@ -22,6 +23,8 @@ export interface Backends {
   destinations: DestinationStore;
   /** Places bounded across the deployment (in-process when embedded, on Redis otherwise). */
   leases: LeaseLimiter;
+  /** LLM rate limits and model pauses, shared like `leases`. */
+  rateLimits: RateLimits;
   /** The ioredis client for shared rate-limit counters (redis mode only). */
   rateLimitRedis?: unknown;
   /** Closes the store and connections; call after closing both queues. */
@@ -46,6 +49,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     const queue = createSqliteJobQueue(db, { logger });
     const deliveries = createSqliteJobQueue(db, { logger, table: 'delivery_jobs' });
     const { createMemoryLeaseLimiter } = await import('../limits/memory-lease-limiter.js');
+    const { createMemoryRateLimits } = await import('../limits/memory-limits.js');
     const { createSqliteDestinationStore } = await import('../destinations/sqlite-destination-store.js');
     return {
       mode: 'embedded',
@@ -54,6 +58,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
       deliveries,
       destinations: createSqliteDestinationStore(db),
       leases: createMemoryLeaseLimiter(),
+      rateLimits: createMemoryRateLimits(),
       close: async () => {
         await store.close();
         db.close();
@@ -64,6 +69,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   const { createRedisStore } = await import('../store/redis-store.js');
   const { createBullmqJobQueue } = await import('../queue/bullmq/bullmq-job-queue.js');
   const { createRedisLeaseLimiter } = await import('../limits/redis-lease-limiter.js');
+  const { createRedisRateLimits } = await import('../limits/redis-limits.js');
   const { createRedisDestinationStore } = await import('../destinations/redis-destination-store.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
@@ -89,6 +95,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
       ),
     }),
     leases: createRedisLeaseLimiter(client, `${config.queuePrefix}:`),
+    rateLimits: createRedisRateLimits(client, `${config.queuePrefix}:`),
     rateLimitRedis: client,
     close: async () => {
       await store.close();

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from './harness.js';
 import { type MockLlm, mockReplyText, startMockLlm } from './mock-llm.js';
 
 const complete = (url: string, body: unknown, token: string | null = 'k') =>
@@ -97,6 +98,75 @@ describe('startMockLlm', () => {
       expect(quiet.requests).toHaveLength(0);
     } finally {
       await quiet.close();
+    }
+  });
+
+  it('reports usage.cost, cached and reasoning tokens, and records temperature and max_tokens', async () => {
+    mock.reset();
+    const response = await complete(mock.url, { ...request('two words'), temperature: 0.5, max_tokens: 7 });
+    const body = (await response.json()) as {
+      usage: {
+        total_tokens: number;
+        cost: number;
+        prompt_tokens_details: { cached_tokens: number };
+        completion_tokens_details: { reasoning_tokens: number };
+      };
+    };
+    expect(body.usage.cost).toBeCloseTo(body.usage.total_tokens / 1_000_000, 12);
+    expect(body.usage.prompt_tokens_details.cached_tokens).toBe(0);
+    expect(body.usage.completion_tokens_details.reasoning_tokens).toBe(0);
+    expect(mock.requests[0]).toMatchObject({ temperature: 0.5, max_tokens: 7, status: 200 });
+  });
+
+  it('answers 429 with Retry-After during a rate-limited spell, and counts calls in flight', async () => {
+    mock.reset();
+    mock.rateLimit(60_000, 2);
+    const limited = await complete(mock.url, request('a'));
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toBe('2');
+    expect(mock.rateLimitedAt).not.toBeNull();
+    mock.reset();
+    mock.setLatency(100);
+    try {
+      const calls = Array.from({ length: 4 }, () => complete(mock.url, request('b')));
+      const seen = await waitFor(() => (mock.inFlight === 4 ? mock.inFlight : null), 'four calls in flight');
+      expect(seen).toBe(4);
+      await Promise.all(calls);
+      expect(mock.inFlight).toBe(0);
+      expect(mock.maxInFlight).toBe(4);
+    } finally {
+      mock.setLatency(0);
+    }
+  });
+});
+
+describe('startMockLlm with a context window and per-model cost', () => {
+  it("refuses a prompt over the window the way OpenAI does, and reports cost only where it's set", async () => {
+    const mock = await startMockLlm({
+      contextWindowTokens: 50,
+      costPerMillionTokens: (model) => (model === 'priced' ? 2 : null),
+    });
+    try {
+      const long = await complete(mock.url, {
+        model: 'openai/gpt-4',
+        messages: [{ role: 'user', content: 'word '.repeat(60) }],
+      });
+      expect(long.status).toBe(400);
+      const error = ((await long.json()) as { error: { code: string; message: string } }).error;
+      expect(error.code).toBe('context_length_exceeded');
+      expect(error.message).toMatch(/maximum context length is 50 tokens/);
+      const reserved = await complete(mock.url, { ...request('short'), max_tokens: 49 });
+      expect(reserved.status).toBe(400);
+      const priced = (await (await complete(mock.url, { ...request('x'), model: 'priced' })).json()) as {
+        usage: { cost?: number; total_tokens: number };
+      };
+      expect(priced.usage.cost).toBeCloseTo((priced.usage.total_tokens * 2) / 1_000_000, 12);
+      const unpriced = (await (await complete(mock.url, request('x'))).json()) as {
+        usage: { cost?: number };
+      };
+      expect(unpriced.usage.cost).toBeUndefined();
+    } finally {
+      await mock.close();
     }
   });
 });

@@ -67,5 +67,8 @@ export const jsonBodyErrorResponses = {
   413: errorResponse('Body larger than BODY_LIMIT_BYTES.', 'Request body is larger than 262144 bytes'),
   415: errorResponse('Body is not application/json.', 'Unsupported media type: send application/json'),
   422: { description: 'Validation error.', ...validationErrorSchema },
-  429: errorResponse('Rate limit exceeded.', 'Rate limit exceeded: 5 per 1 minute'),
+  429: errorResponse(
+    'Over the rate limit, or over CLIENT_BUDGET (with Retry-After until the budget period ends).',
+    'Rate limit exceeded: 5 per 1 minute',
+  ),
 } as const;

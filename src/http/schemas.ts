@@ -51,6 +51,20 @@ export function webhookBodySchema(messageMaxChars: number) {
         description: `Echoed in the callback; at most ${METADATA_MAX_BYTES} bytes as JSON.`,
         examples: [{ ticket: 1234 }],
       },
+      options: {
+        type: 'object',
+        additionalProperties: true,
+        description: 'Per-request LLM options; unknown names are ignored.',
+        properties: {
+          model: {
+            type: 'string',
+            description: 'LLM_MODEL, one of LLM_FALLBACK_MODELS or one of LLM_MODELS_ALLOWED.',
+          },
+          temperature: { type: 'number', minimum: 0, maximum: 2 },
+          max_tokens: { type: 'integer', minimum: 1, description: 'Most tokens of the reply.' },
+        },
+        examples: [{ temperature: 0.2, max_tokens: 256 }],
+      },
     },
     additionalProperties: true,
     examples: [{ message: 'Hello! What can you do?', callback_url: EXAMPLE_CALLBACK_URL }],
@@ -145,6 +159,82 @@ export const callbackListSchema = {
   },
 } as const;
 
+/** A completed task's usage: the provider's token counts, and its cost when known. */
+export const usageOfTaskSchema = {
+  type: 'object',
+  required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+  properties: {
+    prompt_tokens: { type: 'integer' },
+    completion_tokens: { type: 'integer' },
+    total_tokens: { type: 'integer' },
+    cached_tokens: {
+      type: 'integer',
+      description: 'Prompt tokens served from the provider cache, when reported.',
+    },
+    reasoning_tokens: { type: 'integer', description: 'Reply tokens spent reasoning, when reported.' },
+    cost: { type: 'number', description: 'USD: the provider’s own figure, else from LLM_PRICES.' },
+  },
+} as const;
+
+export const usageQuerySchema = {
+  type: 'object',
+  properties: {
+    since: {
+      type: 'string',
+      description: 'First day (ISO date or date-time, UTC); default: 30 days before `until`.',
+    },
+    until: { type: 'string', description: 'Last day (ISO date or date-time, UTC); default: today.' },
+    group_by: { type: 'string', enum: ['day', 'model', 'conversation'], default: 'day' },
+  },
+} as const;
+
+export type UsageQueryString = FromSchema<typeof usageQuerySchema>;
+
+const usageFigures = {
+  requests: { type: 'integer' },
+  prompt_tokens: { type: 'integer' },
+  completion_tokens: { type: 'integer' },
+  total_tokens: { type: 'integer' },
+  cost: { type: 'number', description: 'USD.' },
+} as const;
+
+export const usageReportSchema = {
+  type: 'object',
+  required: ['usage', 'total'],
+  properties: {
+    usage: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['key', 'requests', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cost'],
+        properties: { key: { type: 'string' }, ...usageFigures },
+      },
+    },
+    total: {
+      type: 'object',
+      required: ['requests', 'prompt_tokens', 'completion_tokens', 'total_tokens', 'cost'],
+      properties: usageFigures,
+    },
+  },
+  examples: [
+    {
+      usage: [
+        {
+          key: '2025-01-01',
+          requests: 2,
+          prompt_tokens: 30,
+          completion_tokens: 12,
+          total_tokens: 42,
+          cost: 0.00004,
+        },
+      ],
+      total: { requests: 2, prompt_tokens: 30, completion_tokens: 12, total_tokens: 42, cost: 0.00004 },
+    },
+  ],
+} as const;
+
+export type UsageReport = FromSchema<typeof usageReportSchema>;
+
 export const taskSchema = {
   type: 'object',
   required: ['task_id', 'status', 'conversation_id', 'created_at', 'updated_at', 'attempts', 'deliveries'],
@@ -155,6 +245,8 @@ export const taskSchema = {
     created_at: { type: 'string', format: 'date-time' },
     updated_at: { type: 'string', format: 'date-time' },
     generated_response: { type: 'string' },
+    model: { type: 'string', description: 'The model that answered.' },
+    usage: usageOfTaskSchema,
     error: {
       type: 'object',
       required: ['type', 'message'],

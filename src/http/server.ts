@@ -30,6 +30,7 @@ import { registerDestinationRoutes } from './routes/destinations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
+import { registerUsageRoutes } from './routes/usage.js';
 import { registerWebhookRoute } from './routes/webhook.js';
 
 export interface ServerDeps {
@@ -217,7 +218,10 @@ async function registerApiRoutes(
     messageMaxChars: config.messageMaxChars,
     routeConfig,
     security,
+    allowedModels: [...new Set([config.llmModel, ...config.llmFallbackModels, ...config.llmModelsAllowed])],
+    budget: config.clientBudget,
   });
+  registerUsageRoutes(app, { store, security });
   registerCallbackRoutes(app, { routeConfig });
   registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
   registerConversationRoutes(app, { store, security });

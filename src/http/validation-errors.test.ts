@@ -45,6 +45,31 @@ const PRODUCERS: ReadonlyArray<{ type: string; loc: Array<string | number>; payl
   },
   { type: 'json_invalid', loc: ['body', 1], payload: '{,' },
   {
+    type: 'literal_error',
+    loc: ['body', 'options', 'model'],
+    payload: JSON.stringify({ message: 'hi', callback_url: URL_OK, options: { model: 'not/allowed' } }),
+  },
+  {
+    type: 'greater_than_equal',
+    loc: ['body', 'options', 'max_tokens'],
+    payload: JSON.stringify({ message: 'hi', callback_url: URL_OK, options: { max_tokens: 0 } }),
+  },
+  {
+    type: 'less_than_equal',
+    loc: ['body', 'options', 'temperature'],
+    payload: JSON.stringify({ message: 'hi', callback_url: URL_OK, options: { temperature: 2.5 } }),
+  },
+  {
+    type: 'int_type',
+    loc: ['body', 'options', 'max_tokens'],
+    payload: JSON.stringify({ message: 'hi', callback_url: URL_OK, options: { max_tokens: 1.5 } }),
+  },
+  {
+    type: 'float_type',
+    loc: ['body', 'options', 'temperature'],
+    payload: JSON.stringify({ message: 'hi', callback_url: URL_OK, options: { temperature: 'warm' } }),
+  },
+  {
     type: 'callback_url_forbidden',
     loc: ['body', 'callback_url'],
     payload: JSON.stringify({ message: 'hi', callback_url: 'http://127.0.0.1/hook' }),

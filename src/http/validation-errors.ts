@@ -21,6 +21,11 @@ export const VALIDATION_ERROR_TYPES = [
   'url_scheme',
   'json_invalid',
   'callback_url_forbidden',
+  'literal_error',
+  'greater_than_equal',
+  'less_than_equal',
+  'int_type',
+  'float_type',
   'value_error',
 ] as const;
 
@@ -67,6 +72,8 @@ const KEYWORD_RANK: Record<string, number> = {
   minLength: 2,
   pattern: 3,
   maxLength: 4,
+  minimum: 4,
+  maximum: 4,
   format: 5,
 };
 
@@ -104,7 +111,33 @@ function issueFromAjv(error: AjvIssue, location: string, data: unknown): Validat
       if (error.params.type === 'string') {
         return { type: 'string_type', loc, msg: 'Input should be a valid string', input };
       }
+      if (error.params.type === 'integer') {
+        return { type: 'int_type', loc, msg: 'Input should be a valid integer', input };
+      }
+      if (error.params.type === 'number') {
+        return { type: 'float_type', loc, msg: 'Input should be a valid number', input };
+      }
       break;
+    case 'minimum': {
+      const limit = Number(error.params.limit);
+      return {
+        type: 'greater_than_equal',
+        loc,
+        msg: `Input should be greater than or equal to ${limit}`,
+        input,
+        ctx: { ge: limit },
+      };
+    }
+    case 'maximum': {
+      const limit = Number(error.params.limit);
+      return {
+        type: 'less_than_equal',
+        loc,
+        msg: `Input should be less than or equal to ${limit}`,
+        input,
+        ctx: { le: limit },
+      };
+    }
     case 'minLength':
     case 'pattern': {
       // A whitespace-only text is as good as empty (pydantic strips before counting).

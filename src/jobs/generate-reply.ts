@@ -7,20 +7,31 @@
  *
  * The conversation's next message waits only for this job, never for a receiver.
  *
- * The LLM retry schedule and the fallback models are derived from the job's attempt number, so
- * nothing about them needs storing: with a schedule of n delays, attempts 1..n+1 use the first
- * model, the next n+1 the first fallback, and so on. Retries go back through the queue, which
- * keeps the conversation's later messages waiting behind this one.
+ * The LLM retry schedule and the fallback models are derived from the LLM calls the task has made
+ * (`attempts.llm`), so nothing else about them needs storing: with a schedule of n delays, calls
+ * 1..n+1 use the first model (the request's `options.model`, or LLM_MODEL), the next n+1 the
+ * first fallback, and so on. Retries, and waits for a pause or a provider limit (llm-gate.ts),
+ * go back through the queue, which keeps the conversation's later messages waiting behind this one.
  */
 import type { Config } from '../config.js';
-import type { ChatMessage, LlmClient, LlmCompletion } from '../llm/llm-client.js';
+import type { LlmClient, LlmCompletion } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
 import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
 import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
-import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
+import {
+  conversationKey,
+  type HistoryMessage,
+  type Store,
+  type TaskError,
+  type TaskRecord,
+  type Usage,
+} from '../store/store.js';
 import { deliveryJob } from './catalog.js';
+import type { GateResult, LlmGate } from './llm-gate.js';
+import { buildPrompt, halveHistory } from './prompt.js';
+import { withCost } from './usage-cost.js';
 
 export interface GenerateReplyDeps {
   config: Readonly<Config>;
@@ -30,6 +41,7 @@ export interface GenerateReplyDeps {
   deliveries: JobQueue;
   llm: LlmClient;
   metrics: Metrics;
+  llmGate: LlmGate;
 }
 
 /** Attempts after which a job whose task record never appeared is dropped. */
@@ -57,9 +69,32 @@ export function planAttempt(
   return { model, retryDelayMs: modelIndex + 1 < models.length ? 0 : null };
 }
 
+/**
+ * When to look again after a model's pause: its end, spread over up to a tenth of it (at most a
+ * second), so the calls held back do not all reach the provider in the same instant.
+ */
+function afterPause(pausedMs: number): number {
+  return pausedMs + Math.floor(Math.random() * Math.min(1000, pausedMs / 10));
+}
+
+/** Adds a completed task's tokens and cost to the Prometheus counters. */
+function countUsage(metrics: Metrics, model: string, usage: Usage | null): void {
+  if (usage === null) return;
+  metrics.llmTokens.inc({ model, kind: 'prompt' }, usage.prompt_tokens);
+  metrics.llmTokens.inc({ model, kind: 'completion' }, usage.completion_tokens);
+  if (usage.cached_tokens) metrics.llmTokens.inc({ model, kind: 'cached' }, usage.cached_tokens);
+  if (usage.reasoning_tokens) metrics.llmTokens.inc({ model, kind: 'reasoning' }, usage.reasoning_tokens);
+  if (usage.cost !== undefined) metrics.llmCost.inc({ model }, usage.cost);
+}
+
 export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
-  const { config, store, deliveries, llm, metrics } = deps;
-  const models = [config.llmModel, ...config.llmFallbackModels];
+  const { config, store, deliveries, llm, metrics, llmGate } = deps;
+  const defaultModels = [config.llmModel, ...config.llmFallbackModels];
+  /** The models a task tries in turn: the one it asked for, then the fallbacks (SPEC §10). */
+  const modelsFor = (chosen: string | undefined): string[] =>
+    chosen === undefined || chosen === config.llmModel
+      ? defaultModels
+      : [chosen, ...config.llmFallbackModels.filter((model) => model !== chosen)];
 
   /** Queues the task's delivery (a no-op when it is queued already); the job is done. */
   const handOver = async (task: TaskRecord): Promise<JobResult> => {
@@ -88,45 +123,113 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     // Generated and delivered (or given up) in an earlier run of this job.
     if (task.status === 'completed' || task.status === 'failed') return { type: 'done' };
 
-    const plan = planAttempt(job.attempt, models, config.llmRetryScheduleMs);
+    const options = task.options ?? {};
+    const models = modelsFor(options.model);
+    // The plan follows the LLM calls made, not the job's runs: a run that waited for a pause or a
+    // limit made no call and spends no retry.
+    const plan = planAttempt(task.attempts.llm + 1, models, config.llmRetryScheduleMs);
     if (plan === null) {
       return fail(task, { type: 'llm_unavailable', message: 'LLM retries spent' }, log);
     }
 
     const key = conversationKey(task.namespace, task.conversationId);
+    const paused = llmGate.pausedMs(plan.model);
+    // Only so a rejection while the history is read is not reported as unhandled: awaited below.
+    paused.catch(() => {});
     const history = await store.getHistory(key, config.historyMaxMessages);
-    metrics.historyMessages.observe(history.length);
-    const messages: ChatMessage[] = [];
-    if (config.systemPrompt !== '') messages.push({ role: 'system', content: config.systemPrompt });
-    for (const entry of history) messages.push({ role: entry.role, content: entry.content });
-    messages.push({ role: 'user', content: task.message });
+    const promptFor = (entries: readonly HistoryMessage[]) =>
+      buildPrompt({
+        systemPrompt: config.systemPrompt,
+        history: entries,
+        message: task.message,
+        model: plan.model,
+        maxTokens: options.max_tokens,
+        budgetTokens: config.historyMaxTokens,
+      });
+    let prompt = await promptFor(history);
 
-    // Written while the LLM works (counting the call, and `queued` becomes `processing`); awaited
-    // before the outcome is stored, so it lands first and a failed write still fails the job.
-    const marked = store.recordLlmAttempt(task.taskId);
-    // Only so an early rejection is not reported as unhandled: every path below awaits `marked`.
-    marked.catch(() => {});
-    log.info({ model: plan.model, history: history.length }, 'calling LLM');
-    log.debug({ message: task.message }, 'prompt');
-    const startedAt = performance.now();
-    let result: LlmCompletion;
+    const pausedMs = await paused;
+    const gate: GateResult =
+      pausedMs > 0
+        ? { type: 'wait', delayMs: afterPause(pausedMs), reason: 'paused' }
+        : await llmGate.enter(plan.model, prompt.tokens + (options.max_tokens ?? 0));
+    if (gate.type === 'wait') {
+      metrics.llmWaits.inc({ reason: gate.reason });
+      log.debug({ model: plan.model, reason: gate.reason, delay_ms: gate.delayMs }, 'LLM call put off');
+      return { type: 'retry', delayMs: gate.delayMs };
+    }
+
+    /** One call with `prompt`, counted on the task; the outcome, or the `LlmError` it failed with. */
+    const call = async (): Promise<LlmCompletion | LlmError> => {
+      metrics.historyMessages.observe(prompt.kept.length);
+      if (prompt.dropped > 0) metrics.historyDropped.inc(prompt.dropped);
+      // Written while the LLM works (counting the call, and `queued` becomes `processing`); awaited
+      // before the outcome is stored, so it lands first and a failed write still fails the job.
+      const marked = store.recordLlmAttempt(task.taskId);
+      // Only so an early rejection is not reported as unhandled: `marked` is awaited below.
+      marked.catch(() => {});
+      log.info({ model: plan.model, history: prompt.kept.length, dropped: prompt.dropped }, 'calling LLM');
+      log.debug({ message: task.message }, 'prompt');
+      const startedAt = performance.now();
+      try {
+        const completion = await llm.complete({
+          model: plan.model,
+          messages: prompt.messages,
+          ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+          ...(options.max_tokens === undefined ? {} : { max_tokens: options.max_tokens }),
+        });
+        metrics.llmCallDuration.observe(
+          { model: plan.model, outcome: 'success' },
+          (performance.now() - startedAt) / 1000,
+        );
+        await marked;
+        return completion;
+      } catch (error) {
+        await marked;
+        const llmError =
+          error instanceof LlmError
+            ? error
+            : new LlmError({
+                type: LLM_ERROR_TYPES.unexpected,
+                message: String(error),
+                retryable: true,
+                cause: error,
+              });
+        metrics.llmCallDuration.observe(
+          { model: plan.model, outcome: llmError.type },
+          (performance.now() - startedAt) / 1000,
+        );
+        return llmError;
+      }
+    };
+
+    let result: LlmCompletion | LlmError;
     try {
-      result = await llm.complete({ model: plan.model, messages });
-    } catch (error) {
-      await marked;
-      const llmError =
-        error instanceof LlmError
-          ? error
-          : new LlmError({
-              type: LLM_ERROR_TYPES.unexpected,
-              message: String(error),
-              retryable: true,
-              cause: error,
-            });
-      metrics.llmCallDuration.observe(
-        { model: plan.model, outcome: llmError.type },
-        (performance.now() - startedAt) / 1000,
-      );
+      result = await call();
+      // Too long for the model after all (its window is smaller than HISTORY_MAX_TOKENS, or the
+      // count was an estimate): once more with half the history.
+      if (
+        result instanceof LlmError &&
+        result.type === LLM_ERROR_TYPES.contextLength &&
+        prompt.kept.length > 0
+      ) {
+        log.warn(
+          { model: plan.model, history: prompt.kept.length },
+          'prompt too long; retrying with half the history',
+        );
+        prompt = await promptFor(halveHistory(prompt.kept));
+        result = await call();
+      }
+    } finally {
+      await gate.release();
+    }
+
+    if (result instanceof LlmError) {
+      const llmError = result;
+      if (llmError.status === 429 && llmError.retryAfterMs !== undefined && llmError.retryAfterMs > 0) {
+        // Every worker holds off this model for as long as the provider asked.
+        await llmGate.pause(plan.model, llmError.retryAfterMs);
+      }
       if (llmError.retryable && plan.retryDelayMs !== null) {
         const delayMs = Math.max(plan.retryDelayMs, llmError.retryAfterMs ?? 0);
         log.warn(
@@ -137,20 +240,21 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       }
       return fail(task, { type: llmError.type, message: llmError.message }, log);
     }
-    metrics.llmCallDuration.observe(
-      { model: plan.model, outcome: 'success' },
-      (performance.now() - startedAt) / 1000,
-    );
     log.info({ model: result.model }, 'LLM replied');
     log.debug({ reply: result.reply }, 'reply');
-    await marked;
     const generation = {
       reply: result.reply,
       model: result.model,
-      usage: result.usage,
+      usage: withCost(result.usage, [result.model, plan.model], config.llmPrices),
       completedAt: new Date().toISOString(),
+      namespace: task.namespace,
+      conversationId: task.conversationId,
+      client: task.client,
     };
-    await store.completeGeneration(task.taskId, key, generation);
+    // Counted once: a run again after a crash finds the generation ended and stores nothing.
+    if (await store.completeGeneration(task.taskId, key, generation)) {
+      countUsage(metrics, generation.model, generation.usage);
+    }
     return handOver(task);
   };
 }

@@ -50,6 +50,9 @@ describe('createLlmClient', () => {
         prompt_tokens: expect.any(Number),
         completion_tokens: expect.any(Number),
         total_tokens: expect.any(Number),
+        cached_tokens: expect.any(Number),
+        reasoning_tokens: 0,
+        cost: expect.any(Number),
       },
     });
     expect(result.usage!.total_tokens).toBe(result.usage!.prompt_tokens + result.usage!.completion_tokens);
@@ -57,6 +60,41 @@ describe('createLlmClient', () => {
     expect(mock.requests[0]!.model).toBe('test/model');
     expect(mock.requests[0]!.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'user']);
     expect(mock.requests[0]!.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    expect(result.usage!.cost).toBeCloseTo(result.usage!.total_tokens / 1_000_000, 12);
+    expect(mock.requests[0]).not.toHaveProperty('temperature');
+  });
+
+  it('sends temperature and max_tokens when given', async () => {
+    mock.reset();
+    const client = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 5000 });
+    await client.complete({
+      model: 'test/model',
+      messages: [{ role: 'user', content: 'hi' }],
+      temperature: 0.7,
+      max_tokens: 33,
+    });
+    expect(mock.requests[0]).toMatchObject({ temperature: 0.7, max_tokens: 33 });
+  });
+
+  it('types a context-length refusal as llm_context_length, not retried', async () => {
+    mock.reset();
+    mock.script([
+      {
+        status: 400,
+        body: {
+          error: {
+            message: "This model's maximum context length is 10 tokens.",
+            type: 'invalid_request_error',
+            code: 'context_length_exceeded',
+          },
+        },
+      },
+    ]);
+    const client = createLlmClient({ baseUrl: mock.url, apiKey: API_KEY, timeoutMs: 5000 });
+    const error = await client
+      .complete({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e) => e);
+    expect(error).toMatchObject({ type: 'llm_context_length', retryable: false, status: 400 });
   });
 
   it('reports the model the endpoint says answered, and no usage when there is none', async () => {

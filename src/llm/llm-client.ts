@@ -20,11 +20,25 @@ export interface ChatMessage {
   content: string;
 }
 
-/** Token counts as the endpoint reports them. */
+/** Token counts as the endpoint reports them, and its own cost figure when it sends one. */
 export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** `usage.prompt_tokens_details.cached_tokens`. */
+  cached_tokens?: number;
+  /** `usage.completion_tokens_details.reasoning_tokens`. */
+  reasoning_tokens?: number;
+  /** USD, as the provider reports it (OpenRouter's `usage.cost`). */
+  cost?: number;
+}
+
+/** One Chat Completions request: the model, the prompt and the per-request options. */
+export interface LlmRequest {
+  model: string;
+  messages: ChatMessage[];
+  temperature?: number;
+  max_tokens?: number;
 }
 
 export interface LlmCompletion {
@@ -36,7 +50,7 @@ export interface LlmCompletion {
 
 export interface LlmClient {
   /** One attempt at a reply; rejects with an `LlmError` only. */
-  complete(request: { model: string; messages: ChatMessage[] }, signal?: AbortSignal): Promise<LlmCompletion>;
+  complete(request: LlmRequest, signal?: AbortSignal): Promise<LlmCompletion>;
   close?(): void;
 }
 
@@ -106,7 +120,9 @@ function translate(error: unknown, timeoutMs: number, apiKey: string): LlmError 
     });
   }
   if (error instanceof OpenAI.APIError && error.status !== undefined) {
-    const { type, retryable } = classifyLlmStatus(error.status);
+    const { type, retryable } = isContextLengthError(error)
+      ? { type: LLM_ERROR_TYPES.contextLength, retryable: false }
+      : classifyLlmStatus(error.status);
     const retryAfterMs = retryAfterFrom(error.headers);
     const hint = type === LLM_ERROR_TYPES.auth ? ' (check API_KEY)' : '';
     // No `cause`: the SDK's error keeps the raw answer, which may echo the key, and an error
@@ -127,6 +143,39 @@ function translate(error: unknown, timeoutMs: number, apiKey: string): LlmError 
     retryable: true,
     cause: error,
   });
+}
+
+/**
+ * Whether the provider refused the prompt as longer than the model's context: OpenAI's
+ * `context_length_exceeded` code, or the wording OpenAI-compatible servers use for it.
+ */
+function isContextLengthError(error: InstanceType<typeof OpenAI.APIError>): boolean {
+  if (error.status !== 400 && error.status !== 413) return false;
+  if (error.code === 'context_length_exceeded') return true;
+  return /context length|context window|maximum context|too many tokens|prompt is too long/i.test(
+    error.message,
+  );
+}
+
+/** A non-negative count from a usage field, or `undefined`. */
+function countOf(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+/** The usage of a completion, with the details and cost the provider adds when it sends them. */
+function usageOf(usage: OpenAI.Completions.CompletionUsage | undefined | null): Usage | null {
+  if (usage === undefined || usage === null) return null;
+  const cached = countOf(usage.prompt_tokens_details?.cached_tokens);
+  const reasoning = countOf(usage.completion_tokens_details?.reasoning_tokens);
+  const cost = countOf((usage as { cost?: unknown }).cost);
+  return {
+    prompt_tokens: usage.prompt_tokens,
+    completion_tokens: usage.completion_tokens,
+    total_tokens: usage.total_tokens,
+    ...(cached === undefined ? {} : { cached_tokens: cached }),
+    ...(reasoning === undefined ? {} : { reasoning_tokens: reasoning }),
+    ...(cost === undefined ? {} : { cost }),
+  };
 }
 
 function urlOf(input: string | URL | Request): string {
@@ -228,7 +277,12 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
       let completion: OpenAI.Chat.Completions.ChatCompletion;
       try {
         completion = await client.chat.completions.create(
-          { model: request.model, messages: request.messages },
+          {
+            model: request.model,
+            messages: request.messages,
+            ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+            ...(request.max_tokens === undefined ? {} : { max_tokens: request.max_tokens }),
+          },
           signal === undefined ? {} : { signal },
         );
       } catch (error) {
@@ -242,19 +296,11 @@ export function createLlmClient(options: LlmClientOptions): LlmClient {
           retryable: true,
         });
       }
-      const usage = completion.usage;
       return {
         reply,
         model:
           typeof completion.model === 'string' && completion.model !== '' ? completion.model : request.model,
-        usage:
-          usage === undefined || usage === null
-            ? null
-            : {
-                prompt_tokens: usage.prompt_tokens,
-                completion_tokens: usage.completion_tokens,
-                total_tokens: usage.total_tokens,
-              },
+        usage: usageOf(completion.usage),
       };
     },
   };

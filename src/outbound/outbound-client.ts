@@ -122,8 +122,7 @@ export function createOutboundClient(options: OutboundClientOptions): Outbound {
         post({
           op: 'complete',
           id,
-          model: request.model,
-          messages: request.messages,
+          request,
           abortable: signal !== undefined,
         });
         signal?.addEventListener('abort', () => post({ op: 'abort', id }), { once: true });

@@ -40,10 +40,7 @@ const complete = async (request: Extract<OutboundRequest, { op: 'complete' }>): 
     aborts.set(request.id, controller);
   }
   try {
-    const value = await llm.complete(
-      { model: request.model, messages: request.messages },
-      controller?.signal,
-    );
+    const value = await llm.complete(request.request, controller?.signal);
     reply({ op: 'complete', id: request.id, ok: true, value });
   } catch (error) {
     const llmError =

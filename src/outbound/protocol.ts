@@ -4,7 +4,7 @@
  * is rebuilt on arrival, so `generate-reply.ts` sees the same error either way.
  */
 import type { DeliveryOutcome } from '../delivery/send-callback.js';
-import type { ChatMessage, LlmCompletion } from '../llm/llm-client.js';
+import type { LlmCompletion, LlmRequest } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
 import type { LlmErrorType } from '../shared/errors.js';
 import type { OutboundSettings } from './outbound-calls.js';
@@ -15,7 +15,7 @@ export interface OutboundThreadData {
 }
 
 export type OutboundRequest =
-  | { op: 'complete'; id: number; model: string; messages: ChatMessage[]; abortable: boolean }
+  | { op: 'complete'; id: number; request: LlmRequest; abortable: boolean }
   | { op: 'abort'; id: number }
   | { op: 'send'; id: number; url: string; body: string; headers: Record<string, string> }
   | { op: 'close' };

@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   idempotencyKeyInvalid: 'IDEMPOTENCY_KEY_INVALID',
   idempotencyConflict: 'IDEMPOTENCY_CONFLICT',
   rateLimited: 'RATE_LIMITED',
+  budgetExceeded: 'BUDGET_EXCEEDED',
   taskNotFound: 'TASK_NOT_FOUND',
   taskNotFinished: 'TASK_NOT_FINISHED',
   destinationNotFound: 'DESTINATION_NOT_FOUND',
@@ -28,6 +29,8 @@ export const LLM_ERROR_TYPES = {
   badRequest: 'llm_bad_request',
   /** 429. */
   rateLimited: 'llm_rate_limited',
+  /** The prompt does not fit the model's context window, even with its history halved. */
+  contextLength: 'llm_context_length',
   /** 5xx or 408. */
   unavailable: 'llm_unavailable',
   /** No answer within the timeout. */

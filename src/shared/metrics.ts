@@ -39,6 +39,14 @@ export interface Metrics {
   readonly callbackDeliveriesDeferred: Counter<'reason'>;
   /** `llm_webhook_history_messages`: history length put into each prompt. */
   readonly historyMessages: Histogram;
+  /** `llm_webhook_history_dropped_messages_total`: history messages left out of prompts by `HISTORY_MAX_TOKENS`. */
+  readonly historyDropped: Counter;
+  /** `llm_webhook_llm_tokens_total{model,kind}`: tokens of completed tasks, by kind (`prompt`, `completion`, `cached`, `reasoning`). */
+  readonly llmTokens: Counter<'model' | 'kind'>;
+  /** `llm_webhook_llm_cost_usd_total{model}`: cost of completed tasks, in USD. */
+  readonly llmCost: Counter<'model'>;
+  /** `llm_webhook_llm_waits_total{reason}`: LLM calls put off by a pause or a limit (`paused`, `concurrency`, `requests`, `tokens`). */
+  readonly llmWaits: Counter<'reason'>;
   /** The Prometheus text exposition of every metric of this registry. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -135,8 +143,36 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const historyDropped = new Counter({
+    name: `${PREFIX}history_dropped_messages_total`,
+    help: 'History messages left out of prompts to fit HISTORY_MAX_TOKENS.',
+    registers,
+  });
+  const llmTokens = new Counter({
+    name: `${PREFIX}llm_tokens_total`,
+    help: 'LLM tokens of completed tasks, by model and kind (prompt, completion, cached, reasoning).',
+    labelNames: ['model', 'kind'] as const,
+    registers,
+  });
+  const llmCost = new Counter({
+    name: `${PREFIX}llm_cost_usd_total`,
+    help: 'Cost of completed tasks in USD, by model.',
+    labelNames: ['model'] as const,
+    registers,
+  });
+  const llmWaits = new Counter({
+    name: `${PREFIX}llm_waits_total`,
+    help: 'LLM calls put off by a model pause or a provider limit, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+
   return {
     registry,
+    historyDropped,
+    llmTokens,
+    llmCost,
+    llmWaits,
     httpRequestDuration,
     tasksAccepted,
     tasksCompleted,

@@ -56,11 +56,21 @@ return 1`,
   },
   // The generation ends once: the user message and the reply enter the history together with
   // the task update, or nothing happens (a task that already has completedAt).
+  // The usage roll-ups (KEYS[3] the day's by model and conversation, KEYS[4..5] the day's and the
+  // month's totals) are added to in the same step, so a task's usage is counted exactly once.
   llmwStoreComplete: {
-    keys: 2,
+    keys: 5,
     lua: `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
+local field = ARGV[8]
+local amounts = { r = 1, p = tonumber(ARGV[9]), c = tonumber(ARGV[10]), t = tonumber(ARGV[11]), n = tonumber(ARGV[12]) }
+for metric, amount in pairs(amounts) do
+  redis.call('HINCRBY', KEYS[3], metric .. field, amount)
+  redis.call('HINCRBY', KEYS[4], metric, amount)
+  redis.call('HINCRBY', KEYS[5], metric, amount)
+end
+for i = 3, 5 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
 local message = redis.call('HGET', KEYS[1], 'message')
 redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[5] .. '\\n' .. message, 'assistant\\n' .. ARGV[5] .. '\\n' .. ARGV[1])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)

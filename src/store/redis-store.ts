@@ -9,6 +9,11 @@
  * - `history:<conversation key>` list of `role \n at \n content` entries, trimmed to the last
  *   `max(2, historyMaxMessages)`, expiring `historyTtlSeconds` after the last append.
  * - `idem:<key>` hash {fingerprint, taskId} with the claim's TTL.
+ * - `usage:<namespace>:<YYYY-MM-DD>` hash of the day's usage roll-ups: field = metric letter
+ *   (`r` requests, `p` prompt, `c` completion, `t` total tokens, `n` cost in nano-USD) followed by
+ *   the JSON `[model, conversation id]`; `usage-total:<client>:d:<day>` and
+ *   `usage-total:<client>:m:<YYYY-MM>` hashes of the same letters, for budgets. Kept
+ *   `USAGE_RETENTION_DAYS` after their last update (redis-store-usage.ts reads them).
  *
  * Every state change that reads before it writes is one Lua script (atomic on the server;
  * redis-store-scripts.ts): a job run twice after a crash, or two workers racing, can never append
@@ -17,10 +22,12 @@
 import type { Redis } from 'ioredis';
 import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
 import { defineStoreScripts, type ScriptArg } from './redis-store-scripts.js';
+import { createRedisUsage } from './redis-store-usage.js';
 import type {
   DeliveryAttempt,
   HistoryMessage,
   IdempotencyClaim,
+  LlmOptions,
   Store,
   StoreLimits,
   TaskError,
@@ -47,6 +54,8 @@ function toRecord(taskId: string, fields: Record<string, string>, deliveries: st
     callbackUrl: fields.callbackUrl ?? '',
     metadata: parseJson<Record<string, unknown>>(fields.metadata),
     createdAt: fields.createdAt ?? '',
+    options: parseJson<LlmOptions>(fields.options),
+    client: fields.client ?? fields.namespace ?? '',
     status: (fields.status ?? 'queued') as TaskStatus,
     updatedAt: fields.updatedAt ?? fields.createdAt ?? '',
     generatedResponse: fields.generatedResponse ?? null,
@@ -83,6 +92,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
   // The newest exchange is always kept, whatever the prompt limit, so a conversation stays visible.
   const historyKeep = Math.max(2, limits.historyMaxMessages);
   const run = defineStoreScripts(client);
+  const usage = createRedisUsage(client, prefix);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
     withRedis('read task', async () => {
@@ -130,6 +140,10 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
           createdAtMs + taskRetentionMs,
         ];
         if (task.metadata !== null) fields.push('metadata', JSON.stringify(task.metadata));
+        if (task.client !== undefined) fields.push('client', task.client);
+        if (task.options !== undefined && task.options !== null) {
+          fields.push('options', JSON.stringify(task.options));
+        }
         await run(
           'llmwStoreCreateTask',
           [taskKey(task.taskId), deliveriesKey(task.taskId)],
@@ -161,9 +175,22 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
 
     completeGeneration: (taskId, key, generation) =>
       withRedis('complete generation', async () => {
+        let { namespace, conversationId, client: charged } = generation;
+        if (namespace === undefined || conversationId === undefined || charged === undefined) {
+          const [storedNamespace, storedConversation, storedClient] = await client.hmget(
+            taskKey(taskId),
+            'namespace',
+            'conversationId',
+            'client',
+          );
+          namespace = storedNamespace ?? '';
+          conversationId = storedConversation ?? '';
+          charged = storedClient ?? namespace;
+        }
+        const rollup = usage.rollupOf(namespace, charged, conversationId, generation);
         const applied = await run(
           'llmwStoreComplete',
-          [taskKey(taskId), historyKey(key)],
+          [taskKey(taskId), historyKey(key), ...rollup.keys],
           [
             generation.reply,
             generation.model,
@@ -172,6 +199,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             new Date().toISOString(),
             limits.historyTtlSeconds,
             historyKeep,
+            ...rollup.args,
           ],
         );
         return applied === 1;
@@ -226,6 +254,10 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
       withRedis('release idempotency key', async () => {
         await run('llmwStoreRelease', [idempotencyKey(key)], [taskId]);
       }),
+
+    getUsage: (namespace, query) => withRedis('read usage', () => usage.query(namespace, query)),
+
+    getUsageTotal: (charged, period) => withRedis('read usage', () => usage.total(charged, period)),
 
     ping: () => pingRedis(client),
 

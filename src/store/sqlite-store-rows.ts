@@ -2,7 +2,8 @@
  * The SQLite store's side of the file: its tables (`STORE_MIGRATIONS`), the shapes of the rows
  * it reads, and the mapping of a `tasks` row to the seam's `TaskRecord`.
  */
-import type { DeliveryAttempt, TaskError, TaskRecord, TaskStatus, Usage } from './store.js';
+import { USAGE_MIGRATION } from './sqlite-store-usage.js';
+import type { DeliveryAttempt, LlmOptions, TaskError, TaskRecord, TaskStatus, Usage } from './store.js';
 
 export interface TaskRow {
   task_id: string;
@@ -22,11 +23,16 @@ export interface TaskRow {
   llm_attempts: number;
   callback_attempts: number;
   deliveries: string;
+  options: string | null;
+  client: string | null;
 }
 
 export interface GenerationStateRow {
   message: string;
   completed_at: string | null;
+  namespace: string;
+  conversation_id: string;
+  client: string | null;
 }
 
 export interface ConversationRow {
@@ -92,6 +98,7 @@ export const STORE_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
   `,
+  USAGE_MIGRATION,
 ];
 
 function parseJson<T>(text: string | null): T | null {
@@ -107,6 +114,8 @@ export function toRecord(row: TaskRow): TaskRecord {
     callbackUrl: row.callback_url,
     metadata: parseJson<Record<string, unknown>>(row.metadata),
     createdAt: row.created_at,
+    options: parseJson<LlmOptions>(row.options),
+    client: row.client ?? row.namespace,
     status: row.status,
     updatedAt: row.updated_at,
     generatedResponse: row.generated_response,

@@ -17,6 +17,7 @@ import {
   type TaskRow,
   toRecord,
 } from './sqlite-store-rows.js';
+import { createSqliteUsage } from './sqlite-store-usage.js';
 import type {
   DeliveryAttempt,
   DeliveryEnd,
@@ -50,12 +51,12 @@ export function createSqliteStore(
 
   const insertTask = db.prepare(
     `INSERT INTO tasks (task_id, namespace, conversation_id, message, callback_url, metadata, created_at,
-       status, updated_at, expires_at_ms)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)`,
+       status, updated_at, expires_at_ms, options, client)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
   );
   const selectTask = db.prepare<TaskRow>('SELECT * FROM tasks WHERE task_id = ? AND expires_at_ms > ?');
   const selectGenerationState = db.prepare<GenerationStateRow>(
-    'SELECT message, completed_at FROM tasks WHERE task_id = ? AND expires_at_ms > ?',
+    'SELECT message, completed_at, namespace, conversation_id, client FROM tasks WHERE task_id = ? AND expires_at_ms > ?',
   );
   const updateStatus = db.prepare(
     `UPDATE tasks SET status = ?, updated_at = ?, error = CASE WHEN ? THEN ? ELSE error END
@@ -114,6 +115,7 @@ export function createSqliteStore(
   );
   const deleteIdempotencyKey = db.prepare('DELETE FROM idempotency_keys WHERE key = ? AND task_id = ?');
 
+  const usage = createSqliteUsage(db);
   const purge = startSqlitePurge(db, options.purgeIntervalMs ?? 60_000);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
@@ -152,6 +154,8 @@ export function createSqliteStore(
           task.createdAt,
           task.createdAt,
           expiresAtMs,
+          task.options === undefined || task.options === null ? null : JSON.stringify(task.options),
+          task.client ?? null,
         ),
       );
     },
@@ -195,6 +199,14 @@ export function createSqliteStore(
           generation.completedAt,
           new Date(now).toISOString(),
           taskId,
+        );
+        usage.add(
+          task.namespace,
+          task.client ?? task.namespace,
+          task.conversation_id,
+          generation.model,
+          generation.usage,
+          generation.completedAt,
         );
         return true;
       });
@@ -262,6 +274,10 @@ export function createSqliteStore(
     async releaseIdempotencyKey(key, taskId) {
       await db.write(() => deleteIdempotencyKey.run(key, taskId));
     },
+
+    getUsage: (namespace, query) => usage.query(namespace, query),
+
+    getUsageTotal: (client, period) => usage.total(client, period),
 
     ping() {
       return db.ping();

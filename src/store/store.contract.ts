@@ -427,6 +427,113 @@ export function defineStoreContractTests(name: string, factory: StoreContractFac
         }
       }));
 
+    it("keeps a task's LLM options", () =>
+      withStore(async (store) => {
+        const task = newTask({ options: { model: 'm2', temperature: 0.3, max_tokens: 12 } });
+        await store.createTask(task);
+        expect((await store.getTaskById(task.taskId))?.options).toEqual(task.options);
+        const plain = newTask();
+        await store.createTask(plain);
+        expect((await store.getTaskById(plain.taskId))?.options).toBeNull();
+      }));
+
+    it('rolls usage up with each completion, once, by day, model and conversation, per namespace', () =>
+      withStore(async (store) => {
+        const namespace = `ns-${randomUUID()}`;
+        const complete = async (
+          conversationId: string,
+          model: string,
+          usage: Generation['usage'],
+          completedAt: string,
+          ns = namespace,
+        ) => {
+          const task = newTask({ namespace: ns, conversationId });
+          await store.createTask(task);
+          const done: Generation = { reply: 'r', model, usage, completedAt };
+          const key = conversationKey(ns, conversationId);
+          expect(await store.completeGeneration(task.taskId, key, done)).toBe(true);
+          // A job run again after a crash counts nothing twice.
+          expect(await store.completeGeneration(task.taskId, key, done)).toBe(false);
+        };
+        const usage = (prompt: number, completion: number, cost?: number) => ({
+          prompt_tokens: prompt,
+          completion_tokens: completion,
+          total_tokens: prompt + completion,
+          ...(cost === undefined ? {} : { cost }),
+        });
+        await complete('a', 'm1', usage(10, 5, 0.000_015), '2026-03-01T10:00:00.000Z');
+        await complete('a', 'm2', usage(20, 5), '2026-03-01T23:59:59.000Z');
+        await complete('b', 'm1', usage(1, 2, 0.1), '2026-03-02T00:00:00.000Z');
+        await complete('b', 'm1', null, '2026-03-02T01:00:00.000Z');
+        await complete('a', 'm1', usage(100, 100, 1), '2026-03-01T12:00:00.000Z', `${namespace}-other`);
+
+        const query = (
+          groupBy: 'day' | 'model' | 'conversation',
+          sinceDay = '2026-02-01',
+          untilDay = '2026-03-31',
+        ) => store.getUsage(namespace, { sinceDay, untilDay, groupBy });
+        expect(await query('day')).toEqual([
+          {
+            key: '2026-03-01',
+            requests: 2,
+            promptTokens: 30,
+            completionTokens: 10,
+            totalTokens: 40,
+            costNanoUsd: 15_000,
+          },
+          {
+            key: '2026-03-02',
+            requests: 2,
+            promptTokens: 1,
+            completionTokens: 2,
+            totalTokens: 3,
+            costNanoUsd: 100_000_000,
+          },
+        ]);
+        expect((await query('model')).map((row) => [row.key, row.requests, row.totalTokens])).toEqual([
+          ['m1', 3, 18],
+          ['m2', 1, 25],
+        ]);
+        expect((await query('conversation')).map((row) => [row.key, row.requests, row.costNanoUsd])).toEqual([
+          ['a', 2, 15_000],
+          ['b', 2, 100_000_000],
+        ]);
+        expect(await query('day', '2026-03-02', '2026-03-02')).toHaveLength(1);
+        expect(await query('day', '2026-04-01', '2026-04-30')).toEqual([]);
+        expect(await store.getUsageTotal(namespace, { unit: 'day', day: '2026-03-01' })).toEqual({
+          requests: 2,
+          promptTokens: 30,
+          completionTokens: 10,
+          totalTokens: 40,
+          costNanoUsd: 15_000,
+        });
+        expect((await store.getUsageTotal(namespace, { unit: 'month', month: '2026-03' })).totalTokens).toBe(
+          43,
+        );
+        expect((await store.getUsageTotal(namespace, { unit: 'month', month: '2026-04' })).requests).toBe(0);
+        expect(
+          (await store.getUsageTotal(`${namespace}-other`, { unit: 'day', day: '2026-03-01' })).totalTokens,
+        ).toBe(200);
+      }));
+
+    it('counts budget totals per client, apart from the namespace', () =>
+      withStore(async (store) => {
+        const client = `ip:${randomUUID()}`;
+        const task = newTask({ client });
+        await store.createTask(task);
+        expect((await store.getTaskById(task.taskId))?.client).toBe(client);
+        const done: Generation = { ...generation('r'), completedAt: '2026-05-05T05:05:05.000Z' };
+        expect(
+          await store.completeGeneration(task.taskId, conversationKey('', task.conversationId), done),
+        ).toBe(true);
+        expect((await store.getUsageTotal(client, { unit: 'day', day: '2026-05-05' })).totalTokens).toBe(7);
+        expect((await store.getUsageTotal(client, { unit: 'month', month: '2026-05' })).requests).toBe(1);
+        expect((await store.getUsageTotal('', { unit: 'day', day: '2026-05-05' })).requests).toBe(0);
+        const plain = newTask();
+        await store.createTask(plain);
+        expect((await store.getTaskById(plain.taskId))?.client).toBe('');
+      }));
+
     it('answers ping', () =>
       withStore(async (store) => {
         await expect(store.ping()).resolves.toBeUndefined();

@@ -23,7 +23,47 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** Prompt tokens served from the provider's cache, when it reports them. */
+  cached_tokens?: number;
+  /** Reply tokens spent on reasoning, when the provider reports them. */
+  reasoning_tokens?: number;
+  /** USD: the provider's own figure (`usage.cost`), else computed from `LLM_PRICES`; absent when neither. */
+  cost?: number;
 }
+
+/** Per-request LLM options (SPEC §10), as accepted at `POST /webhook`. */
+export interface LlmOptions {
+  model?: string;
+  temperature?: number;
+  max_tokens?: number;
+}
+
+export const USAGE_GROUPS = ['day', 'model', 'conversation'] as const;
+export type UsageGroup = (typeof USAGE_GROUPS)[number];
+
+/** Usage summed over completed tasks. `costNanoUsd` is in 10⁻⁹ USD, so sums are exact. */
+export interface UsageTotals {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  costNanoUsd: number;
+}
+
+export interface UsageRow extends UsageTotals {
+  /** The day (`YYYY-MM-DD`, UTC), the model or the conversation id, as grouped. */
+  key: string;
+}
+
+export interface UsageQuery {
+  /** First and last day included, `YYYY-MM-DD` (UTC). */
+  sinceDay: string;
+  untilDay: string;
+  groupBy: UsageGroup;
+}
+
+/** A budget period: a UTC day (`YYYY-MM-DD`) or month (`YYYY-MM`). */
+export type UsagePeriod = { unit: 'day'; day: string } | { unit: 'month'; month: string };
 
 export interface TaskError {
   /** Stable, machine-readable: `llm_auth`, `llm_unavailable`, `config_missing_api_key`, `callback_failed`, ... */
@@ -58,9 +98,18 @@ export interface NewTask {
   metadata: Record<string, unknown> | null;
   /** ISO time. */
   createdAt: string;
+  /** The request's LLM options; absent or `null`: none. */
+  options?: LlmOptions | null;
+  /**
+   * Whom the task's usage counts against for `CLIENT_BUDGET`: the namespace when API tokens are
+   * on, `ip:<address>` when they are off. Default: the namespace.
+   */
+  client?: string;
 }
 
 export interface TaskRecord extends NewTask {
+  options: LlmOptions | null;
+  client: string;
   status: TaskStatus;
   updatedAt: string;
   generatedResponse: string | null;
@@ -84,8 +133,15 @@ export interface Generation {
   reply: string;
   model: string;
   usage: Usage | null;
-  /** ISO time. */
+  /** ISO time; its UTC day is the day the usage is counted on. */
   completedAt: string;
+  /**
+   * The task's namespace and conversation id, for its usage roll-up keys (a driver that needs them
+   * before its atomic step reads them from the task when they are not given).
+   */
+  namespace?: string;
+  conversationId?: string;
+  client?: string;
 }
 
 export type IdempotencyClaim =
@@ -112,8 +168,11 @@ export interface Store {
   recordLlmAttempt(taskId: string): Promise<void>;
   /**
    * Atomically: appends the task's user message and `generation.reply` to the history of
-   * `conversationKey`, refreshes its TTL, stores the reply on the task and sets `delivering`.
-   * Resolves `false` (changing nothing) when the generation already ended for this task.
+   * `conversationKey`, refreshes its TTL, stores the reply on the task, sets `delivering`, and adds
+   * the generation's usage (one request, its tokens and cost) to the task's namespace's usage
+   * roll-ups of the day of `completedAt` (by model and conversation) and to its client's day and
+   * month totals. Resolves `false` (changing nothing, roll-ups included) when the generation already
+   * ended for this task.
    */
   completeGeneration(taskId: string, conversationKey: string, generation: Generation): Promise<boolean>;
   /** Stores the failure on the task and sets `delivering`; history is untouched. `false` when already ended. */
@@ -139,9 +198,33 @@ export interface Store {
   ): Promise<IdempotencyClaim>;
   /** Releases a claim whose task could not be created (so a retry can succeed). */
   releaseIdempotencyKey(key: string, taskId: string): Promise<void>;
+  /**
+   * Usage of `namespace`'s completed tasks on the days of `query`, one row per day, model or
+   * conversation (as grouped), read from the roll-ups (never from the tasks). Rows in key order.
+   */
+  getUsage(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
+  /** A client's (`NewTask.client`) usage total over one day or month (zero when none). */
+  getUsageTotal(client: string, period: UsagePeriod): Promise<UsageTotals>;
   /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How long usage roll-ups are kept: 400 days, so a year compares with the one before. */
+export const USAGE_RETENTION_DAYS = 400;
+
+export const ZERO_USAGE: Readonly<UsageTotals> = Object.freeze({
+  requests: 0,
+  promptTokens: 0,
+  completionTokens: 0,
+  totalTokens: 0,
+  costNanoUsd: 0,
+});
+
+/** The UTC day (`YYYY-MM-DD`) of an ISO time. */
+export function dayOf(iso: string): string {
+  const ms = Date.parse(iso);
+  return new Date(Number.isFinite(ms) ? ms : Date.now()).toISOString().slice(0, 10);
 }
 
 /** The history key of a conversation: namespaced so tokens never share history. */

@@ -43,6 +43,7 @@ describe('docs', () => {
       '/readyz',
       '/tasks/{task_id}',
       '/tasks/{task_id}/redeliver',
+      '/usage',
       '/webhook',
     ]);
     const webhook = document.paths['/webhook']!.post!;

@@ -64,6 +64,7 @@ describe('GET /tasks/:task_id', () => {
       created_at: expect.any(String),
       updated_at: expect.any(String),
       generated_response: 'Hello there',
+      model: 'm',
       attempts: { llm: 1, callback: 2 },
       deliveries: [
         { at: expect.any(String), error: 'connection refused', duration_ms: 3 },

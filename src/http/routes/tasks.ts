@@ -37,6 +37,8 @@ export function toTaskView(task: TaskRecord): TaskView {
     created_at: task.createdAt,
     updated_at: task.updatedAt,
     ...(task.generatedResponse === null ? {} : { generated_response: task.generatedResponse }),
+    ...(task.model === null ? {} : { model: task.model }),
+    ...(task.usage === null ? {} : { usage: { ...task.usage } }),
     ...(task.error === null ? {} : { error: { type: task.error.type, message: task.error.message } }),
     attempts: { llm: task.attempts.llm, callback: task.attempts.callback },
     deliveries: task.deliveries.map((delivery) => ({

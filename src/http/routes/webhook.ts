@@ -9,9 +9,11 @@ import { checkCallbackUrl } from '../../delivery/ssrf/callback-url.js';
 import { generateJob } from '../../jobs/catalog.js';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
+import type { Budget } from '../../shared/llm-settings.js';
 import type { Metrics } from '../../shared/metrics.js';
-import { conversationKey, type Store } from '../../store/store.js';
+import { conversationKey, type LlmOptions, type Store } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
+import { budgetClient, overBudget } from '../budget.js';
 import {
   errorResponse,
   jsonBodyErrorResponses,
@@ -39,6 +41,10 @@ export interface WebhookRouteOptions {
   routeConfig: object;
   /** The OpenAPI `security` of protected routes (nothing when tokens are off). */
   security: SecurityDoc;
+  /** What `options.model` may name: LLM_MODEL, the fallbacks and LLM_MODELS_ALLOWED. */
+  allowedModels: readonly string[];
+  /** `CLIENT_BUDGET`; `null`: none. */
+  budget: Budget | null;
 }
 
 /** How long an idempotency key keeps its first answer. */
@@ -49,9 +55,30 @@ function fingerprint(body: unknown): string {
   return createHash('sha256').update(JSON.stringify(body)).digest('hex');
 }
 
+/** pydantic's way of listing a literal's values: `'a', 'b' or 'c'`. */
+function expectedLiterals(values: readonly string[]): string {
+  const quoted = values.map((value) => `'${value}'`);
+  return quoted.length <= 1 ? (quoted[0] ?? "''") : `${quoted.slice(0, -1).join(', ')} or ${quoted.at(-1)}`;
+}
+
 /** The checks JSON Schema cannot express; same 422 shape as the schema's own. */
-function semanticIssues(body: WebhookBody, policy: SsrfPolicy): ValidationIssue[] {
+function semanticIssues(
+  body: WebhookBody,
+  policy: SsrfPolicy,
+  allowedModels: readonly string[],
+): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
+  const model = body.options?.model;
+  if (typeof model === 'string' && !allowedModels.includes(model)) {
+    const expected = expectedLiterals(allowedModels);
+    issues.push({
+      type: 'literal_error',
+      loc: ['body', 'options', 'model'],
+      msg: `Input should be ${expected}`,
+      input: model,
+      ctx: { expected },
+    });
+  }
   const url = new URL(body.callback_url.trim());
   const verdict = checkCallbackUrl(url, policy);
   if (!verdict.allowed) {
@@ -76,6 +103,17 @@ function semanticIssues(body: WebhookBody, policy: SsrfPolicy): ValidationIssue[
     }
   }
   return issues;
+}
+
+/** The LLM options of a request that has them (unknown names dropped). */
+function pickLlmOptions(given: WebhookBody['options']): LlmOptions | null {
+  if (given === undefined) return null;
+  const picked: LlmOptions = {
+    ...(typeof given.model === 'string' ? { model: given.model } : {}),
+    ...(typeof given.temperature === 'number' ? { temperature: given.temperature } : {}),
+    ...(typeof given.max_tokens === 'number' ? { max_tokens: given.max_tokens } : {}),
+  };
+  return Object.keys(picked).length === 0 ? null : picked;
 }
 
 function idempotencyKeyOf(request: FastifyRequest): string | null {
@@ -122,7 +160,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
     },
     async (request: FastifyRequest<{ Body: WebhookBody }>, reply: FastifyReply) => {
       const body = request.body;
-      const issues = semanticIssues(body, ssrfPolicy);
+      const issues = semanticIssues(body, ssrfPolicy, options.allowedModels);
       if (issues.length > 0) throw new RequestValidationError(issues, body);
 
       // However many backend calls this takes, a backend that hangs means a 503 within 2 s.
@@ -134,6 +172,10 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
       const group = conversationKey(namespace, conversationId);
       const idempotencyKey = idempotencyKeyOf(request);
       const taskId = randomUUID();
+      const releaseClaim = (key: string): Promise<void> =>
+        withBackendDeadline(store.releaseIdempotencyKey(key, taskId)).catch((releaseError: unknown) =>
+          request.log.warn({ err: releaseError, task_id: taskId }, 'could not release idempotency key'),
+        );
 
       const claimKey = idempotencyKey === null ? null : `${namespace}:${idempotencyKey}`;
       if (claimKey !== null) {
@@ -157,6 +199,25 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
         }
       }
 
+      const client = budgetClient(namespace, request.ip);
+      const llmOptions = pickLlmOptions(body.options);
+      if (options.budget !== null) {
+        const retryAfterSeconds = await withinBudget(
+          overBudget(store, options.budget, client, {
+            message: body.message,
+            maxTokens: llmOptions?.max_tokens,
+          }),
+        ).catch(async (error: unknown) => {
+          if (claimKey !== null) await releaseClaim(claimKey);
+          throw error;
+        });
+        if (retryAfterSeconds !== null) {
+          if (claimKey !== null) await releaseClaim(claimKey);
+          reply.header('retry-after', String(retryAfterSeconds));
+          throw new HttpError(429, `Budget exceeded: ${options.budget.label}`, ERROR_CODES.budgetExceeded);
+        }
+      }
+
       try {
         // Requested together so the embedded mode commits both in one transaction; in the redis
         // mode a job whose task record is missing waits for it briefly, then is dropped.
@@ -170,6 +231,8 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
               callbackUrl: body.callback_url,
               metadata: body.metadata ?? null,
               createdAt: new Date().toISOString(),
+              options: llmOptions,
+              client,
             }),
           ),
           enqueueGeneration(taskId, group),
@@ -177,12 +240,7 @@ export function registerWebhookRoute(app: FastifyInstance, options: WebhookRoute
       } catch (error) {
         // Without its task the claim would replay an id that does not exist: free the key so
         // the client's retry can succeed.
-        if (claimKey !== null) {
-          await withBackendDeadline(store.releaseIdempotencyKey(claimKey, taskId)).catch(
-            (releaseError: unknown) =>
-              request.log.warn({ err: releaseError, task_id: taskId }, 'could not release idempotency key'),
-          );
-        }
+        if (claimKey !== null) await releaseClaim(claimKey);
         throw error;
       }
 

@@ -1,0 +1,10 @@
+const t0 = performance.now();
+const { Tiktoken } = await import('js-tiktoken/lite');
+const { default: ranks } = await import('js-tiktoken/ranks/cl100k_base');
+const enc = new Tiktoken(ranks);
+const t1 = performance.now();
+const text = Array.from({length: 2000}, (_, i) => `word${i % 97} lorem ipsum, dolor sit amet ${i}.`).join(' ');
+let n = 0; const t2 = performance.now();
+for (let i = 0; i < 200; i++) n += enc.encode(text + i).length;
+const t3 = performance.now();
+console.log(JSON.stringify({lib:'js-tiktoken', loadMs:+(t1-t0).toFixed(1), chars:text.length, tokens:enc.encode(text).length, msPerCall:+((t3-t2)/200).toFixed(3), rssMiB: +(process.memoryUsage().rss/2**20).toFixed(1), heapMiB:+(process.memoryUsage().heapUsed/2**20).toFixed(1)}));
