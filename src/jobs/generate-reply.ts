@@ -171,6 +171,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       model: result.model,
       usage: result.usage,
       completedAt: new Date().toISOString(),
+      llmDurationMs: performance.now() - startedAt,
     };
     if (!(await store.completeGeneration(task.taskId, key, generation))) return handOver(task.taskId);
     return deliverNow(

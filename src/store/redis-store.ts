@@ -16,6 +16,8 @@
  */
 import type { Redis } from 'ioredis';
 import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
+import { destinationOf } from '../shared/destination.js';
+import { createRedisLists, indexMember } from './redis-store-lists.js';
 import { defineStoreScripts, type ScriptArg } from './redis-store-scripts.js';
 import type {
   DeliveryAttempt,
@@ -28,6 +30,7 @@ import type {
   TaskStatus,
   Usage,
 } from './store.js';
+import { latencyBucket } from './task-lists.js';
 
 export interface RedisStoreOptions {
   /** Prefix of every key (default `{llm-webhook}:`); keep a `{hash tag}` for Redis Cluster. */
@@ -103,6 +106,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
     });
 
   return {
+    ...createRedisLists(client, prefix, (taskId, fields, deliveries) => toRecord(taskId, fields, deliveries)),
+
     createTask: (task) =>
       withRedis('create task', async () => {
         const createdMs = Date.parse(task.createdAt);
@@ -128,6 +133,12 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
           0,
           'expiresAtMs',
           createdAtMs + taskRetentionMs,
+          'createdAtMs',
+          createdAtMs,
+          'destination',
+          destinationOf(task.callbackUrl),
+          'indexMember',
+          indexMember(createdAtMs, task.taskId),
         ];
         if (task.metadata !== null) fields.push('metadata', JSON.stringify(task.metadata));
         await run(
@@ -172,6 +183,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             new Date().toISOString(),
             limits.historyTtlSeconds,
             historyKeep,
+            generation.llmDurationMs === undefined ? '' : latencyBucket(generation.llmDurationMs),
           ],
         );
         return applied === 1;
@@ -197,6 +209,9 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             new Date().toISOString(),
             final?.status ?? '',
             final?.error ? JSON.stringify(final.error) : '',
+            attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300
+              ? '1'
+              : '0',
           ],
         );
       }),

@@ -15,6 +15,7 @@
  */
 
 import type { TaskErrorType } from '../shared/errors.js';
+import type { ConversationListPage, MinuteRollup, TaskFilter, TaskListPage } from './task-lists.js';
 
 export const TASK_STATUSES = ['queued', 'processing', 'delivering', 'completed', 'failed'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -84,6 +85,8 @@ export interface Generation {
   usage: Usage | null;
   /** ISO time. */
   completedAt: string;
+  /** How long the answering LLM call took, for the latency roll-up (absent: not counted). */
+  llmDurationMs?: number | undefined;
 }
 
 export type IdempotencyClaim =
@@ -137,6 +140,29 @@ export interface Store {
   ): Promise<IdempotencyClaim>;
   /** Releases a claim whose task could not be created (so a retry can succeed). */
   releaseIdempotencyKey(key: string, taskId: string): Promise<void>;
+  /**
+   * The namespace's tasks matching `filter`, newest first (creation time, then id), at most
+   * `limit`, after `cursor` (an opaque string from an earlier page's `nextCursor`). `nextCursor`
+   * is `null` on the last page. Served from indexes: never a scan of every task.
+   */
+  listTasks(
+    namespace: string,
+    filter: TaskFilter,
+    limit: number,
+    cursor: string | null,
+  ): Promise<TaskListPage<TaskRecord>>;
+  /** How many of the namespace's tasks match `filter`. */
+  countTasks(namespace: string, filter: TaskFilter): Promise<number>;
+  /** Creation time (ISO) of the namespace's oldest task in `status`, or `null`. */
+  oldestTaskAt(namespace: string, status: TaskStatus): Promise<string | null>;
+  /** The namespace's conversations with stored history, most recently active first. */
+  listConversations(namespace: string, limit: number, cursor: string | null): Promise<ConversationListPage>;
+  /**
+   * The namespace's per-minute roll-ups from `sinceMs` to `untilMs` (epoch ms), oldest first;
+   * minutes with no event are left out. Written with each task event (accepted, LLM answered,
+   * delivery attempt, final status), in the same write.
+   */
+  getRollups(namespace: string, sinceMs: number, untilMs: number): Promise<MinuteRollup[]>;
   /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;
