@@ -24,9 +24,12 @@ import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js
 import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
+import { registerConversationListRoute } from './routes/conversation-list.js';
 import { registerConversationRoutes } from './routes/conversations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerStatsRoute } from './routes/stats.js';
+import { registerTaskListRoutes } from './routes/task-list.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerWebhookRoute } from './routes/webhook.js';
 
@@ -212,6 +215,9 @@ async function registerApiRoutes(
     security,
   });
   registerCallbackRoutes(app, { routeConfig });
+  registerTaskListRoutes(app, { store, queue, security });
   registerTaskRoutes(app, { store, queue, security });
+  registerConversationListRoute(app, { store, security });
   registerConversationRoutes(app, { store, security });
+  registerStatsRoute(app, { store, queue, security });
 }

@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { redeliveryJob } from '../../jobs/catalog.js';
 import type { JobQueue } from '../../queue/job-queue.js';
+import { destinationOf } from '../../shared/destination.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
@@ -35,6 +36,8 @@ export function toTaskView(task: TaskRecord): TaskView {
     conversation_id: task.conversationId,
     created_at: task.createdAt,
     updated_at: task.updatedAt,
+    ...(task.completedAt === null ? {} : { completed_at: task.completedAt }),
+    destination: destinationOf(task.callbackUrl),
     ...(task.generatedResponse === null ? {} : { generated_response: task.generatedResponse }),
     ...(task.error === null ? {} : { error: { type: task.error.type, message: task.error.message } }),
     attempts: { llm: task.attempts.llm, callback: task.attempts.callback },
