@@ -24,6 +24,7 @@ import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js
 import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
+import { registerConsoleRoutes } from './routes/console.js';
 import { registerConversationListRoute } from './routes/conversation-list.js';
 import { registerConversationRoutes } from './routes/conversations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
@@ -220,4 +221,5 @@ async function registerApiRoutes(
   registerConversationListRoute(app, { store, security });
   registerConversationRoutes(app, { store, security });
   registerStatsRoute(app, { store, queue, security });
+  await registerConsoleRoutes(app);
 }

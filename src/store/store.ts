@@ -15,7 +15,6 @@
  */
 
 import type { TaskErrorType } from '../shared/errors.js';
-import type { ConversationListPage, MinuteRollup, TaskFilter, TaskListPage } from './task-lists.js';
 
 export const TASK_STATUSES = ['queued', 'processing', 'delivering', 'completed', 'failed'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -98,6 +97,50 @@ export interface StoreLimits {
   historyMaxMessages: number;
   historyTtlSeconds: number;
   taskRetentionSeconds: number;
+}
+
+/** Which tasks a listing or count takes; every field narrows it, none set = all of the namespace's. */
+export interface TaskFilter {
+  /** Any of these statuses (absent or empty: any status). */
+  statuses?: readonly TaskStatus[] | undefined;
+  conversationId?: string | undefined;
+  /** A destination as `destinationOf` writes it. */
+  destination?: string | undefined;
+  /** Created at or after this time (epoch ms). */
+  sinceMs?: number | undefined;
+  /** Created before this time (epoch ms). */
+  untilMs?: number | undefined;
+}
+
+export interface TaskListPage<T> {
+  tasks: T[];
+  nextCursor: string | null;
+}
+
+export interface ConversationSummary {
+  conversationId: string;
+  /** Messages stored now. */
+  messages: number;
+  /** ISO time of the last exchange appended. */
+  lastActivityAt: string;
+}
+
+export interface ConversationListPage {
+  conversations: ConversationSummary[];
+  nextCursor: string | null;
+}
+
+/** One minute of one namespace's task events. */
+export interface MinuteRollup {
+  /** Start of the minute, epoch ms (a multiple of 60 000). */
+  minuteMs: number;
+  accepted: number;
+  completed: number;
+  failed: number;
+  callbackOk: number;
+  callbackFailed: number;
+  /** Answered LLM calls per latency bucket (`LLM_LATENCY_BOUNDS_MS`). */
+  llmLatency: number[];
 }
 
 export interface Store {

@@ -3,20 +3,15 @@
  * the opaque cursors of `listTasks` and `listConversations`, and the per-minute roll-ups behind
  * `GET /stats` with their LLM latency buckets.
  */
-import type { TaskStatus } from './store.js';
+import type {
+  ConversationListPage,
+  ConversationSummary,
+  MinuteRollup,
+  TaskFilter,
+  TaskListPage,
+} from './store.js';
 
-/** Which tasks a listing or count takes; every field narrows it, none set = all of the namespace's. */
-export interface TaskFilter {
-  /** Any of these statuses (absent or empty: any status). */
-  statuses?: readonly TaskStatus[] | undefined;
-  conversationId?: string | undefined;
-  /** A destination as `destinationOf` writes it. */
-  destination?: string | undefined;
-  /** Created at or after this time (epoch ms). */
-  sinceMs?: number | undefined;
-  /** Created before this time (epoch ms). */
-  untilMs?: number | undefined;
-}
+export type { ConversationListPage, ConversationSummary, MinuteRollup, TaskFilter, TaskListPage };
 
 /** A position in a newest-first task listing: the last task returned. */
 export interface TaskCursor {
@@ -55,24 +50,6 @@ export function isValidCursor(kind: 'tasks' | 'conversations', text: string): bo
   return (kind === 'tasks' ? decodeTaskCursor(text) : decodeConversationCursor(text)) !== null;
 }
 
-export interface TaskListPage<T> {
-  tasks: T[];
-  nextCursor: string | null;
-}
-
-export interface ConversationSummary {
-  conversationId: string;
-  /** Messages stored now. */
-  messages: number;
-  /** ISO time of the last exchange appended. */
-  lastActivityAt: string;
-}
-
-export interface ConversationListPage {
-  conversations: ConversationSummary[];
-  nextCursor: string | null;
-}
-
 /**
  * Upper bounds (ms) of the LLM latency buckets of a roll-up; the last bucket takes everything
  * above the last bound. p50 and p95 are read from them (`latencyPercentile`).
@@ -83,19 +60,6 @@ export const LLM_LATENCY_BUCKETS = LLM_LATENCY_BOUNDS_MS.length + 1;
 export function latencyBucket(durationMs: number): number {
   const index = LLM_LATENCY_BOUNDS_MS.findIndex((bound) => durationMs <= bound);
   return index === -1 ? LLM_LATENCY_BOUNDS_MS.length : index;
-}
-
-/** One minute of one namespace's task events. */
-export interface MinuteRollup {
-  /** Start of the minute, epoch ms (a multiple of 60 000). */
-  minuteMs: number;
-  accepted: number;
-  completed: number;
-  failed: number;
-  callbackOk: number;
-  callbackFailed: number;
-  /** Answered LLM calls per latency bucket (`LLM_LATENCY_BOUNDS_MS`). */
-  llmLatency: number[];
 }
 
 export const MINUTE_MS = 60_000;
