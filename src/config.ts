@@ -42,6 +42,8 @@ export interface Config {
   historyMaxMessages: number;
   historyTtlSeconds: number;
   workerConcurrency: number;
+  /** Callback attempts run at once by one worker process, apart from its generations. */
+  deliveryConcurrency: number;
   rateLimit: RateLimit;
   trustProxy: boolean;
   apiTokens: readonly string[];
@@ -50,6 +52,19 @@ export interface Config {
   callbackRetryScheduleMs: readonly number[];
   callbackAllowedHosts: readonly string[];
   callbackAllowPrivate: boolean;
+  /** Callback attempts in flight at once per destination (origin), across all workers. */
+  callbackMaxInFlightPerDestination: number;
+  /** Longest wait a receiver's `Retry-After` (on 429 or 503) may ask for. */
+  callbackRetryAfterMaxMs: number;
+  /** The circuit breaker of each destination (SPEC §9; README *Delivery isolation*). */
+  callbackBreaker: {
+    failureRatio: number;
+    /** 0: the breaker is off. */
+    minAttempts: number;
+    windowMs: number;
+    cooldownMs: number;
+    cooldownMaxMs: number;
+  };
   bodyLimitBytes: number;
   messageMaxChars: number;
   taskRetentionSeconds: number;
@@ -134,6 +149,28 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     }
     return parsed;
   };
+  const duration = (name: string, fallback: string): number => {
+    const raw = text(name, fallback).trim();
+    const parsed = parseScheduleMs(raw);
+    if (parsed?.length !== 1 || parsed[0]! < 1) {
+      problems.push(
+        `${name}=${JSON.stringify(raw)} is invalid: expected a duration such as 250ms, 30s, 5m or 2h`,
+      );
+      return parseScheduleMs(fallback)![0]!;
+    }
+    return parsed[0]!;
+  };
+  const ratio = (name: string, fallback: number): number => {
+    const raw = text(name, String(fallback)).trim();
+    const value = Number(raw);
+    if (raw === '' || !Number.isFinite(value) || value <= 0 || value > 1) {
+      problems.push(
+        `${name}=${JSON.stringify(raw)} is invalid: expected a number above 0 and at most 1, such as 0.7`,
+      );
+      return fallback;
+    }
+    return value;
+  };
   const url = (name: string, fallback: string | null, schemes: readonly string[]): string | null => {
     const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!.trim();
     if (raw === null) return null;
@@ -217,6 +254,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     historyMaxMessages: integer('HISTORY_MAX_MESSAGES', 20, 0),
     historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
     workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
+    deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 100, 1, 100_000),
     rateLimit,
     trustProxy: boolean('TRUST_PROXY', false),
     apiTokens: list(text('API_TOKENS', '')),
@@ -225,6 +263,15 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     callbackRetryScheduleMs: schedule('CALLBACK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h'),
     callbackAllowedHosts,
     callbackAllowPrivate: boolean('CALLBACK_ALLOW_PRIVATE', false),
+    callbackMaxInFlightPerDestination: integer('CALLBACK_MAX_IN_FLIGHT_PER_DESTINATION', 10, 1, 100_000),
+    callbackRetryAfterMaxMs: duration('CALLBACK_RETRY_AFTER_MAX', '1h'),
+    callbackBreaker: {
+      failureRatio: ratio('CALLBACK_BREAKER_FAILURE_RATIO', 0.7),
+      minAttempts: integer('CALLBACK_BREAKER_MIN_ATTEMPTS', 10, 0, 1_000_000),
+      windowMs: duration('CALLBACK_BREAKER_WINDOW', '5m'),
+      cooldownMs: duration('CALLBACK_BREAKER_COOLDOWN', '30s'),
+      cooldownMaxMs: duration('CALLBACK_BREAKER_COOLDOWN_MAX', '5m'),
+    },
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 262_144, 1024, 100 * 1024 * 1024),
     messageMaxChars: integer('MESSAGE_MAX_CHARS', 32_000, 1),
     taskRetentionSeconds: integer('TASK_RETENTION_SECONDS', 604_800, 1),

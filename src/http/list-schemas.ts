@@ -141,9 +141,15 @@ const figures = {
   },
 } as const;
 
+const queueCounts = {
+  type: 'object',
+  required: ['waiting', 'active', 'delayed'],
+  properties: { waiting: { type: 'integer' }, active: { type: 'integer' }, delayed: { type: 'integer' } },
+} as const;
+
 export const statsSchema = {
   type: 'object',
-  required: ['minutes', 'series', 'totals', 'queue', 'oldest_queued_at'],
+  required: ['minutes', 'series', 'totals', 'queue', 'delivery_queue', 'oldest_queued_at'],
   properties: {
     minutes: { type: 'integer' },
     series: {
@@ -157,10 +163,12 @@ export const statsSchema = {
     },
     totals: { type: 'object', required: Object.keys(figures), properties: figures },
     queue: {
-      type: 'object',
-      description: "The deployment's queue, whatever the client.",
-      required: ['waiting', 'active', 'delayed'],
-      properties: { waiting: { type: 'integer' }, active: { type: 'integer' }, delayed: { type: 'integer' } },
+      description: "The deployment's generation queue (LLM calls), whatever the client.",
+      ...queueCounts,
+    },
+    delivery_queue: {
+      description: "The deployment's delivery queue (callbacks), whatever the client.",
+      ...queueCounts,
     },
     oldest_queued_at: {
       type: ['string', 'null'],

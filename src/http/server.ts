@@ -39,7 +39,10 @@ export interface ServerDeps {
   /** The pino logger; Fastify logs through it (one line per request, no headers or bodies). */
   logger: Logger;
   store: Store;
+  /** The generation queue, where accepted tasks go. */
   queue: JobQueue;
+  /** The delivery queue, where redeliveries go. */
+  deliveries: JobQueue;
   metrics: Metrics;
   /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
   rateLimitRedis?: unknown;
@@ -216,10 +219,10 @@ async function registerApiRoutes(
     security,
   });
   registerCallbackRoutes(app, { routeConfig });
-  registerTaskListRoutes(app, { store, queue, security });
-  registerTaskRoutes(app, { store, queue, security });
+  registerTaskListRoutes(app, { store, deliveries: deps.deliveries, security });
+  registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
   registerConversationListRoute(app, { store, security });
   registerConversationRoutes(app, { store, security });
-  registerStatsRoute(app, { store, queue, security });
+  registerStatsRoute(app, { store, queue, deliveries: deps.deliveries, security });
   await registerConsoleRoutes(app);
 }

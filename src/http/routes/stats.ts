@@ -1,7 +1,8 @@
 /**
  * GET /stats (SPEC §12): per-minute accepted, completed and failed tasks, LLM latency p50/p95 and
  * callback success rate over the last `minutes`, from the store's roll-ups (one read per minute
- * at most, never a scan of tasks), with the queue's depth and the oldest waiting task.
+ * at most, never a scan of tasks), with the depth of both queues (generations, deliveries) and the
+ * oldest task waiting for its LLM call.
  */
 import type { FastifyInstance } from 'fastify';
 import type { JobQueue } from '../../queue/job-queue.js';
@@ -52,9 +53,9 @@ function figuresOf(counts: Counts) {
 
 export function registerStatsRoute(
   app: FastifyInstance,
-  options: { store: Store; queue: JobQueue; security: SecurityDoc },
+  options: { store: Store; queue: JobQueue; deliveries: JobQueue; security: SecurityDoc },
 ): void {
-  const { store, queue } = options;
+  const { store, queue, deliveries } = options;
   app.get<{ Querystring: StatsQuery }>(
     '/stats',
     {
@@ -84,10 +85,11 @@ export function registerStatsRoute(
       const now = Date.now();
       const firstMinute = minuteOf(now) - (minutes - 1) * MINUTE_MS;
       const withinBudget = createBackendBudget();
-      const [rollups, counts, oldest] = await withinBudget(
+      const [rollups, counts, deliveryCounts, oldest] = await withinBudget(
         Promise.all([
           store.getRollups(request.namespace, firstMinute, now + 1),
           queue.counts(),
+          deliveries.counts(),
           store.oldestTaskAt(request.namespace, 'queued'),
         ]),
       );
@@ -106,7 +108,14 @@ export function registerStatsRoute(
         });
         series.push({ minute: new Date(minute).toISOString(), ...figuresOf(rollup) });
       }
-      return { minutes, series, totals: figuresOf(totals), queue: counts, oldest_queued_at: oldest };
+      return {
+        minutes,
+        series,
+        totals: figuresOf(totals),
+        queue: counts,
+        delivery_queue: deliveryCounts,
+        oldest_queued_at: oldest,
+      };
     },
   );
 }

@@ -203,7 +203,7 @@ describe('POST /tasks/redeliver', () => {
     expect(refused.statusCode).toBe(422);
 
     const jobs: Job[] = [];
-    server.queue.consume(
+    server.deliveries.consume(
       async (job) => {
         jobs.push(job);
         return { type: 'done' };

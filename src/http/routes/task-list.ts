@@ -32,7 +32,8 @@ import { toTaskView } from './tasks.js';
 
 export interface TaskListRouteOptions {
   store: Store;
-  queue: JobQueue;
+  /** The delivery queue, where redeliveries go. */
+  deliveries: JobQueue;
   security: SecurityDoc;
 }
 
@@ -60,7 +61,7 @@ const timeOf = (text: string | undefined): number | undefined =>
   text === undefined ? undefined : Date.parse(text);
 
 export function registerTaskListRoutes(app: FastifyInstance, options: TaskListRouteOptions): void {
-  const { store, queue } = options;
+  const { store, deliveries } = options;
 
   app.get<{ Querystring: TaskListQuery }>(
     '/tasks',
@@ -154,7 +155,7 @@ export function registerTaskListRoutes(app: FastifyInstance, options: TaskListRo
       } while (cursor !== null && taskIds.length < BULK_REDELIVER_MAX);
       for (const taskId of taskIds) {
         await withBackendDeadline(store.setStatus(taskId, 'delivering'));
-        await withBackendDeadline(queue.enqueue(redeliveryJob(taskId)));
+        await withBackendDeadline(deliveries.enqueue(redeliveryJob(taskId)));
       }
       request.log.info({ redelivering: taskIds.length }, 'bulk redelivery queued');
       return reply.code(202).send({ redelivering: taskIds.length });
