@@ -75,24 +75,45 @@ export function createRedisLists(client: Redis, prefix: string, toRecord: ToReco
     return { max, min };
   };
 
-  /** The hashes (and delivery lists, with `withDeliveries`) of `members`, `null` where expired. */
-  const readTasks = async (members: string[], withDeliveries: boolean) => {
+  /** The hashes and delivery lists of `members`' tasks, `null` where expired. */
+  const readTasks = async (members: string[]) => {
     const pipeline = client.pipeline();
     for (const member of members) {
       const { taskId } = parseMember(member);
       pipeline.hgetall(`${prefix}task:${taskId}`);
-      if (withDeliveries) pipeline.lrange(`${prefix}task:${taskId}:deliveries`, 0, -1);
+      pipeline.lrange(`${prefix}task:${taskId}:deliveries`, 0, -1);
     }
     const replies = (await pipeline.exec()) ?? [];
-    const step = withDeliveries ? 2 : 1;
     return members.map((member, index) => {
-      const [fieldsError, fields] = replies[index * step] as [Error | null, Record<string, string>];
+      const [fieldsError, fields] = replies[index * 2] as [Error | null, Record<string, string>];
       if (fieldsError !== null) throw fieldsError;
       if (fields.status === undefined) return null;
-      const deliveries = withDeliveries
-        ? ((replies[index * step + 1]?.[1] as string[] | undefined) ?? [])
-        : [];
+      const deliveries = (replies[index * 2 + 1]?.[1] as string[] | undefined) ?? [];
       return { member, fields, deliveries };
+    });
+  };
+
+  /** The filtered-on fields of `members`' tasks, `null` where expired (cheaper than whole records). */
+  const readFilterFields = async (members: string[]) => {
+    const pipeline = client.pipeline();
+    for (const member of members) {
+      pipeline.hmget(
+        `${prefix}task:${parseMember(member).taskId}`,
+        'status',
+        'conversationId',
+        'destination',
+      );
+    }
+    const replies = (await pipeline.exec()) ?? [];
+    return members.map((member, index) => {
+      const [error, values] = replies[index] as [Error | null, Array<string | null>];
+      if (error !== null) throw error;
+      const [status, conversationId, destination] = values;
+      if (status === null || status === undefined) return null;
+      return {
+        member,
+        fields: { status, conversationId: conversationId ?? '', destination: destination ?? '' },
+      };
     });
   };
 
@@ -112,10 +133,15 @@ export function createRedisLists(client: Redis, prefix: string, toRecord: ToReco
           const want = base.residual ? BATCH : limit + 1 - found.length;
           const members = await client.zrevrangebylex(base.key, max, min, 'LIMIT', 0, want);
           scanned += members.length;
-          for (const entry of await readTasks(members, true)) {
-            if (entry !== null && (!base.residual || matches(filter, entry.fields))) {
+          // With a filter the set does not cover, only the members that match are read whole.
+          const wanted = base.residual
+            ? (await readFilterFields(members))
+                .filter((entry) => entry !== null && matches(filter, entry.fields))
+                .map((entry) => entry!.member)
+            : members;
+          for (const entry of await readTasks(wanted)) {
+            if (entry !== null)
               found.push(toRecord(parseMember(entry.member).taskId, entry.fields, entry.deliveries));
-            }
             if (found.length > limit) break;
           }
           if (found.length > limit || members.length < want) break;
@@ -155,7 +181,7 @@ export function createRedisLists(client: Redis, prefix: string, toRecord: ToReco
         for (;;) {
           const members = await client.zrevrangebylex(base.key, upper, min, 'LIMIT', 0, 1000);
           if (members.length === 0) break;
-          for (const entry of await readTasks(members, false)) {
+          for (const entry of await readFilterFields(members)) {
             if (entry !== null && matches(filter, entry.fields)) count++;
           }
           if (members.length < 1000) break;
@@ -174,8 +200,10 @@ export function createRedisLists(client: Redis, prefix: string, toRecord: ToReco
           0,
           20,
         );
-        for (const entry of await readTasks(members, false)) {
-          if (entry !== null && entry.fields.status === status) return entry.fields.createdAt ?? null;
+        for (const entry of await readFilterFields(members)) {
+          if (entry !== null && entry.fields.status === status) {
+            return new Date(parseMember(entry.member).createdMs).toISOString();
+          }
         }
         return null;
       }),
