@@ -69,7 +69,8 @@ export async function seedTasks(store: Store, count: number): Promise<void> {
         llmDurationMs: 200 + (index % 800),
       });
     }
-    const bucket = index % 20;
+    // Independent of the destination (index % DESTINATIONS): every destination has every status.
+    const bucket = Math.floor(index / DESTINATIONS) % 20;
     if (bucket < 17) await store.setStatus(taskId, 'completed');
     else if (bucket < 19) await store.setStatus(taskId, 'failed');
   });

@@ -16,7 +16,6 @@ import {
   encodeConversationCursor,
   encodeTaskCursor,
   LLM_LATENCY_BUCKETS,
-  MINUTE_MS,
   type MinuteRollup,
   minuteOf,
   type TaskFilter,
@@ -24,6 +23,15 @@ import {
 
 /** Most index members one listing request reads before it answers with what it found. */
 const SCAN_BUDGET = 2000;
+const HOUR_MS = 3_600_000;
+/** Roll-up hash fields to `MinuteRollup` counters. */
+const COUNTERS: Record<string, 'accepted' | 'completed' | 'failed' | 'callbackOk' | 'callbackFailed'> = {
+  accepted: 'accepted',
+  completed: 'completed',
+  failed: 'failed',
+  callbackOk: 'callbackOk',
+  callbackFailed: 'callbackFailed',
+};
 const BATCH = 200;
 
 /** The index member of a task: sorts by creation time, then id. */
@@ -38,7 +46,12 @@ function parseMember(member: string): { createdMs: number; taskId: string } {
 type ToRecord = (taskId: string, fields: Record<string, string>, deliveries: string[]) => TaskRecord;
 type Lists = Pick<Store, 'listTasks' | 'countTasks' | 'oldestTaskAt' | 'listConversations' | 'getRollups'>;
 
-export function createRedisLists(client: Redis, prefix: string, toRecord: ToRecord): Lists {
+export function createRedisLists(
+  client: Redis,
+  prefix: string,
+  taskRetentionMs: number,
+  toRecord: ToRecord,
+): Lists {
   const tasksKey = (namespace: string, part: string): string => `${prefix}tasks:${namespace}:${part}`;
 
   /** The set a filter reads, and whether its statuses still need checking on each record. */
@@ -64,14 +77,19 @@ export function createRedisLists(client: Redis, prefix: string, toRecord: ToReco
     (filter.conversationId === undefined || fields.conversationId === filter.conversationId) &&
     (filter.destination === undefined || fields.destination === filter.destination);
 
-  /** The lex range of a filter's time bounds, below `cursor` when given. */
+  /**
+   * The lex range of a filter's time bounds, below `cursor` when given. Expiry is a lower bound
+   * (a task lives `taskRetentionMs` from creation), so members of expired tasks are never counted.
+   */
   const rangeOf = (filter: TaskFilter, afterMember: string | null): { max: string; min: string } => {
     let max = '+';
     const candidates: string[] = [];
     if (afterMember !== null) candidates.push(afterMember);
     if (filter.untilMs !== undefined) candidates.push(String(filter.untilMs).padStart(16, '0'));
     if (candidates.length > 0) max = `(${candidates.sort()[0]}`;
-    const min = filter.sinceMs === undefined ? '-' : `[${String(filter.sinceMs).padStart(16, '0')}`;
+    const oldestMs = Date.now() - taskRetentionMs + 1;
+    const sinceMs = Math.max(filter.sinceMs ?? 0, oldestMs);
+    const min = `[${String(sinceMs).padStart(16, '0')}`;
     return { max, min };
   };
 
@@ -271,27 +289,39 @@ export function createRedisLists(client: Redis, prefix: string, toRecord: ToReco
 
     getRollups: (namespace, sinceMs, untilMs) =>
       withRedis('read roll-ups', async () => {
-        const minutes: number[] = [];
-        for (let minute = minuteOf(sinceMs); minute < untilMs; minute += MINUTE_MS) minutes.push(minute);
+        // One hash an hour, fields `<minute ms>:<counter>`: a day is 25 reads, not 1,440.
+        const firstMinute = minuteOf(sinceMs);
         const pipeline = client.pipeline();
-        for (const minute of minutes) pipeline.hgetall(`${prefix}rollup:${namespace}:${minute}`);
-        const replies = (await pipeline.exec()) ?? [];
-        const rollups: MinuteRollup[] = [];
-        minutes.forEach((minuteMs, index) => {
-          const fields = (replies[index]?.[1] ?? {}) as Record<string, string>;
-          if (Object.keys(fields).length === 0) return;
-          const n = (name: string): number => Number(fields[name] ?? 0);
-          rollups.push({
-            minuteMs,
-            accepted: n('accepted'),
-            completed: n('completed'),
-            failed: n('failed'),
-            callbackOk: n('callbackOk'),
-            callbackFailed: n('callbackFailed'),
-            llmLatency: Array.from({ length: LLM_LATENCY_BUCKETS }, (_, bucket) => n(`llm${bucket}`)),
-          });
-        });
-        return rollups;
+        for (let hour = Math.floor(firstMinute / HOUR_MS) * HOUR_MS; hour < untilMs; hour += HOUR_MS) {
+          pipeline.hgetall(`${prefix}rollup:${namespace}:${hour}`);
+        }
+        const byMinute = new Map<number, MinuteRollup>();
+        for (const [error, reply] of (await pipeline.exec()) ?? []) {
+          if (error !== null) throw error;
+          for (const [field, value] of Object.entries(reply as Record<string, string>)) {
+            const separator = field.indexOf(':');
+            const minuteMs = Number(field.slice(0, separator));
+            if (minuteMs < firstMinute || minuteMs >= untilMs) continue;
+            let rollup = byMinute.get(minuteMs);
+            if (rollup === undefined) {
+              rollup = {
+                minuteMs,
+                accepted: 0,
+                completed: 0,
+                failed: 0,
+                callbackOk: 0,
+                callbackFailed: 0,
+                llmLatency: new Array<number>(LLM_LATENCY_BUCKETS).fill(0),
+              };
+              byMinute.set(minuteMs, rollup);
+            }
+            const name = field.slice(separator + 1);
+            const count = Number(value);
+            if (name.startsWith('llm')) rollup.llmLatency[Number(name.slice(3))] = count;
+            else if (Object.hasOwn(COUNTERS, name)) rollup[COUNTERS[name]!] = count;
+          }
+        }
+        return [...byMinute.values()].sort((a, b) => a.minuteMs - b.minuteMs);
       }),
   };
 }

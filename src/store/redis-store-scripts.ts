@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
  * (sorted sets of `<created ms, 16 digits>:<task id>` members, all at score 0, read by range of
  * member: `tasks:<ns>:all`, `tasks:<ns>:status:<status>`, `tasks:<ns>:conv:<id>`,
  * `tasks:<ns>:dest:<destination>`), each kept alive as long as its newest member's task, and the
- * per-minute roll-up hashes `rollup:<ns>:<minute ms>`. Their keys are derived from the task's key,
+ * per-minute roll-ups, one hash an hour `rollup:<ns>:<hour ms>` with fields `<minute ms>:<counter>`. Their keys are derived from the task's key,
  * so they share its prefix (and its Redis Cluster slot).
  */
 const PRELUDE = `
@@ -20,9 +20,9 @@ local function llmw_touch(key, expires_ms)
   else redis.call('PEXPIREAT', key, expires_ms, 'GT') end
 end
 local function llmw_bump(task_key, ns, field)
-  local t = redis.call('TIME')
-  local key = llmw_prefix(task_key) .. 'rollup:' .. ns .. ':' .. (math.floor(tonumber(t[1]) / 60) * 60000)
-  redis.call('HINCRBY', key, field, 1)
+  local t = tonumber(redis.call('TIME')[1])
+  local key = llmw_prefix(task_key) .. 'rollup:' .. ns .. ':' .. (math.floor(t / 3600) * 3600000)
+  redis.call('HINCRBY', key, (math.floor(t / 60) * 60000) .. ':' .. field, 1)
   redis.call('EXPIRE', key, 172800)
 end
 local function llmw_restatus(task_key, old, new)
@@ -43,6 +43,8 @@ const SCRIPTS = {
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+-- Created already past its retention: gone at once, and never listed.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
 local f = redis.call('HMGET', KEYS[1], 'namespace', 'conversationId', 'destination', 'indexMember', 'createdAtMs')
 local base = llmw_prefix(KEYS[1]) .. 'tasks:' .. f[1] .. ':'
 local t = redis.call('TIME')

@@ -106,7 +106,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
     });
 
   return {
-    ...createRedisLists(client, prefix, (taskId, fields, deliveries) => toRecord(taskId, fields, deliveries)),
+    ...createRedisLists(client, prefix, taskRetentionMs, toRecord),
 
     createTask: (task) =>
       withRedis('create task', async () => {

@@ -80,10 +80,17 @@ interface ConversationListRow {
 
 type Lists = Pick<Store, 'listTasks' | 'countTasks' | 'oldestTaskAt' | 'listConversations' | 'getRollups'>;
 
-/** The WHERE clause and parameters of a task filter (the namespace and expiry always). */
-function whereOf(namespace: string, filter: TaskFilter, nowMs: number): { sql: string; params: SqlValue[] } {
-  const clauses = ['namespace = ?', 'expires_at_ms > ?'];
-  const params: SqlValue[] = [namespace, nowMs];
+/**
+ * The WHERE clause and parameters of a task filter. Expiry is a bound on `created_at` (a task
+ * lives `taskRetentionMs` from creation), which the indexes cover: a count never reads a row.
+ */
+function whereOf(
+  namespace: string,
+  filter: TaskFilter,
+  oldestMs: number,
+): { sql: string; params: SqlValue[] } {
+  const clauses = ['namespace = ?', 'created_at > ?'];
+  const params: SqlValue[] = [namespace, new Date(oldestMs).toISOString()];
   const statuses = filter.statuses ?? [];
   if (statuses.length === 1) {
     clauses.push('status = ?');
@@ -111,12 +118,13 @@ function whereOf(namespace: string, filter: TaskFilter, nowMs: number): { sql: s
   return { sql: clauses.join(' AND '), params };
 }
 
-export function createSqliteLists(db: SqliteDatabase): Lists {
+export function createSqliteLists(db: SqliteDatabase, taskRetentionMs: number): Lists {
+  const oldest = () => Date.now() - taskRetentionMs;
   const selectRollups = db.prepare<RollupRow>(
     'SELECT * FROM rollups WHERE namespace = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms',
   );
   const selectOldest = db.prepare<{ created_at: string }>(
-    `SELECT created_at FROM tasks WHERE namespace = ? AND status = ? AND expires_at_ms > ?
+    `SELECT created_at FROM tasks WHERE namespace = ? AND status = ? AND created_at > ?
      ORDER BY created_at, task_id LIMIT 1`,
   );
   const conversationsSql = (after: boolean) =>
@@ -132,7 +140,7 @@ export function createSqliteLists(db: SqliteDatabase): Lists {
   return {
     listTasks(namespace, filter, limit, cursor) {
       return db.read(() => {
-        const where = whereOf(namespace, filter, Date.now());
+        const where = whereOf(namespace, filter, oldest());
         let sql = `SELECT * FROM tasks WHERE ${where.sql}`;
         const after = cursor === null ? null : decodeTaskCursor(cursor);
         if (after !== null) {
@@ -153,7 +161,7 @@ export function createSqliteLists(db: SqliteDatabase): Lists {
 
     countTasks(namespace, filter) {
       return db.read(() => {
-        const where = whereOf(namespace, filter, Date.now());
+        const where = whereOf(namespace, filter, oldest());
         const row = db
           .prepare<{ n: number }>(`SELECT count(*) AS n FROM tasks WHERE ${where.sql}`)
           .get(...where.params);
@@ -162,7 +170,9 @@ export function createSqliteLists(db: SqliteDatabase): Lists {
     },
 
     oldestTaskAt(namespace, status: TaskStatus) {
-      return db.read(() => selectOldest.get(namespace, status, Date.now())?.created_at ?? null);
+      return db.read(
+        () => selectOldest.get(namespace, status, new Date(oldest()).toISOString())?.created_at ?? null,
+      );
     },
 
     listConversations(namespace, limit, cursor): Promise<ConversationListPage> {

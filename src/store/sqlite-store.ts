@@ -162,7 +162,7 @@ export function createSqliteStore(
   };
 
   return {
-    ...createSqliteLists(db),
+    ...createSqliteLists(db, taskRetentionMs),
 
     async createTask(task: NewTask) {
       const createdMs = Date.parse(task.createdAt);

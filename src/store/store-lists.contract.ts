@@ -132,6 +132,22 @@ export function defineStoreListContractTests(name: string, factory: StoreContrac
         expect(await store.oldestTaskAt('', 'completed')).toBeNull();
       }));
 
+    it('leaves tasks past their retention out of listings and counts', async () => {
+      const { store, cleanup } = await factory({ ...LIMITS, taskRetentionSeconds: 1 });
+      try {
+        const old = newTask({ createdAt: new Date(Date.now() - 2000).toISOString() });
+        const fresh = newTask({ conversationId: old.conversationId });
+        await store.createTask(old);
+        await store.createTask(fresh);
+        expect((await store.listTasks('', {}, 10, null)).tasks.map((t) => t.taskId)).toEqual([fresh.taskId]);
+        expect(await store.countTasks('', {})).toBe(1);
+        expect(await store.countTasks('', { conversationId: old.conversationId })).toBe(1);
+        expect(await store.countTasks('', { statuses: ['queued'] })).toBe(1);
+      } finally {
+        await cleanup();
+      }
+    });
+
     it('follows a task from status to status in the listing', () =>
       withStore(async (store) => {
         const task = newTask();
