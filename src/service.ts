@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { createBackends } from './backends/create-backends.js';
 import type { Config, Role } from './config.js';
 import { createSigner } from './delivery/sign.js';
+import { createDestinationsApi } from './destinations/destinations-api.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
 import { createOutbound } from './outbound/create-outbound.js';
@@ -58,6 +59,12 @@ export async function createService(
     },
   });
 
+  const destinations = createDestinationsApi({
+    store: backends.destinations,
+    leases: backends.leases,
+    windowMs: config.callbackBreaker.windowMs,
+  });
+
   const runsApi = role !== 'worker';
   const runsWorker = role !== 'api';
 
@@ -77,11 +84,21 @@ export async function createService(
         store,
         queue,
         deliveries,
+        destinations,
         metrics,
         ...(backends.rateLimitRedis === undefined ? {} : { rateLimitRedis: backends.rateLimitRedis }),
       })
     : config.workerPort > 0
-      ? await buildServer({ config, logger, store, queue, deliveries, metrics, routes: 'operations' })
+      ? await buildServer({
+          config,
+          logger,
+          store,
+          queue,
+          deliveries,
+          destinations,
+          metrics,
+          routes: 'operations',
+        })
       : null;
 
   let closing: Promise<void> | null = null;

@@ -41,11 +41,11 @@ const importers = (pattern: RegExp): string[] =>
  */
 const ALLOWED_ARROWS: Record<string, readonly string[]> = {
   main: ['service', 'config', 'shared'],
-  service: ['http', 'jobs', 'outbound', 'backends', 'delivery', 'config', 'shared'],
+  service: ['http', 'jobs', 'outbound', 'backends', 'destinations', 'delivery', 'config', 'shared'],
   config: ['delivery', 'shared'],
   backends: ['queue', 'store', 'destinations', 'limits', 'config', 'shared'],
   // The routes enqueue through the job catalog, a leaf, never through the worker's code.
-  http: ['queue', 'store', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
+  http: ['queue', 'store', 'destinations', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
   jobs: ['queue', 'store', 'destinations', 'limits', 'llm', 'delivery', 'config', 'shared'],
   outbound: ['llm', 'delivery', 'config', 'shared'],
   queue: ['backends', 'shared'],

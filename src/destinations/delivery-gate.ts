@@ -54,11 +54,15 @@ const HELD_STAGGER_MAX_MS = 30_000;
 /** While a probe is out, held deliveries look again this often. */
 const PROBE_RECHECK_MS = 1000;
 
+/** The lease key of a destination's attempts in flight. */
+export function leaseKeyOf(ref: DestinationRef): string {
+  return `dest:${ref.namespace}|${ref.destination}`;
+}
+
 export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   const { store, leases, settings, logger, metrics } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
-  const leaseKey = (ref: DestinationRef): string => `dest:${ref.namespace}|${ref.destination}`;
 
   const logChange = (ref: DestinationRef, next: BreakerRecord, reason: string): void => {
     metrics.callbackBreakerTransitions.inc({ state: next.state });
@@ -107,7 +111,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
       // The probe may exceed the limit by one: attempts started before the breaker opened may
       // still be out.
       const lease = await leases.acquire(
-        leaseKey(ref),
+        leaseKeyOf(ref),
         settings.maxInFlight + (probe ? 1 : 0),
         settings.leaseMs,
       );

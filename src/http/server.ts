@@ -12,6 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from '../config.js';
 import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
+import type { DestinationsApi } from '../destinations/destinations-api.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -27,6 +28,7 @@ import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConsoleRoutes } from './routes/console.js';
 import { registerConversationListRoute } from './routes/conversation-list.js';
 import { registerConversationRoutes } from './routes/conversations.js';
+import { registerDestinationRoutes } from './routes/destinations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerStatsRoute } from './routes/stats.js';
@@ -43,6 +45,8 @@ export interface ServerDeps {
   queue: JobQueue;
   /** The delivery queue, where redeliveries go. */
   deliveries: JobQueue;
+  /** The destinations' breakers (GET /destinations). */
+  destinations: DestinationsApi;
   metrics: Metrics;
   /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
   rateLimitRedis?: unknown;
@@ -223,6 +227,7 @@ async function registerApiRoutes(
   registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
   registerConversationListRoute(app, { store, security });
   registerConversationRoutes(app, { store, security });
+  registerDestinationRoutes(app, { destinations: deps.destinations, security });
   registerStatsRoute(app, { store, queue, deliveries: deps.deliveries, security });
   await registerConsoleRoutes(app);
 }

@@ -3,9 +3,9 @@
  * secret is set, recording every attempt. The `webhook-id` is the task id, equal on every retry
  * and every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
  *
- * The `deliver` jobs of catalog.ts run it: the first attempt in the conversation's group of the
- * delivery queue; when that one asks for a retry, a `retry:` job outside the group takes over.
- * Each attempt passes the destination's gate (destinations/delivery-gate.ts) first: a delivery
+ * The `deliver` jobs of catalog.ts run it, one per task in its conversation's group of the
+ * delivery queue (so a conversation's callbacks go out one at a time, in order, retries
+ * included), or one per redelivery, outside any group. Each attempt passes the destination's gate (destinations/delivery-gate.ts) first: a delivery
  * held by an open breaker, or waiting for a place in flight, makes no attempt and waits in the
  * queue without a worker slot. Attempt numbers count the attempts recorded on the task, so such a
  * wait (or a crash before an attempt) uses up nothing of the retry schedule. A held delivery
@@ -17,12 +17,12 @@ import type { CallbackSender, DeliveryOutcome } from '../delivery/send-callback.
 import type { DeliveryGate, GateEntry, GateOutcome } from '../destinations/delivery-gate.js';
 import { destinationOf } from '../destinations/destination.js';
 import type { DestinationStore } from '../destinations/destination-store.js';
-import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
+import type { Job, JobResult } from '../queue/job-queue.js';
 import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
-import { deliveryKind, retryJob } from './catalog.js';
+import { deliveryKind } from './catalog.js';
 
 export interface DeliverCallbackDeps {
   config: Readonly<Config>;
@@ -31,8 +31,6 @@ export interface DeliverCallbackDeps {
   sender: CallbackSender;
   sign: (msgId: string, timestamp: Date, body: string) => Record<string, string>;
   metrics: Metrics;
-  /** The delivery queue, where a first delivery's retries are queued. */
-  deliveries: JobQueue;
   gate: DeliveryGate;
   destinations: DestinationStore;
   /** Default `Math.random`: the retry jitter. */
@@ -80,7 +78,7 @@ export interface Deliverer {
 }
 
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
-  const { config, store, sender, sign, metrics, deliveries, gate, destinations } = deps;
+  const { config, store, sender, sign, metrics, gate, destinations } = deps;
   const random = deps.random ?? Math.random;
   const windowMs = config.callbackRetryScheduleMs.reduce((sum, delay) => sum + delay, 0);
 
@@ -213,12 +211,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
           null,
         );
       }
-      const result = await attempt(task, attemptNumber, entry, log, redelivery);
-      if (result.type === 'retry' && kind.type === 'first') {
-        await deliveries.enqueue(retryJob(task.taskId, result.delayMs));
-        return { type: 'done' };
-      }
-      return result;
+      return attempt(task, attemptNumber, entry, log, redelivery);
     },
   };
 }

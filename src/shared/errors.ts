@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   rateLimited: 'RATE_LIMITED',
   taskNotFound: 'TASK_NOT_FOUND',
   taskNotFinished: 'TASK_NOT_FINISHED',
+  destinationNotFound: 'DESTINATION_NOT_FOUND',
 } as const;
 
 /** The types an LLM call fails with (its `LlmError`'s `type`; the `code` is the same in upper case). */

@@ -38,6 +38,8 @@ describe('docs', () => {
       '/conversations',
       '/conversations/{conversation_id}',
       '/conversations/{conversation_id}/messages',
+      '/destinations',
+      '/destinations/{destination}/reset',
       '/healthz',
       '/metrics',
       '/readyz',
