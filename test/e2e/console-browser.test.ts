@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { useBrowser } from '../support/browser.js';
+import { startCallbackReceiver } from '../support/callback-receiver.js';
 import { useDeployment } from '../support/deployment.js';
 import { postWebhook } from '../support/in-process-app.js';
 
@@ -50,8 +51,8 @@ describe('operator console', () => {
 
     const view = await browser.open();
     const { page } = view;
-    // A service without tokens says so on every view. Destinations and usage come from endpoints
-    // this service may not offer: the views say so (a 404).
+    // A service without tokens says so on every view. Usage comes from an endpoint this service
+    // may not offer: its view says so (a 404).
     view.allowHttpStatus(404);
     await page.goto(`${base}/console`);
     await expect.poll(() => page.getByTestId('total-accepted').textContent()).toBe('3');
@@ -109,10 +110,12 @@ describe('operator console', () => {
     const history = await fetch(`${base}/conversations/support-7/messages`);
     expect(((await history.json()) as { messages: unknown[] }).messages).toEqual([]);
 
-    // The destinations and usage views say plainly when their endpoint is not there.
+    // The destinations view lists the receiver's origin (reached by keyboard); the usage view
+    // says plainly when its endpoint is not there.
     await page.getByRole('link', { name: 'Destinations' }).focus();
     await page.keyboard.press('Enter');
-    await page.getByText('Destination state is not available').waitFor();
+    const origin = `http://127.0.0.1:${new URL(receiver.url).port}`;
+    await page.locator(`tr[data-destination="${origin}"]`).waitFor();
     await page.goto(`${base}/console#/usage`);
     await page.getByText('Usage is not available').waitFor();
 
@@ -126,6 +129,43 @@ describe('operator console', () => {
 
     view.assertClean();
     await view.close();
+  });
+
+  it('shows a destination whose breaker opened, and resets it', async () => {
+    const down = await startCallbackReceiver({ status: 500 });
+    try {
+      const service = await start(
+        'all',
+        env({ DATA_DIR: tempDir(), CALLBACK_BREAKER_MIN_ATTEMPTS: '1', CALLBACK_BREAKER_COOLDOWN: '5m' }),
+      );
+      const base = service.url;
+      const origin = `http://127.0.0.1:${new URL(down.url).port}`;
+      const stateOf = async () => {
+        const response = await fetch(`${base}/destinations`);
+        const body = (await response.json()) as {
+          destinations: Array<{ destination: string; state: string }>;
+        };
+        return body.destinations.find((entry) => entry.destination === origin)?.state;
+      };
+      await accept(base, { callback_url: `${down.url}/hook` });
+      await expect.poll(stateOf, { timeout: 20_000 }).toBe('open');
+
+      const view = await browser.open();
+      const { page } = view;
+      view.allowHttpStatus(404);
+      await page.goto(`${base}/console#/destinations`);
+      const row = page.locator(`tr[data-destination="${origin}"]`);
+      await expect.poll(() => row.locator('td').nth(1).textContent()).toBe('open');
+      await view.screenshot('destinations-open');
+      await row.getByRole('button', { name: `Reset ${origin}` }).click();
+      await page.getByText(`${origin} reset.`).waitFor();
+      await expect.poll(() => row.locator('td').nth(1).textContent()).toBe('closed');
+      expect(await stateOf()).toBe('closed');
+      view.assertClean();
+      await view.close();
+    } finally {
+      await down.close();
+    }
   });
 
   it('asks for a token, refuses a wrong one, and shows only that client its data', async () => {
