@@ -8,13 +8,13 @@ import {
   unavailableResponse,
   validationErrorSchema,
 } from '../error-responses.js';
+import { checkCursor, parseLimit } from '../list-params.js';
 import {
   type ConversationListQuery,
   conversationListQuerySchema,
   conversationListSchema,
 } from '../list-schemas.js';
 import type { SecurityDoc } from './docs.js';
-import { checkCursor, parseLimit } from './task-list.js';
 
 export function registerConversationListRoute(
   app: FastifyInstance,

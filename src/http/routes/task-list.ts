@@ -8,7 +8,7 @@ import { redeliveryJob } from '../../jobs/catalog.js';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Store, TaskRecord } from '../../store/store.js';
-import { isValidCursor, type TaskFilter, type TaskListPage } from '../../store/task-lists.js';
+import type { TaskFilter, TaskListPage } from '../../store/task-lists.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import {
   errorResponse,
@@ -16,19 +16,18 @@ import {
   unavailableResponse,
   validationErrorSchema,
 } from '../error-responses.js';
+import { checkCursor, parseLimit } from '../list-params.js';
 import {
   type BulkRedeliverBody,
   bulkMatchedSchema,
   bulkRedeliverBodySchema,
   bulkRedeliveringSchema,
-  LIST_LIMIT_DEFAULT,
-  LIST_LIMIT_MAX,
   type TaskListQuery,
   taskListQuerySchema,
   taskListSchema,
 } from '../list-schemas.js';
+import { toTaskView } from '../task-view.js';
 import type { SecurityDoc } from './docs.js';
-import { toTaskView } from './tasks.js';
 
 export interface TaskListRouteOptions {
   store: Store;
@@ -40,22 +39,6 @@ export interface TaskListRouteOptions {
 /** Most tasks one bulk redelivery takes; a wider filter is refused, to be narrowed. */
 export const BULK_REDELIVER_MAX = 10_000;
 const REDELIVER_PAGE = 500;
-
-/** A limit query parameter as a number, or a 422-worthy error. */
-export function parseLimit(text: string | undefined): number {
-  if (text === undefined) return LIST_LIMIT_DEFAULT;
-  const limit = Number(text);
-  if (limit < 1 || limit > LIST_LIMIT_MAX) {
-    throw new HttpError(422, `limit must be between 1 and ${LIST_LIMIT_MAX}`, ERROR_CODES.validationFailed);
-  }
-  return limit;
-}
-
-export function checkCursor(kind: 'tasks' | 'conversations', cursor: string | undefined): string | null {
-  if (cursor === undefined) return null;
-  if (!isValidCursor(kind, cursor)) throw new HttpError(400, 'Invalid cursor', ERROR_CODES.validationFailed);
-  return cursor;
-}
 
 const timeOf = (text: string | undefined): number | undefined =>
   text === undefined ? undefined : Date.parse(text);
