@@ -62,7 +62,7 @@ describe('createSqliteJobQueue', () => {
       .all();
     expect(versions).toEqual([
       { seam: 'queue', version: 2 },
-      { seam: 'store', version: 1 },
+      { seam: 'store', version: STORE_MIGRATIONS.length },
     ]);
     const order: string[] = [];
     queue.consume(

@@ -1,6 +1,5 @@
-/** Usage: LLM tokens and cost by day, model or conversation (GET /usage), with the period in the URL. */
+/** Usage: LLM tokens and cost by day, model or conversation (GET /usage, UTC days), with the period in the URL. */
 import { api, query } from '../api.js';
-import { isoOfLocal, localOfIso } from '../format.js';
 import { html } from '../html.js';
 import { usePoll } from '../poll.js';
 import { navigate } from '../route.js';
@@ -17,8 +16,8 @@ export function Usage({ params }) {
     const form = new FormData(event.currentTarget);
     navigate('usage', null, {
       group_by: form.get('group_by'),
-      since: isoOfLocal(form.get('since')),
-      until: isoOfLocal(form.get('until')),
+      since: form.get('since'),
+      until: form.get('until'),
     });
   };
   const cost = (value) => (value === null || value === undefined ? '–' : `$${Number(value).toFixed(4)}`);
@@ -26,8 +25,8 @@ export function Usage({ params }) {
     <h2 id="usage">Usage</h2>
     <form class="filters" onSubmit=${submit} aria-label="Usage period" key=${path}>
       <label>Group by <select name="group_by" value=${groupBy}>${GROUPS.map((g) => html`<option value=${g}>${g}</option>`)}</select></label>
-      <label>Since <input name="since" type="datetime-local" value=${localOfIso(params.since)} /></label>
-      <label>Until <input name="until" type="datetime-local" value=${localOfIso(params.until)} /></label>
+      <label>First day <input name="since" type="date" value=${params.since ?? ''} /></label>
+      <label>Last day <input name="until" type="date" value=${params.until ?? ''} /></label>
       <button type="submit">Apply</button>
     </form>
     <${ErrorNotice} error=${error} feature="Usage" />
