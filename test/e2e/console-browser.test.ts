@@ -101,8 +101,11 @@ describe('operator console', () => {
     await page.getByRole('link', { name: 'support-7' }).click();
     await expect.poll(() => page.locator('.thread .user').count()).toBe(2);
     await page.getByRole('button', { name: 'Erase conversation…' }).click();
+    await page.locator('dialog[open]').waitFor();
     await page.keyboard.press('Escape');
-    expect(await page.locator('dialog[open]').count()).toBe(0);
+    await page.locator('dialog[open]').waitFor({ state: 'detached' });
+    const kept = await fetch(`${base}/conversations/support-7/messages`);
+    expect(((await kept.json()) as { messages: unknown[] }).messages).toHaveLength(4);
     await page.getByRole('button', { name: 'Erase conversation…' }).click();
     await page.locator('dialog[open]').getByRole('button', { name: 'Erase' }).click();
     await expect.poll(() => page.url()).toMatch(/#\/conversations$/);
