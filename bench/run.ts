@@ -6,7 +6,7 @@
  * Settings (env): BENCH_RUNS (3), BENCH_INGEST_SECONDS (10), BENCH_INGEST_CONNECTIONS (50),
  * BENCH_WARMUP_SECONDS (2), BENCH_TASKS (5000), BENCH_CONVERSATIONS (1000), BENCH_CONCURRENCY
  * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_CONSOLE_TASKS
- * (100000), BENCH_SCENARIOS (ingest,instant,slow,scale,console), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
+ * (100000), BENCH_SCENARIOS (ingest,instant,slow,scale,isolation,console), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
  * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>,
  * BENCH_SERVICE_ENV=NAME=value,... (extra settings for the service processes).
  */
@@ -18,6 +18,7 @@ import { type RedisServer, startRedisServer } from '../test/support/redis-server
 import { type ConsoleResults, consoleRows, measureConsole, seedRedis, seedSqlite } from './console.js';
 import { type EndToEndFigures, runEndToEnd } from './e2e.js';
 import { type IngestFigures, runIngest } from './ingest.js';
+import { type IsolationFigures, runIsolation } from './isolation.js';
 import {
   type Child,
   killAll,
@@ -33,7 +34,7 @@ import { buildRows, formatTable, type Results } from './report.js';
 import { median, medianOf } from './stats.js';
 
 type Mode = 'embedded' | 'redis';
-type Scenario = 'ingest' | 'instant' | 'slow' | 'scale' | 'console';
+type Scenario = 'ingest' | 'instant' | 'slow' | 'scale' | 'isolation' | 'console';
 
 function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -82,7 +83,14 @@ const settings = {
   slowLatencyMs: intEnv('BENCH_SLOW_LATENCY_MS', 1000),
   slowConcurrency: intEnv('BENCH_SLOW_CONCURRENCY', 2000),
   consoleTasks: intEnv('BENCH_CONSOLE_TASKS', quick ? 10_000 : 100_000),
-  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', ['ingest', 'instant', 'slow', 'scale', 'console']),
+  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', [
+    'ingest',
+    'instant',
+    'slow',
+    'scale',
+    'isolation',
+    'console',
+  ]),
   modes: listEnv<Mode>('BENCH_MODES', ['embedded', 'redis']),
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
   serviceEnv: pairsEnv('BENCH_SERVICE_ENV'),
@@ -375,6 +383,32 @@ async function scaleScenario(results: Results): Promise<void> {
   }
 }
 
+/** One receiver that never answers and one that answers 500, beside a healthy one (bench/isolation.ts). */
+async function isolationScenario(results: Results): Promise<void> {
+  const llmUrl = await mockLlm(0);
+  for (const mode of settings.modes) {
+    const runs: IsolationFigures[] = [];
+    for (let run = 0; run < settings.runs; run += 1) {
+      const deployment = await deploy(mode, { llmUrl, workerConcurrency: 100, label: `isolation-${mode}` });
+      try {
+        const figures = await runIsolation({
+          baseUrl: deployment.url,
+          receiver: receiver!,
+          runId: `iso-${run}`,
+        });
+        log(
+          `isolation ${mode} run ${run + 1}: healthy p50 ${figures.baselineP50Ms.toFixed(1)} ms alone, ${figures.deadP50Ms.toFixed(1)} ms beside a dead receiver, ${figures.failingP50Ms.toFixed(1)} ms beside a failing one`,
+        );
+        runs.push(figures);
+      } finally {
+        await deployment.stop();
+        receiver!.reset();
+      }
+    }
+    results.isolation[mode] = { median: medianOf(runs), runs };
+  }
+}
+
 async function consoleScenario(results: ConsoleResults): Promise<void> {
   const llmUrl = await mockLlm(0);
   for (const mode of settings.modes) {
@@ -420,11 +454,12 @@ async function main(): Promise<void> {
     `settings: ${JSON.stringify(settings)}; load average ${loadAtStart.map((load) => load.toFixed(2)).join(' ')}`,
   );
   receiver = await startReceiver();
-  const results: Results = { ingest: {}, instant: {}, slow: {}, scale: {} };
+  const results: Results = { ingest: {}, instant: {}, slow: {}, scale: {}, isolation: {} };
   if (settings.scenarios.includes('ingest')) await ingestScenario(results);
   if (settings.scenarios.includes('instant')) await instantScenario(results);
   if (settings.scenarios.includes('slow')) await slowScenario(results);
   if (settings.scenarios.includes('scale')) await scaleScenario(results);
+  if (settings.scenarios.includes('isolation')) await isolationScenario(results);
   const consoleResults: ConsoleResults = {};
   if (settings.scenarios.includes('console')) await consoleScenario(consoleResults);
 

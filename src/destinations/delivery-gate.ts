@@ -33,7 +33,8 @@ export type GateEntry =
 export type GateOutcome = { ok: true } | { ok: false; error: string } | null;
 
 export interface DeliveryGate {
-  enter(ref: DestinationRef, jobId: string): Promise<GateEntry>;
+  /** `waits`: how many times this delivery found its destination busy before (backs off). */
+  enter(ref: DestinationRef, jobId: string, waits?: number): Promise<GateEntry>;
   settle(entry: Extract<GateEntry, { type: 'go' }>, outcome: GateOutcome): Promise<void>;
 }
 
@@ -51,6 +52,9 @@ export interface DeliveryGateDeps {
 const HELD_STAGGER_MS = 10;
 /** The longest stagger (a very long queue of held deliveries comes back within it). */
 const HELD_STAGGER_MAX_MS = 30_000;
+/** A delivery that finds its destination busy looks again after this, doubled each time. */
+const BUSY_BACKOFF_MS = 100;
+const BUSY_BACKOFF_MAX_MS = 2000;
 /** While a probe is out, held deliveries look again this often. */
 const PROBE_RECHECK_MS = 1000;
 
@@ -88,7 +92,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   };
 
   return {
-    async enter(ref, jobId) {
+    async enter(ref, jobId, waits = 0) {
       const record = await store.get(ref);
       const nowMs = now();
       const admission = admit(record, nowMs, settings);
@@ -117,7 +121,9 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
       );
       if (lease === null) {
         metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
-        return { type: 'busy', retryInMs: 100 + random() * 400 };
+        // Backing off: a destination that stays busy is polled less and less, up to every 2 s.
+        const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
+        return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
       }
       return { type: 'go', ref, probe, release: () => lease.release() };
     },

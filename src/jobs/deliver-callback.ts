@@ -65,6 +65,16 @@ export function callbackPayload(task: TaskRecord): Record<string, unknown> {
 /** Retry delays vary by this share either way, so retries after an outage do not all land at once. */
 export const RETRY_JITTER = 0.2;
 
+/** After a failed probe, the delivery looks at its (re-opened) breaker again this soon. */
+const PROBE_FAILED_RECHECK_MS = 100;
+
+/** Attempts that count against a retry schedule: all but failed probes, made at or after `sinceMs`. */
+export function scheduledAttempts(task: TaskRecord, sinceMs: number | null): number {
+  return task.deliveries.filter(
+    (made) => made.probe !== true && (sinceMs === null || Date.parse(made.at) >= sinceMs),
+  ).length;
+}
+
 /** What the breaker counts of an attempt: any answer but a failing one is a live receiver. */
 function gateOutcome(outcome: DeliveryOutcome): GateOutcome {
   if (outcome.type === 'delivered') return { ok: true };
@@ -127,6 +137,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
       ...(outcome.statusCode === undefined ? {} : { status_code: outcome.statusCode }),
       ...(outcome.type === 'delivered' || outcome.error === undefined ? {} : { error: outcome.error }),
       duration_ms: Math.round(outcome.durationMs),
+      ...(entry.probe ? { probe: true as const } : {}),
     };
     metrics.callbackAttempts.inc({ outcome: outcome.type });
     const context = { status_code: outcome.statusCode, destination: entry.ref.destination };
@@ -139,6 +150,13 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
         log.warn({ ...context, error: outcome.error }, 'callback refused; not retried');
         return end(task, redelivery, { type: TASK_ERROR_TYPES.callbackFailed, message: outcome.error }, made);
       case 'retry': {
+        if (entry.probe) {
+          // The destination is still down: the delivery is held again (oldest first, so it will
+          // probe again), its own schedule untouched.
+          log.info({ ...context, error: outcome.error }, 'callback probe failed; held again');
+          await store.recordDelivery(task.taskId, made);
+          return { type: 'retry', delayMs: PROBE_FAILED_RECHECK_MS };
+        }
         const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, attemptNumber);
         if (delayMs === null) {
           log.warn({ ...context, error: outcome.error }, 'callback retries spent');
@@ -179,14 +197,12 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
         return { type: 'retry', delayMs: 1000 };
       }
       const since = kind.type === 'redelivery' ? kind.sinceMs : null;
-      const attemptNumber = redelivery
-        ? since === null
-          ? job.attempt
-          : task.deliveries.filter((made) => Date.parse(made.at) >= since).length + 1
-        : task.attempts.callback + 1;
+      const attemptNumber = redelivery && since === null ? job.attempt : scheduledAttempts(task, since) + 1;
 
       const ref = { namespace: task.namespace, destination: destinationOf(task.callbackUrl) };
-      const entry = await gate.enter(ref, job.id);
+      // Runs of this job since its last attempt: how long it has been waiting for its destination.
+      const waits = Math.max(0, job.attempt - attemptNumber);
+      const entry = await gate.enter(ref, job.id, waits);
       const nowMs = Date.now();
       if (entry.type === 'busy') return { type: 'retry', delayMs: entry.retryInMs };
       if (entry.type === 'held') {
