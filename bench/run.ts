@@ -5,8 +5,8 @@
  *
  * Settings (env): BENCH_RUNS (3), BENCH_INGEST_SECONDS (10), BENCH_INGEST_CONNECTIONS (50),
  * BENCH_WARMUP_SECONDS (2), BENCH_TASKS (5000), BENCH_CONVERSATIONS (1000), BENCH_CONCURRENCY
- * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_SCENARIOS
- * (ingest,instant,slow,scale,isolation), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
+ * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_CONSOLE_TASKS
+ * (100000), BENCH_SCENARIOS (ingest,instant,slow,scale,isolation,console), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
  * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>,
  * BENCH_SERVICE_ENV=NAME=value,... (extra settings for the service processes).
  */
@@ -15,6 +15,7 @@ import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/dev/harness.js';
 import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
+import { type ConsoleResults, consoleRows, measureConsole, seedRedis, seedSqlite } from './console.js';
 import { type EndToEndFigures, runEndToEnd } from './e2e.js';
 import { type IngestFigures, runIngest } from './ingest.js';
 import { type IsolationFigures, runIsolation } from './isolation.js';
@@ -33,7 +34,7 @@ import { buildRows, formatTable, type Results } from './report.js';
 import { median, medianOf } from './stats.js';
 
 type Mode = 'embedded' | 'redis';
-type Scenario = 'ingest' | 'instant' | 'slow' | 'scale' | 'isolation';
+type Scenario = 'ingest' | 'instant' | 'slow' | 'scale' | 'isolation' | 'console';
 
 function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -81,7 +82,15 @@ const settings = {
   concurrency: intEnv('BENCH_CONCURRENCY', 200),
   slowLatencyMs: intEnv('BENCH_SLOW_LATENCY_MS', 1000),
   slowConcurrency: intEnv('BENCH_SLOW_CONCURRENCY', 2000),
-  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', ['ingest', 'instant', 'slow', 'scale', 'isolation']),
+  consoleTasks: intEnv('BENCH_CONSOLE_TASKS', quick ? 10_000 : 100_000),
+  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', [
+    'ingest',
+    'instant',
+    'slow',
+    'scale',
+    'isolation',
+    'console',
+  ]),
   modes: listEnv<Mode>('BENCH_MODES', ['embedded', 'redis']),
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
   serviceEnv: pairsEnv('BENCH_SERVICE_ENV'),
@@ -138,7 +147,14 @@ interface Deployment {
  */
 async function deploy(
   mode: Mode,
-  options: { llmUrl: string; workerConcurrency: number; workers?: number; label: string },
+  options: {
+    llmUrl: string;
+    workerConcurrency: number;
+    workers?: number;
+    label: string;
+    /** Runs once the backend is ready and before any service process starts (to seed the store). */
+    beforeStart?: (env: Readonly<Record<string, string>>) => Promise<void>;
+  },
 ): Promise<Deployment> {
   const runDir = mkdtempSync(join(workDir, 'run-'));
   const env: Record<string, string> = {
@@ -162,11 +178,13 @@ async function deploy(
   };
   try {
     if (mode === 'embedded') {
+      await options.beforeStart?.(env);
       processes.push(await startService('service (all)', { ...common, role: 'all' }));
     } else {
       if (redis === null) redis = await startRedisServer();
       else await redis.restart();
       env.REDIS_URL = redis.url;
+      await options.beforeStart?.(env);
       processes.push(await startService('service (api)', { ...common, role: 'api' }));
       for (let index = 0; index < (options.workers ?? 1); index += 1) {
         processes.push(await startService(`service (worker ${index + 1})`, { ...common, role: 'worker' }));
@@ -391,6 +409,36 @@ async function isolationScenario(results: Results): Promise<void> {
   }
 }
 
+async function consoleScenario(results: ConsoleResults): Promise<void> {
+  const llmUrl = await mockLlm(0);
+  for (const mode of settings.modes) {
+    const count = settings.consoleTasks;
+    const deployment = await deploy(mode, {
+      llmUrl,
+      workerConcurrency: 100,
+      label: `console-${mode}`,
+      beforeStart: async (env) => {
+        const started = performance.now();
+        if (mode === 'embedded') await seedSqlite(env.DATA_DIR!, count);
+        else await seedRedis(env.REDIS_URL!, count);
+        log(
+          `console ${mode}: ${count} tasks seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+        );
+      },
+    });
+    try {
+      results[mode] = await measureConsole(deployment.url);
+      for (const [call, figures] of Object.entries(results[mode])) {
+        log(
+          `console ${mode} ${call}: p50 ${figures.p50Ms.toFixed(1)} ms, p95 ${figures.p95Ms.toFixed(1)} ms`,
+        );
+      }
+    } finally {
+      await deployment.stop();
+    }
+  }
+}
+
 async function cleanup(): Promise<void> {
   killAll();
   await redis?.stop();
@@ -412,8 +460,10 @@ async function main(): Promise<void> {
   if (settings.scenarios.includes('slow')) await slowScenario(results);
   if (settings.scenarios.includes('scale')) await scaleScenario(results);
   if (settings.scenarios.includes('isolation')) await isolationScenario(results);
+  const consoleResults: ConsoleResults = {};
+  if (settings.scenarios.includes('console')) await consoleScenario(consoleResults);
 
-  const rows = buildRows(results, settings);
+  const rows = [...buildRows(results, settings), ...consoleRows(consoleResults)];
   const table = formatTable(rows);
   process.stdout.write(`\n${table}\n`);
 
@@ -431,7 +481,7 @@ async function main(): Promise<void> {
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(
     out,
-    `${JSON.stringify({ startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, settings, rows, results }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: startedAt.toISOString(), finishedAt: new Date().toISOString(), machine, settings, rows, results: { ...results, console: consoleResults } }, null, 2)}\n`,
   );
   log(`wrote ${out}`);
 }

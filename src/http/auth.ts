@@ -13,9 +13,12 @@ declare module 'fastify' {
   }
 }
 
-/** Routes reachable without a token: probes, the docs and the demo callback receiver. */
+/**
+ * Routes reachable without a token: probes, the docs, the demo callback receiver and the
+ * console's page and files (which hold no data: the page asks for a token and sends it to the API).
+ */
 const OPEN_ROUTES = new Set(['/healthz', '/readyz', '/openapi.json', '/callback']);
-const OPEN_PREFIXES = ['/docs', '/redoc'];
+const OPEN_PREFIXES = ['/docs', '/redoc', '/console'];
 
 function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();

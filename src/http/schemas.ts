@@ -244,6 +244,8 @@ export const taskSchema = {
     conversation_id: { type: 'string' },
     created_at: { type: 'string', format: 'date-time' },
     updated_at: { type: 'string', format: 'date-time' },
+    completed_at: { type: 'string', format: 'date-time', description: 'When the generation ended.' },
+    destination: { type: 'string', description: 'The callback origin, `scheme://host:port`.' },
     generated_response: { type: 'string' },
     model: { type: 'string', description: 'The model that answered.' },
     usage: usageOfTaskSchema,

@@ -25,10 +25,14 @@ import { frameworkErrorHandler, registerErrorHandling } from './error-handler.js
 import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
+import { registerConsoleRoutes } from './routes/console.js';
+import { registerConversationListRoute } from './routes/conversation-list.js';
 import { registerConversationRoutes } from './routes/conversations.js';
 import { registerDestinationRoutes } from './routes/destinations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerStatsRoute } from './routes/stats.js';
+import { registerTaskListRoutes } from './routes/task-list.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerWebhookRoute } from './routes/webhook.js';
@@ -223,7 +227,11 @@ async function registerApiRoutes(
   });
   registerUsageRoutes(app, { store, security });
   registerCallbackRoutes(app, { routeConfig });
+  registerTaskListRoutes(app, { store, deliveries: deps.deliveries, security });
   registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
+  registerConversationListRoute(app, { store, security });
   registerConversationRoutes(app, { store, security });
   registerDestinationRoutes(app, { destinations: deps.destinations, security });
+  registerStatsRoute(app, { store, queue, deliveries: deps.deliveries, security });
+  await registerConsoleRoutes(app);
 }

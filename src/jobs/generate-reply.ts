@@ -159,6 +159,8 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       return { type: 'retry', delayMs: gate.delayMs };
     }
 
+    /** How long the call that answered took (the latency roll-up). */
+    let answeredInMs = 0;
     /** One call with `prompt`, counted on the task; the outcome, or the `LlmError` it failed with. */
     const call = async (): Promise<LlmCompletion | LlmError> => {
       metrics.historyMessages.observe(prompt.kept.length);
@@ -178,10 +180,8 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
           ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
           ...(options.max_tokens === undefined ? {} : { max_tokens: options.max_tokens }),
         });
-        metrics.llmCallDuration.observe(
-          { model: plan.model, outcome: 'success' },
-          (performance.now() - startedAt) / 1000,
-        );
+        answeredInMs = performance.now() - startedAt;
+        metrics.llmCallDuration.observe({ model: plan.model, outcome: 'success' }, answeredInMs / 1000);
         await marked;
         return completion;
       } catch (error) {
@@ -250,6 +250,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       namespace: task.namespace,
       conversationId: task.conversationId,
       client: task.client,
+      llmDurationMs: answeredInMs,
     };
     // Counted once: a run again after a crash finds the generation ended and stores nothing.
     if (await store.completeGeneration(task.taskId, key, generation)) {

@@ -8,8 +8,9 @@ import {
 } from '../../test/support/redis-server.js';
 import { createRedisClient } from '../backends/redis/redis-connection.js';
 import { createRedisStore } from './redis-store.js';
-import { defineStoreContractTests } from './store.contract.js';
+import { defineStoreContractTests, type StoreContractFactory } from './store.contract.js';
 import { conversationKey, type NewTask, type StoreLimits } from './store.js';
+import { defineStoreListContractTests } from './store-lists.contract.js';
 
 let server: RedisServer;
 let client: Redis;
@@ -39,10 +40,12 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
   };
 }
 
-defineStoreContractTests('redis', async (limits) => {
+const factory: StoreContractFactory = async (limits) => {
   const store = createRedisStore(client, limits, { keyPrefix: `{t-${randomUUID()}}:` });
   return { store, cleanup: () => store.close() };
-});
+};
+defineStoreContractTests('redis', factory);
+defineStoreListContractTests('redis', factory);
 
 describe('redis store', () => {
   it('keeps every key under its hash-tagged prefix, with expiry on tasks and history', async () => {

@@ -21,6 +21,8 @@
  */
 import type { Redis } from 'ioredis';
 import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
+import { destinationOf } from '../shared/destination.js';
+import { createRedisLists, indexMember } from './redis-store-lists.js';
 import { defineStoreScripts, type ScriptArg } from './redis-store-scripts.js';
 import { createRedisUsage } from './redis-store-usage.js';
 import type {
@@ -35,6 +37,7 @@ import type {
   TaskStatus,
   Usage,
 } from './store.js';
+import { latencyBucket } from './task-lists.js';
 
 export interface RedisStoreOptions {
   /** Prefix of every key (default `{llm-webhook}:`); keep a `{hash tag}` for Redis Cluster. */
@@ -113,6 +116,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
     });
 
   return {
+    ...createRedisLists(client, prefix, taskRetentionMs, toRecord),
+
     createTask: (task) =>
       withRedis('create task', async () => {
         const createdMs = Date.parse(task.createdAt);
@@ -138,6 +143,12 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
           0,
           'expiresAtMs',
           createdAtMs + taskRetentionMs,
+          'createdAtMs',
+          createdAtMs,
+          'destination',
+          destinationOf(task.callbackUrl),
+          'indexMember',
+          indexMember(createdAtMs, task.taskId),
         ];
         if (task.metadata !== null) fields.push('metadata', JSON.stringify(task.metadata));
         if (task.client !== undefined) fields.push('client', task.client);
@@ -200,6 +211,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             limits.historyTtlSeconds,
             historyKeep,
             ...rollup.args,
+            generation.llmDurationMs === undefined ? '' : latencyBucket(generation.llmDurationMs),
           ],
         );
         return applied === 1;
@@ -225,6 +237,9 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             new Date().toISOString(),
             final?.status ?? '',
             final?.error ? JSON.stringify(final.error) : '',
+            attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300
+              ? '1'
+              : '0',
           ],
         );
       }),

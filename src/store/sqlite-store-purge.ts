@@ -4,6 +4,7 @@
  * only gives their space back.
  */
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { purgeRollupsStatement } from './sqlite-store-lists.js';
 
 /** Rows deleted per table and purge run, so a purge never holds the write lock for long. */
 const PURGE_BATCH = 1000;
@@ -28,12 +29,14 @@ export function startSqlitePurge(db: SqliteDatabase, intervalMs: number): Sqlite
   // The store prepares these too: `prepare` caches by text, so both use the same statements.
   const deleteConversation = db.prepare('DELETE FROM conversations WHERE conversation_key = ?');
   const deleteMessages = db.prepare('DELETE FROM history WHERE conversation_key = ?');
+  const purgeRollups = purgeRollupsStatement(db);
 
   const purge = (): Promise<void> =>
     db.write(() => {
       const now = Date.now();
       purgeTasks.run(now, PURGE_BATCH);
       purgeIdempotencyKeys.run(now, PURGE_BATCH);
+      purgeRollups();
       for (const { conversation_key } of selectExpiredConversations.all(now, PURGE_BATCH)) {
         deleteMessages.run(conversation_key);
         deleteConversation.run(conversation_key);

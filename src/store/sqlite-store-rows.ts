@@ -99,6 +99,36 @@ export const STORE_MIGRATIONS: readonly string[] = [
   CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at_ms);
   `,
   USAGE_MIGRATION,
+  // The console's listings (SPEC §12): an index per filter, newest first within the namespace;
+  // conversations by last activity; per-minute roll-ups of task events.
+  `
+  ALTER TABLE tasks ADD COLUMN destination TEXT NOT NULL DEFAULT '';
+  ALTER TABLE tasks ADD COLUMN rolled_up INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX tasks_by_time ON tasks (namespace, created_at, task_id);
+  CREATE INDEX tasks_by_status ON tasks (namespace, status, created_at, task_id);
+  CREATE INDEX tasks_by_conversation ON tasks (namespace, conversation_id, created_at, task_id);
+  CREATE INDEX tasks_by_destination ON tasks (namespace, destination, created_at, task_id);
+
+  ALTER TABLE conversations ADD COLUMN namespace TEXT;
+  ALTER TABLE conversations ADD COLUMN conversation_id TEXT;
+  ALTER TABLE conversations ADD COLUMN last_activity_ms INTEGER;
+  CREATE INDEX conversations_by_activity ON conversations (namespace, last_activity_ms, conversation_id);
+
+  CREATE TABLE rollups (
+    namespace TEXT NOT NULL,
+    minute_ms INTEGER NOT NULL,
+    accepted INTEGER NOT NULL DEFAULT 0,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    callback_ok INTEGER NOT NULL DEFAULT 0,
+    callback_failed INTEGER NOT NULL DEFAULT 0,
+    llm_0 INTEGER NOT NULL DEFAULT 0, llm_1 INTEGER NOT NULL DEFAULT 0, llm_2 INTEGER NOT NULL DEFAULT 0,
+    llm_3 INTEGER NOT NULL DEFAULT 0, llm_4 INTEGER NOT NULL DEFAULT 0, llm_5 INTEGER NOT NULL DEFAULT 0,
+    llm_6 INTEGER NOT NULL DEFAULT 0, llm_7 INTEGER NOT NULL DEFAULT 0, llm_8 INTEGER NOT NULL DEFAULT 0,
+    llm_9 INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (namespace, minute_ms)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 function parseJson<T>(text: string | null): T | null {

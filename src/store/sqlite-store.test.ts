@@ -6,8 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { waitFor } from '../dev/harness.js';
 import { createSqliteStore } from './sqlite-store.js';
-import { defineStoreContractTests } from './store.contract.js';
+import { defineStoreContractTests, type StoreContractFactory } from './store.contract.js';
 import { conversationKey, type NewTask, type StoreLimits } from './store.js';
+import { defineStoreListContractTests } from './store-lists.contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,7 +28,7 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
   };
 }
 
-defineStoreContractTests('sqlite', async (limits) => {
+const factory: StoreContractFactory = async (limits) => {
   const db = openSqliteDatabase({ path: join(dir, `${randomUUID()}.sqlite`) });
   const store = createSqliteStore(db, limits);
   return {
@@ -37,7 +38,9 @@ defineStoreContractTests('sqlite', async (limits) => {
       db.close();
     },
   };
-});
+};
+defineStoreContractTests('sqlite', factory);
+defineStoreListContractTests('sqlite', factory);
 
 describe('createSqliteStore', () => {
   it('keeps tasks, history and idempotency keys across close and reopen of the file', async () => {

@@ -8,6 +8,8 @@
  * sqlite-store-rows.ts.
  */
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { destinationOf } from '../shared/destination.js';
+import { createSqliteLists, createSqliteRollups } from './sqlite-store-lists.js';
 import { startSqlitePurge } from './sqlite-store-purge.js';
 import {
   type ConversationRow,
@@ -51,8 +53,8 @@ export function createSqliteStore(
 
   const insertTask = db.prepare(
     `INSERT INTO tasks (task_id, namespace, conversation_id, message, callback_url, metadata, created_at,
-       status, updated_at, expires_at_ms, options, client)
-     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+       status, updated_at, expires_at_ms, options, client, destination)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)`,
   );
   const selectTask = db.prepare<TaskRow>('SELECT * FROM tasks WHERE task_id = ? AND expires_at_ms > ?');
   const selectGenerationState = db.prepare<GenerationStateRow>(
@@ -83,14 +85,23 @@ export function createSqliteStore(
     `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
        callback_attempts = callback_attempts + 1, updated_at = ?, status = ?, error = ? WHERE task_id = ?`,
   );
+  // Marks the task's final status as counted in the roll-ups: a redelivery does not count it again.
+  const markRolledUp = db.prepare<{ namespace: string }>(
+    'UPDATE tasks SET rolled_up = 1 WHERE task_id = ? AND rolled_up = 0 RETURNING namespace',
+  );
+  const selectNamespace = db.prepare<{ namespace: string }>('SELECT namespace FROM tasks WHERE task_id = ?');
+  const rollups = createSqliteRollups(db);
 
   const selectConversation = db.prepare<ConversationRow>(
     'SELECT next_position, expires_at_ms FROM conversations WHERE conversation_key = ?',
   );
   const upsertConversation = db.prepare(
-    `INSERT INTO conversations (conversation_key, next_position, expires_at_ms) VALUES (?, ?, ?)
+    `INSERT INTO conversations (conversation_key, next_position, expires_at_ms, namespace, conversation_id,
+       last_activity_ms) VALUES (?, ?, ?, ?, ?, ?)
      ON CONFLICT (conversation_key) DO UPDATE
-       SET next_position = excluded.next_position, expires_at_ms = excluded.expires_at_ms`,
+       SET next_position = excluded.next_position, expires_at_ms = excluded.expires_at_ms,
+         namespace = excluded.namespace, conversation_id = excluded.conversation_id,
+         last_activity_ms = excluded.last_activity_ms`,
   );
   const deleteConversation = db.prepare('DELETE FROM conversations WHERE conversation_key = ?');
   const insertMessage = db.prepare(
@@ -125,7 +136,13 @@ export function createSqliteStore(
     });
 
   /** Appends the exchange; a conversation past its TTL starts afresh. */
-  const appendExchange = (key: string, userMessage: string, reply: string, now: number): void => {
+  const appendExchange = (
+    key: string,
+    owner: { namespace: string; conversation_id: string },
+    userMessage: string,
+    reply: string,
+    now: number,
+  ): void => {
     const conversation = selectConversation.get(key);
     let position = 0;
     if (conversation !== undefined) {
@@ -135,15 +152,24 @@ export function createSqliteStore(
     const at = new Date(now).toISOString();
     insertMessage.run(key, position, 'user', userMessage, at);
     insertMessage.run(key, position + 1, 'assistant', reply, at);
-    upsertConversation.run(key, position + 2, now + historyTtlMs);
+    upsertConversation.run(
+      key,
+      position + 2,
+      now + historyTtlMs,
+      owner.namespace,
+      owner.conversation_id,
+      now,
+    );
     deleteMessagesBefore.run(key, position + 2 - historyKeep);
   };
 
   return {
+    ...createSqliteLists(db, taskRetentionMs),
+
     async createTask(task: NewTask) {
       const createdMs = Date.parse(task.createdAt);
       const expiresAtMs = (Number.isFinite(createdMs) ? createdMs : Date.now()) + taskRetentionMs;
-      await db.write(() =>
+      await db.write(() => {
         insertTask.run(
           task.taskId,
           task.namespace,
@@ -156,8 +182,10 @@ export function createSqliteStore(
           expiresAtMs,
           task.options === undefined || task.options === null ? null : JSON.stringify(task.options),
           task.client ?? null,
-        ),
-      );
+          destinationOf(task.callbackUrl),
+        );
+        rollups.bump(task.namespace, Date.now(), 'accepted');
+      });
     },
 
     async getTask(namespace, taskId) {
@@ -191,7 +219,9 @@ export function createSqliteStore(
         const task = selectGenerationState.get(taskId, now);
         // Ended already: this is a job run again after a crash; the history holds the exchange.
         if (task === undefined || task.completed_at !== null) return false;
-        appendExchange(key, task.message, generation.reply, now);
+        appendExchange(key, task, task.message, generation.reply, now);
+        if (generation.llmDurationMs !== undefined)
+          rollups.bumpLlm(task.namespace, now, generation.llmDurationMs);
         updateCompleted.run(
           generation.reply,
           generation.model,
@@ -228,17 +258,26 @@ export function createSqliteStore(
 
     async recordDelivery(taskId: string, attempt: DeliveryAttempt, final?: DeliveryEnd) {
       const at = new Date().toISOString();
-      await db.write(() =>
-        final === undefined
-          ? appendDelivery.run(JSON.stringify(attempt), at, taskId)
-          : appendLastDelivery.run(
-              JSON.stringify(attempt),
-              at,
-              final.status,
-              final.error === null ? null : JSON.stringify(final.error),
-              taskId,
-            ),
-      );
+      await db.write(() => {
+        const result =
+          final === undefined
+            ? appendDelivery.run(JSON.stringify(attempt), at, taskId)
+            : appendLastDelivery.run(
+                JSON.stringify(attempt),
+                at,
+                final.status,
+                final.error === null ? null : JSON.stringify(final.error),
+                taskId,
+              );
+        if (result.changes === 0) return;
+        const now = Date.now();
+        const namespace = selectNamespace.get(taskId)?.namespace ?? '';
+        const ok =
+          attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
+        rollups.bump(namespace, now, ok ? 'callback_ok' : 'callback_failed');
+        if (final !== undefined && markRolledUp.get(taskId) !== undefined)
+          rollups.bump(namespace, now, final.status);
+      });
     },
 
     getHistory(key: string, limit: number) {

@@ -142,6 +142,8 @@ export interface Generation {
   namespace?: string;
   conversationId?: string;
   client?: string;
+  /** How long the answering LLM call took, for the latency roll-up (absent: not counted). */
+  llmDurationMs?: number | undefined;
 }
 
 export type IdempotencyClaim =
@@ -153,6 +155,50 @@ export interface StoreLimits {
   historyMaxMessages: number;
   historyTtlSeconds: number;
   taskRetentionSeconds: number;
+}
+
+/** Which tasks a listing or count takes; every field narrows it, none set = all of the namespace's. */
+export interface TaskFilter {
+  /** Any of these statuses (absent or empty: any status). */
+  statuses?: readonly TaskStatus[] | undefined;
+  conversationId?: string | undefined;
+  /** A destination as `destinationOf` writes it. */
+  destination?: string | undefined;
+  /** Created at or after this time (epoch ms). */
+  sinceMs?: number | undefined;
+  /** Created before this time (epoch ms). */
+  untilMs?: number | undefined;
+}
+
+export interface TaskListPage<T> {
+  tasks: T[];
+  nextCursor: string | null;
+}
+
+export interface ConversationSummary {
+  conversationId: string;
+  /** Messages stored now. */
+  messages: number;
+  /** ISO time of the last exchange appended. */
+  lastActivityAt: string;
+}
+
+export interface ConversationListPage {
+  conversations: ConversationSummary[];
+  nextCursor: string | null;
+}
+
+/** One minute of one namespace's task events. */
+export interface MinuteRollup {
+  /** Start of the minute, epoch ms (a multiple of 60 000). */
+  minuteMs: number;
+  accepted: number;
+  completed: number;
+  failed: number;
+  callbackOk: number;
+  callbackFailed: number;
+  /** Answered LLM calls per latency bucket (`LLM_LATENCY_BOUNDS_MS`). */
+  llmLatency: number[];
 }
 
 export interface Store {
@@ -205,6 +251,29 @@ export interface Store {
   getUsage(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
   /** A client's (`NewTask.client`) usage total over one day or month (zero when none). */
   getUsageTotal(client: string, period: UsagePeriod): Promise<UsageTotals>;
+  /**
+   * The namespace's tasks matching `filter`, newest first (creation time, then id), at most
+   * `limit`, after `cursor` (an opaque string from an earlier page's `nextCursor`). `nextCursor`
+   * is `null` on the last page. Served from indexes: never a scan of every task.
+   */
+  listTasks(
+    namespace: string,
+    filter: TaskFilter,
+    limit: number,
+    cursor: string | null,
+  ): Promise<TaskListPage<TaskRecord>>;
+  /** How many of the namespace's tasks match `filter`. */
+  countTasks(namespace: string, filter: TaskFilter): Promise<number>;
+  /** Creation time (ISO) of the namespace's oldest task in `status`, or `null`. */
+  oldestTaskAt(namespace: string, status: TaskStatus): Promise<string | null>;
+  /** The namespace's conversations with stored history, most recently active first. */
+  listConversations(namespace: string, limit: number, cursor: string | null): Promise<ConversationListPage>;
+  /**
+   * The namespace's per-minute roll-ups from `sinceMs` to `untilMs` (epoch ms), oldest first;
+   * minutes with no event are left out. Written with each task event (accepted, LLM answered,
+   * delivery attempt, final status), in the same write.
+   */
+  getRollups(namespace: string, sinceMs: number, untilMs: number): Promise<MinuteRollup[]>;
   /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestServer, type TestServer } from '../../../test/support/http-harness.js';
 import { VERSION } from '../../shared/version.js';
+import { DOCS_LOGO_SVG } from './docs.js';
 
 let app: TestServer['app'];
 
@@ -34,6 +35,7 @@ describe('docs', () => {
     expect(document.info).toMatchObject({ title: 'llm-webhook', version: VERSION });
     expect(Object.keys(document.paths).sort()).toEqual([
       '/callback',
+      '/conversations',
       '/conversations/{conversation_id}',
       '/conversations/{conversation_id}/messages',
       '/destinations',
@@ -41,6 +43,9 @@ describe('docs', () => {
       '/healthz',
       '/metrics',
       '/readyz',
+      '/stats',
+      '/tasks',
+      '/tasks/redeliver',
       '/tasks/{task_id}',
       '/tasks/{task_id}/redeliver',
       '/usage',
@@ -81,5 +86,14 @@ describe('docs', () => {
     const bundle = await app.inject({ method: 'GET', url: '/redoc/redoc.standalone.js' });
     expect(bundle.headers['content-type']).toMatch(/javascript/);
     expect(bundle.body.length).toBeGreaterThan(100_000);
+  });
+
+  it("shows our name and logo in Swagger UI, not the framework's", async () => {
+    const page = await app.inject({ method: 'GET', url: '/docs/' });
+    expect(page.body).toContain('<title>llm-webhook API</title>');
+    const initializer = await app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' });
+    const ours = Buffer.from(DOCS_LOGO_SVG).toString('base64');
+    expect(initializer.body).toContain(`data:image/svg+xml;base64,${ours}`);
+    expect(Buffer.from(DOCS_LOGO_SVG).toString('utf8')).toContain('llm-webhook');
   });
 });

@@ -33,6 +33,13 @@ const REDOC_PAGE = `<!DOCTYPE html>
 </html>
 `;
 
+/** Our name in the Swagger UI top bar, in place of the framework's logo. */
+export const DOCS_LOGO_SVG = `<svg xmlns="http://www.w3.org/2000/svg" width="240" height="40" viewBox="0 0 240 40">
+<rect x="2" y="8" width="24" height="24" rx="6" fill="#4f9d69"/>
+<path d="M8 20h12M16 15l5 5-5 5" stroke="#fff" stroke-width="2.5" fill="none" stroke-linecap="round"/>
+<text x="36" y="28" font-family="system-ui, sans-serif" font-size="22" font-weight="600" fill="#fff">llm-webhook</text>
+</svg>`;
+
 /** Spread into a protected route's schema: its OpenAPI `security` requirement. */
 export type SecurityDoc = { security?: Array<Record<string, string[]>> };
 
@@ -64,6 +71,13 @@ export async function registerDocs(app: FastifyInstance, options: DocsOptions): 
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { deepLinking: true, validatorUrl: null },
+    logo: { type: 'image/svg+xml', content: DOCS_LOGO_SVG, href: '/docs' },
+    theme: {
+      title: 'llm-webhook API',
+      favicon: [
+        { filename: 'favicon.svg', rel: 'icon', type: 'image/svg+xml', sizes: 'any', content: DOCS_LOGO_SVG },
+      ],
+    },
   });
 
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -37,6 +37,7 @@ describe('GET /tasks/:task_id', () => {
       conversation_id: CALLBACK_URL,
       created_at: expect.any(String),
       updated_at: expect.any(String),
+      destination: 'https://example.com:443',
       attempts: { llm: 0, callback: 0 },
       deliveries: [],
     });
@@ -63,6 +64,8 @@ describe('GET /tasks/:task_id', () => {
       conversation_id: CALLBACK_URL,
       created_at: expect.any(String),
       updated_at: expect.any(String),
+      completed_at: expect.any(String),
+      destination: 'https://example.com:443',
       generated_response: 'Hello there',
       model: 'm',
       attempts: { llm: 1, callback: 2 },

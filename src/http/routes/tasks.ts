@@ -6,16 +6,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { redeliveryJob } from '../../jobs/catalog.js';
 import type { JobQueue } from '../../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
-import type { Store, TaskRecord } from '../../store/store.js';
+import type { Store } from '../../store/store.js';
 import { createBackendBudget, withBackendDeadline } from '../backend-deadline.js';
 import { errorResponse, unauthorizedResponse, unavailableResponse } from '../error-responses.js';
-import {
-  redeliverSchema,
-  type TaskIdParams,
-  type TaskView,
-  taskIdParamsSchema,
-  taskSchema,
-} from '../schemas.js';
+import { redeliverSchema, type TaskIdParams, taskIdParamsSchema, taskSchema } from '../schemas.js';
+import { toTaskView } from '../task-view.js';
 import type { SecurityDoc } from './docs.js';
 
 export interface TaskRouteOptions {
@@ -27,28 +22,6 @@ export interface TaskRouteOptions {
 }
 
 type TaskParams = { Params: TaskIdParams };
-
-/** The public shape of a task record: no message text, callback URL or metadata. */
-export function toTaskView(task: TaskRecord): TaskView {
-  return {
-    task_id: task.taskId,
-    status: task.status,
-    conversation_id: task.conversationId,
-    created_at: task.createdAt,
-    updated_at: task.updatedAt,
-    ...(task.generatedResponse === null ? {} : { generated_response: task.generatedResponse }),
-    ...(task.model === null ? {} : { model: task.model }),
-    ...(task.usage === null ? {} : { usage: { ...task.usage } }),
-    ...(task.error === null ? {} : { error: { type: task.error.type, message: task.error.message } }),
-    attempts: { llm: task.attempts.llm, callback: task.attempts.callback },
-    deliveries: task.deliveries.map((delivery) => ({
-      at: delivery.at,
-      ...(delivery.status_code === undefined ? {} : { status_code: delivery.status_code }),
-      ...(delivery.error === undefined ? {} : { error: delivery.error }),
-      duration_ms: delivery.duration_ms,
-    })),
-  };
-}
 
 const TASK_NOT_FOUND = 'Task not found';
 
