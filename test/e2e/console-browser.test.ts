@@ -114,13 +114,20 @@ describe('operator console', () => {
     expect(((await history.json()) as { messages: unknown[] }).messages).toEqual([]);
 
     // The destinations view lists the receiver's origin (reached by keyboard); the usage view
-    // says plainly when its endpoint is not there.
+    // shows the same totals as GET /usage.
     await page.getByRole('link', { name: 'Destinations' }).focus();
     await page.keyboard.press('Enter');
     const origin = `http://127.0.0.1:${new URL(receiver.url).port}`;
     await page.locator(`tr[data-destination="${origin}"]`).waitFor();
     await page.goto(`${base}/console#/usage`);
-    await page.getByText('Usage is not available').waitFor();
+    const usage = (await (await fetch(`${base}/usage`)).json()) as {
+      total: { requests: number; total_tokens: number };
+    };
+    expect(usage.total.requests).toBeGreaterThan(0);
+    await expect
+      .poll(() => page.locator('tfoot th').allTextContents())
+      .toEqual(expect.arrayContaining([String(usage.total.requests), String(usage.total.total_tokens)]));
+    expect(await page.locator('tbody tr').count()).toBeGreaterThan(0);
 
     // Readable on a narrow screen: nothing wider than the viewport.
     await page.setViewportSize({ width: 390, height: 844 });
