@@ -40,18 +40,21 @@ const importers = (pattern: RegExp): string[] =>
  * test harness) may use anything, and nothing of the service uses `dev`.
  */
 const ALLOWED_ARROWS: Record<string, readonly string[]> = {
-  main: ['service', 'config', 'shared'],
-  service: ['http', 'jobs', 'outbound', 'backends', 'delivery', 'config', 'shared'],
+  // main loads tracing's SDK (dynamically, only when on) before it builds the service.
+  main: ['service', 'tracing', 'config', 'shared'],
+  service: ['http', 'jobs', 'outbound', 'backends', 'delivery', 'tracing', 'config', 'shared'],
   config: ['delivery', 'shared'],
   backends: ['queue', 'store', 'config', 'shared'],
   // The routes enqueue through the job catalog, a leaf, never through the worker's code.
   http: ['queue', 'store', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
-  jobs: ['queue', 'store', 'llm', 'delivery', 'config', 'shared'],
+  jobs: ['queue', 'store', 'llm', 'delivery', 'tracing', 'config', 'shared'],
   outbound: ['llm', 'delivery', 'config', 'shared'],
   queue: ['backends', 'shared'],
   store: ['backends', 'shared'],
   llm: ['shared'],
   delivery: ['shared'],
+  // Spans on @opentelemetry/api; the queue wrapper knows the seam's types only.
+  tracing: ['queue', 'shared'],
   shared: [],
   dev: ['*'],
 };
@@ -152,6 +155,8 @@ describe('boundaries', () => {
     ['openai', /from 'openai'/, ['src/llm/llm-client.ts']],
     ['prom-client', /from 'prom-client'/, ['src/shared/metrics.ts']],
     ['standardwebhooks', /from 'standardwebhooks'/, ['src/delivery/sign.ts']],
+    ['the OpenTelemetry SDK', /from '@opentelemetry\/sdk-/, ['src/tracing/start-tracing.ts']],
+    ['@fastify/otel', /from '@fastify\/otel'/, ['src/tracing/start-tracing.ts']],
   ])('only its boundary file imports %s', (_name, pattern, expected) => {
     expect(importers(pattern)).toEqual(expected);
   });
@@ -165,6 +170,12 @@ describe('boundaries', () => {
     expect(staticImporters).toEqual([]);
     const backends = files.find((file) => file.path === 'src/backends/create-backends.ts')!.text;
     expect(backends).toContain("await import('../queue/bullmq/bullmq-job-queue.js')");
+  });
+
+  it('loads the tracing SDK only with a dynamic import, from the composition root', () => {
+    expect(importers(/from '[./]+(tracing\/)?start-tracing\.js'/)).toEqual([]);
+    const main = files.find((file) => file.path === 'src/main.ts')!.text;
+    expect(main).toContain("await import('./tracing/start-tracing.js')");
   });
 
   it('reads process.env only in the configuration module (and the dev-only mock LLM)', () => {

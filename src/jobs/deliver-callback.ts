@@ -16,6 +16,7 @@ import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
+import { traceCallbackAttempt } from '../tracing/callback-span.js';
 import { isRedelivery } from './catalog.js';
 
 export interface DeliverCallbackDeps {
@@ -99,7 +100,11 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
   ): Promise<JobResult> => {
     const body = JSON.stringify(callbackPayload(task));
     const startedAt = new Date();
-    const outcome = await sender.send(task.callbackUrl, body, sign(task.taskId, startedAt, body));
+    const outcome = await traceCallbackAttempt(
+      { url: task.callbackUrl, attempt: attemptNumber, propagate: config.callbackTraceparent },
+      (traceHeaders) =>
+        sender.send(task.callbackUrl, body, Object.assign(sign(task.taskId, startedAt, body), traceHeaders)),
+    );
     const made: DeliveryAttempt = {
       at: startedAt.toISOString(),
       ...(outcome.statusCode === undefined ? {} : { status_code: outcome.statusCode }),

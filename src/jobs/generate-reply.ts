@@ -21,6 +21,7 @@ import { LLM_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
+import { createChatTracer } from '../tracing/llm-span.js';
 import { deliveryJob } from './catalog.js';
 import type { Deliverer } from './deliver-callback.js';
 
@@ -62,6 +63,7 @@ export function planAttempt(
 export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
   const { config, store, queue, llm, metrics, deliverer } = deps;
   const models = [config.llmModel, ...config.llmFallbackModels];
+  const traceChat = createChatTracer(config.llmBaseUrl);
 
   /** Queues the task's delivery job: the generation ended in an earlier run of this job. */
   const handOver = async (taskId: string): Promise<JobResult> => {
@@ -133,7 +135,10 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     const startedAt = performance.now();
     let result: LlmCompletion;
     try {
-      result = await llm.complete({ model: plan.model, messages });
+      result = await traceChat(
+        { model: plan.model, conversationId: task.conversationId, attempt: job.attempt },
+        () => llm.complete({ model: plan.model, messages }),
+      );
     } catch (error) {
       await marked;
       const llmError =
