@@ -128,19 +128,19 @@ interface RequestShape {
   }>;
 }
 
-function valueOf(value: AnyValueShape | undefined): AttributeValue {
+function anyValue(value: AnyValueShape | undefined): AttributeValue {
   if (value === undefined) return null;
   if (value.stringValue !== undefined) return value.stringValue;
   if (value.boolValue !== undefined) return value.boolValue;
   if (value.intValue !== undefined) return Number(value.intValue);
   if (value.doubleValue !== undefined) return value.doubleValue;
-  if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(valueOf);
+  if (value.arrayValue !== undefined) return (value.arrayValue.values ?? []).map(anyValue);
   if (value.bytesValue !== undefined) return value.bytesValue;
   return null;
 }
 
 function attributesOf(list: KeyValueShape[] | undefined): Record<string, AttributeValue> {
-  return Object.fromEntries((list ?? []).map((entry) => [entry.key, valueOf(entry.value)]));
+  return Object.fromEntries((list ?? []).map((entry) => [entry.key, anyValue(entry.value)]));
 }
 
 /** Ids arrive as base64 (protobuf `bytes` through toObject) or hex (OTLP/JSON). */
