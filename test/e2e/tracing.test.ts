@@ -40,6 +40,22 @@ const SECRETS = {
 const MESSAGE = 'private message text 7f3e: never an attribute';
 const MODEL = 'test/model-a';
 
+/** What the printed tree shows of each span (the README's example is such a printout). */
+const SHOWN_ATTRIBUTES = [
+  'http.route',
+  'http.response.status_code',
+  'messaging.system',
+  'llm_webhook.job.attempt',
+  'llm_webhook.job.outcome',
+  'gen_ai.provider.name',
+  'gen_ai.response.model',
+  'gen_ai.usage.input_tokens',
+  'gen_ai.usage.output_tokens',
+  'gen_ai.conversation.id',
+  'llm_webhook.callback.attempt',
+  'url.full',
+];
+
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
 type Mode = 'embedded' | 'redis';
@@ -96,7 +112,10 @@ async function submit(
   return json.task_id as string;
 }
 
-/** The spans of the trace holding task `taskId`'s server span, once its callback span arrived. */
+/**
+ * The spans of task `taskId`'s trace, once they are all in: the API's server span, `callbacks`
+ * callback spans and the job runs around them (each process exports on its own schedule).
+ */
 async function traceOfTask(taskId: string, callbacks = 1): Promise<CollectedSpan[]> {
   const spansOf = (all: readonly CollectedSpan[]): CollectedSpan[] => {
     const send = all.find(
@@ -104,9 +123,16 @@ async function traceOfTask(taskId: string, callbacks = 1): Promise<CollectedSpan
     );
     return send === undefined ? [] : all.filter((span) => span.traceId === send.traceId);
   };
-  await collector.waitUntil(
-    (all) => spansOf(all).filter((span) => span.name === 'POST callback').length >= callbacks,
-  );
+  const complete = (spans: readonly CollectedSpan[]): boolean => {
+    const ids = new Set(spans.map((span) => span.spanId));
+    const sent = spans.filter((span) => span.name === 'POST callback');
+    return (
+      spans.some((span) => span.name === 'POST /webhook') &&
+      sent.length >= callbacks &&
+      sent.every((span) => ids.has(span.parentSpanId))
+    );
+  };
+  await collector.waitUntil((all) => complete(spansOf(all)));
   return spansOf(collector.spans);
 }
 
@@ -179,7 +205,7 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     const second = await traceOfTask(fresh);
     const tree = expectTaskTree(first, continued);
     expectTaskTree(second, fresh);
-    console.log(`${mode} mode, one task's trace:\n${renderTree(first, ['gen_ai.usage.input_tokens'])}`);
+    console.log(`${mode} mode, one task's trace:\n${renderTree(first, SHOWN_ATTRIBUTES)}`);
 
     // Continued from the client: its trace id, the server span a child of the client's span.
     expect(tree.server.traceId).toBe(clientTraceId);
@@ -233,10 +259,12 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     const { api, worker, restartWorker } = await deploy(mode, { LLM_TIMEOUT_MS: '120000' });
     const taskId = await submit(api.url, 'conversation-d');
     // The request's spans are exported before the kill (the batch delay is short).
-    const server = await collector.waitUntil((all) =>
-      all.some((span) => span.name === 'send generate' && span.attributes['llm_webhook.task.id'] === taskId),
-    );
-    expect(server.length).toBeGreaterThan(0);
+    await collector.waitUntil((all) => {
+      const send = all.find(
+        (span) => span.name === 'send generate' && span.attributes['llm_webhook.task.id'] === taskId,
+      );
+      return all.some((span) => span.name === 'POST /webhook' && span.traceId === send?.traceId);
+    });
     await waitFor(() => llm.requests.length >= 1, 'the LLM call to start', { timeoutMs: 20_000 });
     expect((await worker.kill('SIGKILL')).signal).toBe('SIGKILL');
 

@@ -29,9 +29,11 @@ export function renderTree(spans: readonly CollectedSpan[], show: readonly strin
     const attributes = show
       .filter((key) => span.attributes[key] !== undefined)
       .map((key) => `${key}=${JSON.stringify(span.attributes[key])}`);
+    const indent = '  '.repeat(depth);
     lines.push(
-      `${'  '.repeat(depth)}${span.name} [${KIND_NAMES[span.kind] ?? span.kind}, ${span.service} pid ${span.resource['process.pid']}, ${ms.toFixed(1)} ms]${attributes.length === 0 ? '' : ` ${attributes.join(' ')}`}`,
+      `${indent}${span.name}  (${KIND_NAMES[span.kind] ?? span.kind}, pid ${span.resource['process.pid']}, ${ms.toFixed(1)} ms)`,
     );
+    if (attributes.length > 0) lines.push(`${indent}    ${attributes.join(' ')}`);
     for (const child of byStart.filter((candidate) => candidate.parentSpanId === span.spanId)) {
       visit(child, depth + 1);
     }
