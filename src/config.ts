@@ -42,6 +42,8 @@ export interface Config {
   historyMaxMessages: number;
   historyTtlSeconds: number;
   workerConcurrency: number;
+  /** Callback attempts run at once by one worker process, apart from its generations. */
+  deliveryConcurrency: number;
   rateLimit: RateLimit;
   trustProxy: boolean;
   apiTokens: readonly string[];
@@ -225,6 +227,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     historyMaxMessages: integer('HISTORY_MAX_MESSAGES', 20, 0),
     historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
     workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
+    deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 100, 1, 100_000),
     rateLimit,
     trustProxy: boolean('TRUST_PROXY', false),
     apiTokens: list(text('API_TOKENS', '')),

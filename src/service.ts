@@ -49,10 +49,19 @@ export async function createService(
   const backends = await createBackends(config, logger);
   const { store } = backends;
   // With tracing on, a span per enqueue and per run, the trace context stored with each job.
-  const queue = config.tracing
-    ? traceJobQueue(backends.queue, backends.mode === 'redis' ? 'bullmq' : 'sqlite')
-    : backends.queue;
-  const metrics = createMetrics({ queueCounts: () => queue.counts() });
+  const system = backends.mode === 'redis' ? 'bullmq' : 'sqlite';
+  const queue = config.tracing ? traceJobQueue(backends.queue, system) : backends.queue;
+  const deliveries = config.tracing ? traceJobQueue(backends.deliveries, system) : backends.deliveries;
+  const metrics = createMetrics({
+    queueCounts: async () => {
+      const [generations, callbacks] = await Promise.all([queue.counts(), deliveries.counts()]);
+      return {
+        waiting: generations.waiting + callbacks.waiting,
+        active: generations.active + callbacks.active,
+        delayed: generations.delayed + callbacks.delayed,
+      };
+    },
+  });
 
   const runsApi = role !== 'worker';
   const runsWorker = role !== 'api';
@@ -72,11 +81,12 @@ export async function createService(
         logger,
         store,
         queue,
+        deliveries,
         metrics,
         ...(backends.rateLimitRedis === undefined ? {} : { rateLimitRedis: backends.rateLimitRedis }),
       })
     : config.workerPort > 0
-      ? await buildServer({ config, logger, store, queue, metrics, routes: 'operations' })
+      ? await buildServer({ config, logger, store, queue, deliveries, metrics, routes: 'operations' })
       : null;
 
   let closing: Promise<void> | null = null;
@@ -85,20 +95,27 @@ export async function createService(
     server,
     async start() {
       if (outbound !== null) {
-        queue.consume(
-          createJobHandler({
-            config,
-            logger,
-            store,
-            queue,
-            llm: outbound.llm,
-            sender: outbound.sender,
-            sign: createSigner(config.webhookSecret),
-            metrics,
-          }),
-          { concurrency: config.workerConcurrency },
+        const handler = createJobHandler({
+          config,
+          logger,
+          store,
+          deliveries,
+          llm: outbound.llm,
+          sender: outbound.sender,
+          sign: createSigner(config.webhookSecret),
+          metrics,
+        });
+        // Each queue has slots of its own: no receiver ever takes a generation's place.
+        queue.consume(handler, { concurrency: config.workerConcurrency });
+        deliveries.consume(handler, { concurrency: config.deliveryConcurrency });
+        logger.info(
+          {
+            concurrency: config.workerConcurrency,
+            delivery_concurrency: config.deliveryConcurrency,
+            mode: backends.mode,
+          },
+          'worker started',
         );
-        logger.info({ concurrency: config.workerConcurrency, mode: backends.mode }, 'worker started');
       }
       if (server === null) return null;
       const port = runsApi ? config.port : config.workerPort;
@@ -114,7 +131,10 @@ export async function createService(
         const remainingMs = (): number => Math.max(0, deadline - Date.now());
         // Stop taking requests first (in-flight ones finish), then drain the worker.
         await server?.close();
-        await queue.close({ timeoutMs: remainingMs() });
+        await Promise.all([
+          queue.close({ timeoutMs: remainingMs() }),
+          deliveries.close({ timeoutMs: remainingMs() }),
+        ]);
         await outbound?.close(remainingMs());
         await backends.close();
       })();

@@ -57,11 +57,13 @@ describe('hostile input', () => {
       taskRetentionSeconds: 3600,
     });
     const queue = createSqliteJobQueue(db, {});
+    const deliveries = createSqliteJobQueue(db, { table: 'delivery_jobs' });
     app = await buildServer({
       config,
       logger: createLogger('silent'),
       store,
       queue,
+      deliveries,
       metrics: createMetrics({ queueCounts: () => queue.counts() }),
       // A request that promises more body than it sends is answered 408 promptly.
       timeouts: { requestTimeoutMs: 3000, headersTimeoutMs: 3000, checkIntervalMs: 250 },
@@ -70,6 +72,7 @@ describe('hostile input', () => {
     return async () => {
       await app.close();
       await queue.close({ timeoutMs: 1000 });
+      await deliveries.close({ timeoutMs: 1000 });
       await store.close();
       db.close();
     };

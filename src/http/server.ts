@@ -35,7 +35,10 @@ export interface ServerDeps {
   /** The pino logger; Fastify logs through it (one line per request, no headers or bodies). */
   logger: Logger;
   store: Store;
+  /** The generation queue, where accepted tasks go. */
   queue: JobQueue;
+  /** The delivery queue, where redeliveries go. */
+  deliveries: JobQueue;
   metrics: Metrics;
   /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
   rateLimitRedis?: unknown;
@@ -212,6 +215,6 @@ async function registerApiRoutes(
     security,
   });
   registerCallbackRoutes(app, { routeConfig });
-  registerTaskRoutes(app, { store, queue, security });
+  registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
   registerConversationRoutes(app, { store, security });
 }

@@ -1,38 +1,64 @@
 /**
- * The jobs of the service, in one place: their names, ids and priorities. A task has one
- * `generate` job (id: the task id), in its conversation's group; its first delivery attempt is
- * made by that job, and a `deliver` job exists only for a retry (id `deliver:<task>`) or a
- * redelivery asked for through the API (id `deliver:<task>:<uuid>`). Deliveries run before new
- * generations. A leaf: the HTTP routes enqueue through it without loading the worker's code.
+ * The jobs of the service, in one place: their names, ids and queues. Generations and deliveries
+ * run in queues of their own, each with its own worker slots, so a slow receiver never takes a
+ * generation's place and a backlog of LLM calls never holds a finished reply back.
+ *
+ * - `generate` (generation queue, id: the task id), in its conversation's group: the messages of
+ *   a conversation are answered one at a time, in order.
+ * - `deliver`, first delivery (delivery queue, `deliver:<task>`), in the same conversation's group
+ *   of the delivery queue: a conversation's callbacks go out in the order its replies were made.
+ * - `deliver`, retries (`retry:<task>`), outside any group: a reply whose delivery needs a retry
+ *   does not hold its conversation's later callbacks back for its retry schedule.
+ * - `deliver`, a redelivery asked for through the API (`redeliver:<task>:<ms>:<uuid>`): a schedule
+ *   of its own, counted from the time in its id.
+ *
+ * A leaf: the HTTP routes enqueue through it without loading the worker's code.
  */
 import { randomUUID } from 'node:crypto';
-import type { Job, NewJob } from '../queue/job-queue.js';
+import type { Job, JobQueue, NewJob } from '../queue/job-queue.js';
 
 export const JOB_NAMES = { generate: 'generate', deliver: 'deliver' } as const;
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
 
-/** The generation of a newly accepted task, in its conversation's group. */
-export function generateJob(taskId: string, group: string): NewJob {
-  return { id: taskId, name: JOB_NAMES.generate, taskId, group, priority: 'normal' };
+/** The two queues of a deployment. */
+export interface Queues {
+  generations: JobQueue;
+  deliveries: JobQueue;
 }
 
-/** The delivery of a task's outcome after its first attempt, `delayMs` from now. */
-export function deliveryJob(taskId: string, delayMs?: number): NewJob {
-  return {
-    id: `deliver:${taskId}`,
-    name: JOB_NAMES.deliver,
-    taskId,
-    priority: 'first',
-    ...(delayMs === undefined ? {} : { delayMs }),
-  };
+/** The generation of a newly accepted task, in its conversation's group. */
+export function generateJob(taskId: string, group: string): NewJob {
+  return { id: taskId, name: JOB_NAMES.generate, taskId, group };
+}
+
+/** The first delivery of a task's outcome, in its conversation's group of the delivery queue. */
+export function deliveryJob(taskId: string, group: string): NewJob {
+  return { id: `deliver:${taskId}`, name: JOB_NAMES.deliver, taskId, group };
+}
+
+/** The retries of a task's delivery after its first attempt, `delayMs` from now, in no group. */
+export function retryJob(taskId: string, delayMs: number): NewJob {
+  return { id: `retry:${taskId}`, name: JOB_NAMES.deliver, taskId, delayMs };
 }
 
 /** Another delivery of a finished task, asked for through the API: an id of its own each time. */
-export function redeliveryJob(taskId: string): NewJob {
-  return { id: `deliver:${taskId}:${randomUUID()}`, name: JOB_NAMES.deliver, taskId, priority: 'first' };
+export function redeliveryJob(taskId: string, nowMs: number = Date.now()): NewJob {
+  return { id: `redeliver:${taskId}:${nowMs}:${randomUUID()}`, name: JOB_NAMES.deliver, taskId };
 }
 
-/** Whether a `deliver` job is a redelivery (which starts a retry schedule of its own). */
-export function isRedelivery(job: Pick<Job, 'id' | 'taskId'>): boolean {
-  return job.id !== deliveryJob(job.taskId).id;
+/**
+ * What a `deliver` job is. A redelivery carries when it was asked for (its attempts are those
+ * made since), or `null` for one queued by an older version (`deliver:<task>:<uuid>`), whose
+ * attempts the job's own attempt number counts.
+ */
+export type DeliveryKind =
+  | { type: 'first' }
+  | { type: 'retry' }
+  | { type: 'redelivery'; sinceMs: number | null };
+
+export function deliveryKind(job: Pick<Job, 'id' | 'taskId'>): DeliveryKind {
+  if (job.id === `deliver:${job.taskId}`) return { type: 'first' };
+  if (job.id === `retry:${job.taskId}`) return { type: 'retry' };
+  const redelivery = /^redeliver:.+:(\d+):[0-9a-f-]+$/.exec(job.id);
+  return { type: 'redelivery', sinceMs: redelivery === null ? null : Number(redelivery[1]) };
 }

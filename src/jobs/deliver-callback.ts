@@ -3,21 +3,21 @@
  * is set, recording every attempt. The `webhook-id` is the task id, equal on every retry and
  * every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
  *
- * The first attempt is made by the `generate` job itself, with the outcome it has just stored
- * (no second job, no second read of the task); when that attempt asks for a retry, the `deliver`
- * job of `deliveryJob(taskId)` (catalog.ts) takes over from attempt 2. A `deliver` job also runs every
- * redelivery, and any delivery a crash left unfinished.
+ * The `deliver` jobs of catalog.ts run it: the first attempt in the conversation's group of the
+ * delivery queue; when that one asks for a retry, a `retry:` job outside the group takes over.
+ * Attempt numbers count the attempts recorded on the task, so a run that made no attempt (a
+ * crash before it, or a delivery held back) uses up nothing of the retry schedule.
  */
 import type { Config } from '../config.js';
 import { nextRetryDelayMs } from '../delivery/retry-schedule.js';
 import type { CallbackSender } from '../delivery/send-callback.js';
-import type { Job, JobResult } from '../queue/job-queue.js';
+import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
 import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
 import { traceCallbackAttempt } from '../tracing/callback-span.js';
-import { isRedelivery } from './catalog.js';
+import { deliveryKind, retryJob } from './catalog.js';
 
 export interface DeliverCallbackDeps {
   config: Readonly<Config>;
@@ -26,6 +26,8 @@ export interface DeliverCallbackDeps {
   sender: CallbackSender;
   sign: (msgId: string, timestamp: Date, body: string) => Record<string, string>;
   metrics: Metrics;
+  /** The delivery queue, where a first delivery's retries are queued. */
+  deliveries: JobQueue;
 }
 
 /** The JSON body POSTed to the callback URL. */
@@ -66,7 +68,7 @@ export interface Deliverer {
 }
 
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
-  const { config, store, sender, sign, metrics } = deps;
+  const { config, store, sender, sign, metrics, deliveries } = deps;
 
   /**
    * Records the attempt and, when `deliveryError` is not `undefined` (delivery ended), the final
@@ -153,11 +155,25 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
         log.warn('task record not found; delivery dropped');
         return { type: 'done' };
       }
-      // The first delivery job continues the schedule after the attempts already recorded (the
-      // generating job's own); a redelivery starts a schedule of its own.
-      const redelivery = isRedelivery(job);
-      const attemptNumber = redelivery ? job.attempt : Math.max(job.attempt, task.attempts.callback + 1);
-      return attempt(task, attemptNumber, log, redelivery);
+      const kind = deliveryKind(job);
+      if (kind.type !== 'redelivery' && task.status !== 'delivering') {
+        // Delivered or given up in an earlier run of this job (or of the first delivery).
+        if (task.status === 'completed' || task.status === 'failed') return { type: 'done' };
+        // The generation has not ended (a job queued ahead of its outcome): look again soon.
+        return { type: 'retry', delayMs: 1000 };
+      }
+      const attemptNumber =
+        kind.type === 'redelivery'
+          ? kind.sinceMs === null
+            ? job.attempt
+            : task.deliveries.filter((made) => Date.parse(made.at) >= kind.sinceMs!).length + 1
+          : task.attempts.callback + 1;
+      const result = await attempt(task, attemptNumber, log, kind.type === 'redelivery');
+      if (result.type === 'retry' && kind.type === 'first') {
+        await deliveries.enqueue(retryJob(task.taskId, result.delayMs));
+        return { type: 'done' };
+      }
+      return result;
     },
   };
 }

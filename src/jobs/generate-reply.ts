@@ -1,12 +1,11 @@
 /**
  * The `generate` job (SPEC §4): load the conversation's history, ask the LLM, store the exchange,
- * make the first delivery attempt, and leave any retry to a `deliver` job. The job ends only after
- * that attempt is recorded or its retry queued, so a crash before then runs it again. Every step
- * is safe to run again: a task whose generation already ended only makes sure its delivery is
- * queued (or does nothing when its delivery ended too).
+ * and queue the delivery of the outcome (catalog.ts: a `deliver` job in the conversation's group
+ * of the delivery queue). The job ends only after that delivery is queued, so a crash before then
+ * runs it again. Every step is safe to run again: a task whose generation already ended only
+ * makes sure its delivery is queued (or does nothing when its delivery ended too).
  *
- * The conversation's next message waits for this first attempt (up to CALLBACK_TIMEOUT_MS), so a
- * conversation's callbacks arrive in order unless one needs a retry.
+ * The conversation's next message waits only for this job, never for a receiver.
  *
  * The LLM retry schedule and the fallback models are derived from the job's attempt number, so
  * nothing about them needs storing: with a schedule of n delays, attempts 1..n+1 use the first
@@ -23,16 +22,15 @@ import type { Metrics } from '../shared/metrics.js';
 import { conversationKey, type Store, type TaskError, type TaskRecord } from '../store/store.js';
 import { createChatTracer } from '../tracing/llm-span.js';
 import { deliveryJob } from './catalog.js';
-import type { Deliverer } from './deliver-callback.js';
 
 export interface GenerateReplyDeps {
   config: Readonly<Config>;
   logger: Logger;
   store: Store;
-  queue: JobQueue;
+  /** The delivery queue, where the outcome's delivery is queued. */
+  deliveries: JobQueue;
   llm: LlmClient;
   metrics: Metrics;
-  deliverer: Deliverer;
 }
 
 /** Attempts after which a job whose task record never appeared is dropped. */
@@ -61,41 +59,21 @@ export function planAttempt(
 }
 
 export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
-  const { config, store, queue, llm, metrics, deliverer } = deps;
+  const { config, store, deliveries, llm, metrics } = deps;
   const models = [config.llmModel, ...config.llmFallbackModels];
   const traceChat = createChatTracer(config.llmBaseUrl);
 
-  /** Queues the task's delivery job: the generation ended in an earlier run of this job. */
-  const handOver = async (taskId: string): Promise<JobResult> => {
-    await queue.enqueue(deliveryJob(taskId));
-    return { type: 'done' };
-  };
-
-  /** The first delivery attempt of `task` (its outcome as just stored); a retry goes to the queue. */
-  const deliverNow = async (task: TaskRecord, log: Logger): Promise<JobResult> => {
-    const result = await deliverer.attempt(task, 1, log);
-    if (result.type === 'retry') {
-      await queue.enqueue(deliveryJob(task.taskId, result.delayMs));
-    }
+  /** Queues the task's delivery (a no-op when it is queued already); the job is done. */
+  const handOver = async (task: TaskRecord): Promise<JobResult> => {
+    await deliveries.enqueue(deliveryJob(task.taskId, conversationKey(task.namespace, task.conversationId)));
     return { type: 'done' };
   };
 
   const fail = async (task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {
     log.warn({ err_type: error.type }, `task failed: ${error.message}`);
     const completedAt = new Date().toISOString();
-    if (!(await store.failGeneration(task.taskId, error, completedAt))) return handOver(task.taskId);
-    return deliverNow(
-      {
-        ...task,
-        status: 'delivering',
-        error,
-        completedAt,
-        generatedResponse: null,
-        model: null,
-        usage: null,
-      },
-      log,
-    );
+    await store.failGeneration(task.taskId, error, completedAt);
+    return handOver(task);
   };
 
   return async (job) => {
@@ -108,7 +86,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       log.warn('task record not found; job dropped');
       return { type: 'done' };
     }
-    if (task.status === 'delivering') return handOver(task.taskId);
+    if (task.status === 'delivering') return handOver(task);
     // Generated and delivered (or given up) in an earlier run of this job.
     if (task.status === 'completed' || task.status === 'failed') return { type: 'done' };
 
@@ -177,18 +155,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       usage: result.usage,
       completedAt: new Date().toISOString(),
     };
-    if (!(await store.completeGeneration(task.taskId, key, generation))) return handOver(task.taskId);
-    return deliverNow(
-      {
-        ...task,
-        status: 'delivering',
-        generatedResponse: generation.reply,
-        model: generation.model,
-        usage: generation.usage,
-        completedAt: generation.completedAt,
-        attempts: { ...task.attempts, llm: task.attempts.llm + 1 },
-      },
-      log,
-    );
+    await store.completeGeneration(task.taskId, key, generation);
+    return handOver(task);
   };
 }

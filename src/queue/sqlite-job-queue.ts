@@ -41,6 +41,8 @@ export { QUEUE_MIGRATIONS } from './sqlite-job-table.js';
 
 export interface SqliteJobQueueOptions {
   logger?: Logger;
+  /** The queue's table in the file (default `jobs`); each queue of one file has its own. */
+  table?: string;
   /** Longest the delay timer sleeps before looking again, against wall-clock jumps (default 60 000). */
   pollIntervalMs?: number;
 }
@@ -66,7 +68,7 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueueOptions = {}): JobQueue {
   const logger = options.logger ?? createLogger('silent');
-  const table = openSqliteJobTable(db, logger);
+  const table = openSqliteJobTable(db, logger, options.table);
   const pollIntervalMs = Math.max(1, options.pollIntervalMs ?? 60_000);
 
   const scheduler = new Scheduler<Entry>();

@@ -71,9 +71,10 @@ export interface JobTable {
  * deliveries (first) or generations (normal), told apart by their name. Version 3 stores each
  * job's trace carrier (JSON), null for rows written before.
  */
-export const QUEUE_MIGRATIONS: readonly string[] = [
-  `
-  CREATE TABLE jobs (
+export function queueMigrations(table: string): readonly string[] {
+  return [
+    `
+  CREATE TABLE ${table} (
     seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
@@ -84,33 +85,41 @@ export const QUEUE_MIGRATIONS: readonly string[] = [
     active INTEGER NOT NULL DEFAULT 0
   );
   `,
-  `
-  ALTER TABLE jobs ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
-  UPDATE jobs SET priority = 'first' WHERE name = 'deliver';
+    `
+  ALTER TABLE ${table} ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+  UPDATE ${table} SET priority = 'first' WHERE name = 'deliver';
   `,
-  `
-  ALTER TABLE jobs ADD COLUMN trace TEXT;
+    `
+  ALTER TABLE ${table} ADD COLUMN trace TEXT;
   `,
-];
+  ];
+}
+
+/** The migrations of the default table, `jobs`. */
+export const QUEUE_MIGRATIONS: readonly string[] = queueMigrations('jobs');
 
 export function describeError(error: unknown): { message: string; name?: string } {
   return error instanceof Error ? { name: error.name, message: error.message } : { message: String(error) };
 }
 
-/** Migrates the `jobs` table and prepares its statements. */
-export function openSqliteJobTable(db: SqliteDatabase, logger: Logger): JobTable {
-  db.migrate('queue', QUEUE_MIGRATIONS);
+/**
+ * Migrates a queue's table (`jobs` by default; each queue of the file has its own, migrated as a
+ * seam of its own) and prepares its statements.
+ */
+export function openSqliteJobTable(db: SqliteDatabase, logger: Logger, table = 'jobs'): JobTable {
+  if (!/^[a-z_]+$/.test(table)) throw new Error(`invalid queue table name: ${table}`);
+  db.migrate(table === 'jobs' ? 'queue' : `queue:${table}`, queueMigrations(table));
 
   const insertJob = db.prepare(
-    'INSERT OR IGNORE INTO jobs (id, name, task_id, grp, priority, attempt, run_at_ms, trace) VALUES (?, ?, ?, ?, ?, 1, ?, ?)',
+    `INSERT OR IGNORE INTO ${table} (id, name, task_id, grp, priority, attempt, run_at_ms, trace) VALUES (?, ?, ?, ?, ?, 1, ?, ?)`,
   );
-  const markActive = db.prepare('UPDATE jobs SET active = 1 WHERE id = ?');
-  const deleteJob = db.prepare('DELETE FROM jobs WHERE id = ?');
-  const rescheduleJob = db.prepare('UPDATE jobs SET attempt = ?, run_at_ms = ?, active = 0 WHERE id = ?');
-  const selectJobs = db.prepare<JobRow>('SELECT * FROM jobs ORDER BY seq');
-  const recoverActive = db.prepare('UPDATE jobs SET attempt = attempt + 1, active = 0 WHERE active = 1');
+  const markActive = db.prepare(`UPDATE ${table} SET active = 1 WHERE id = ?`);
+  const deleteJob = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
+  const rescheduleJob = db.prepare(`UPDATE ${table} SET attempt = ?, run_at_ms = ?, active = 0 WHERE id = ?`);
+  const selectJobs = db.prepare<JobRow>(`SELECT * FROM ${table} ORDER BY seq`);
+  const recoverActive = db.prepare(`UPDATE ${table} SET attempt = attempt + 1, active = 0 WHERE active = 1`);
   const countJobs = db.prepare<{ total: number; delayed: number | null }>(
-    'SELECT count(*) AS total, sum(run_at_ms > ?) AS delayed FROM jobs',
+    `SELECT count(*) AS total, sum(run_at_ms > ?) AS delayed FROM ${table}`,
   );
 
   const pendingWrites = new Set<Promise<unknown>>();

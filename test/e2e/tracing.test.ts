@@ -124,13 +124,15 @@ async function traceOfTask(taskId: string, callbacks = 1): Promise<CollectedSpan
     return send === undefined ? [] : all.filter((span) => span.traceId === send.traceId);
   };
   const complete = (spans: readonly CollectedSpan[]): boolean => {
-    const ids = new Set(spans.map((span) => span.spanId));
+    const byId = new Map(spans.map((span) => [span.spanId, span]));
+    // Every ancestor of the callback spans is in, up to the server span.
+    const rooted = (span: CollectedSpan): boolean => {
+      if (span.name === 'POST /webhook') return true;
+      const parent = byId.get(span.parentSpanId);
+      return parent !== undefined && rooted(parent);
+    };
     const sent = spans.filter((span) => span.name === 'POST callback');
-    return (
-      spans.some((span) => span.name === 'POST /webhook') &&
-      sent.length >= callbacks &&
-      sent.every((span) => ids.has(span.parentSpanId))
-    );
+    return sent.length >= callbacks && sent.every(rooted);
   };
   await collector.waitUntil((all) => complete(spansOf(all)));
   return spansOf(collector.spans);
@@ -168,7 +170,12 @@ function expectTaskTree(spans: readonly CollectedSpan[], taskId: string) {
     'server.address': '127.0.0.1',
   });
   expect(chat.attributes['gen_ai.conversation.id']).toEqual(expect.any(String));
-  const callback = onlySpan(childrenOf(spans, lastRun), 'POST callback');
+  // The reply's delivery is a job of the delivery queue, enqueued by the generation.
+  const sendDelivery = onlySpan(childrenOf(spans, lastRun), 'send deliver');
+  expect(sendDelivery.kind).toBe(SPAN_KIND.producer);
+  const deliveries = childrenOf(spans, sendDelivery);
+  expect(deliveries.map((span) => [span.name, span.kind])).toEqual([['process deliver', SPAN_KIND.consumer]]);
+  const callback = onlySpan(childrenOf(spans, deliveries[0]!), 'POST callback');
   expect(callback.kind).toBe(SPAN_KIND.client);
   expect(callback.attributes).toMatchObject({
     'http.request.method': 'POST',
@@ -179,7 +186,7 @@ function expectTaskTree(spans: readonly CollectedSpan[], taskId: string) {
     'llm_webhook.callback.destination': new URL(receiver.url).origin,
     'url.full': `${receiver.url}/hook`,
   });
-  return { server, handler, send, process, chat, callback };
+  return { server, handler, send, process, chat, delivery: deliveries[0]!, callback };
 }
 
 /** No secret of the deployment and no message or reply text in any span or resource attribute. */
@@ -221,7 +228,7 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     // The spans come from the process that did the work: across processes in redis mode.
     expect(tree.server.resource['process.pid']).toBe(api.child.pid);
     expect(tree.send.resource['process.pid']).toBe(api.child.pid);
-    for (const span of [...tree.process, tree.chat, tree.callback]) {
+    for (const span of [...tree.process, tree.chat, tree.delivery, tree.callback]) {
       expect(span.resource['process.pid']).toBe(worker.child.pid);
     }
     expect(tree.server.service).toBe('llm-webhook');

@@ -29,8 +29,10 @@ export interface TestServer {
   app: Awaited<ReturnType<typeof buildServer>>;
   /** The real store, without `storeOverrides`. */
   store: Store;
-  /** The real queue, without `queueOverrides`; the metrics count its jobs. */
+  /** The real generation queue, without `queueOverrides`; the metrics count its jobs. */
   queue: JobQueue;
+  /** The real delivery queue (redeliveries go there). */
+  deliveries: JobQueue;
   metrics: Metrics;
   config: Readonly<Config>;
   /** Every line logged, parsed; empty at the default `LOG_LEVEL=silent`. */
@@ -55,6 +57,7 @@ export async function createTestServer(
     taskRetentionSeconds: 3600,
   });
   const queue = createSqliteJobQueue(db, {});
+  const deliveries = createSqliteJobQueue(db, { table: 'delivery_jobs' });
   const metrics = createMetrics({ queueCounts: () => queue.counts() });
   const logLines: Array<Record<string, unknown>> = [];
   const sink = new Writable({
@@ -70,6 +73,7 @@ export async function createTestServer(
     logger: createLogger(config.logLevel, sink),
     store: options.storeOverrides ? overriding(store, options.storeOverrides) : store,
     queue: options.queueOverrides ? overriding(queue, options.queueOverrides) : queue,
+    deliveries,
     metrics,
   };
   if (options.routes !== undefined) deps.routes = options.routes;
@@ -80,12 +84,14 @@ export async function createTestServer(
     app,
     store,
     queue,
+    deliveries,
     metrics,
     config,
     logLines,
     async close() {
       await app.close();
       await queue.close({ timeoutMs: 1000 });
+      await deliveries.close({ timeoutMs: 1000 });
       await store.close();
       db.close();
     },

@@ -87,8 +87,8 @@ describe('GET /tasks/:task_id', () => {
 });
 
 describe('POST /tasks/:task_id/redeliver', () => {
-  it('queues a new delivery of a finished task: 202, status delivering', async () => {
-    const { app, store, queue } = await buildTestServer();
+  it('queues a new delivery of a finished task on the delivery queue: 202, status delivering', async () => {
+    const { app, store, deliveries } = await buildTestServer();
     const taskId = await submit(app);
     await store.completeGeneration(taskId, conversationKey('', CALLBACK_URL), {
       reply: 'r',
@@ -99,7 +99,7 @@ describe('POST /tasks/:task_id/redeliver', () => {
     await store.setStatus(taskId, 'completed');
 
     const jobs: Job[] = [];
-    queue.consume(
+    deliveries.consume(
       async (job) => {
         jobs.push(job);
         return { type: 'done' };
@@ -115,7 +115,7 @@ describe('POST /tasks/:task_id/redeliver', () => {
       timeoutMs: 10_000,
     });
     expect(deliver).toMatchObject({ name: 'deliver', taskId });
-    expect(deliver?.id).toMatch(new RegExp(`^deliver:${taskId}:`));
+    expect(deliver?.id).toMatch(new RegExp(`^redeliver:${taskId}:\\d+:`));
   });
 
   it('answers 409 while the task is not finished, 404 when unknown', async () => {

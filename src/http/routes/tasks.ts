@@ -20,7 +20,8 @@ import type { SecurityDoc } from './docs.js';
 
 export interface TaskRouteOptions {
   store: Store;
-  queue: JobQueue;
+  /** The delivery queue, where redeliveries go. */
+  deliveries: JobQueue;
   /** The OpenAPI `security` of protected routes (nothing when tokens are off). */
   security: SecurityDoc;
 }
@@ -50,7 +51,7 @@ export function toTaskView(task: TaskRecord): TaskView {
 const TASK_NOT_FOUND = 'Task not found';
 
 export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptions): void {
-  const { store, queue } = options;
+  const { store, deliveries } = options;
 
   app.get<TaskParams>(
     '/tasks/:task_id',
@@ -107,7 +108,7 @@ export function registerTaskRoutes(app: FastifyInstance, options: TaskRouteOptio
         );
       }
       await withinBudget(store.setStatus(task.taskId, 'delivering'));
-      await withinBudget(queue.enqueue(redeliveryJob(task.taskId)));
+      await withinBudget(deliveries.enqueue(redeliveryJob(task.taskId)));
       request.log.info({ task_id: task.taskId }, 'redelivery queued');
       return reply.code(202).send({ task_id: task.taskId, status: 'delivering' });
     },

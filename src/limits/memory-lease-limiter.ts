@@ -1,0 +1,45 @@
+/**
+ * The embedded mode's leases: one process holds them all, so a map of expiry times is the whole
+ * state, and a restart frees every lease (nothing held them any more).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Lease, LeaseLimiter } from './lease-limiter.js';
+
+export function createMemoryLeaseLimiter(now: () => number = Date.now): LeaseLimiter {
+  /** Key → lease id → expiry (epoch ms). */
+  const held = new Map<string, Map<string, number>>();
+
+  const live = (key: string): Map<string, number> | undefined => {
+    const leases = held.get(key);
+    if (leases === undefined) return undefined;
+    const at = now();
+    for (const [id, expiresAt] of leases) if (expiresAt <= at) leases.delete(id);
+    if (leases.size === 0) {
+      held.delete(key);
+      return undefined;
+    }
+    return leases;
+  };
+
+  return {
+    async acquire(key, limit, ttlMs) {
+      const leases = live(key);
+      if ((leases?.size ?? 0) >= limit) return null;
+      const id = randomUUID();
+      const map = leases ?? new Map<string, number>();
+      map.set(id, now() + Math.max(1, ttlMs));
+      held.set(key, map);
+      return {
+        async release() {
+          const current = held.get(key);
+          if (current === undefined) return;
+          current.delete(id);
+          if (current.size === 0) held.delete(key);
+        },
+      } satisfies Lease;
+    },
+    async count(key) {
+      return live(key)?.size ?? 0;
+    },
+  };
+}
