@@ -244,19 +244,60 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     expect(accepted?.trace_id).toBe(clientTraceId);
   });
 
-  it('adds traceparent to callbacks with CALLBACK_TRACEPARENT=true: the callback span is the receiver’s parent', async () => {
+  it('shows each LLM and callback retry, and adds traceparent to callbacks with CALLBACK_TRACEPARENT=true', async () => {
     // OTLP/JSON this time, so both encodings of the exporter are decoded.
     const { api } = await deploy(mode, {
       CALLBACK_TRACEPARENT: 'true',
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      LLM_RETRY_SCHEDULE: '100ms',
     });
+    llm.script([{ status: 429 }]);
+    receiver.script([503]);
     const taskId = await submit(api.url, 'conversation-c');
-    const [delivered] = await deployment.deliveredAll([taskId]);
-    const spans = await traceOfTask(taskId);
-    const { callback } = expectTaskTree(spans, taskId);
-    const callbackHeaders = receiver.received.find((entry) => entry.json?.task_id === taskId)!.headers;
-    expect(delivered).toBeDefined();
-    expect(callbackHeaders.traceparent).toBe(`00-${callback.traceId}-${callback.spanId}-01`);
+    await receiver.waitFor((entry) => entry.json?.task_id === taskId && entry.status === 200);
+    const spans = await traceOfTask(taskId, 2);
+    const inOrder = (name: string): CollectedSpan[] =>
+      spans.filter((span) => span.name === name).sort((a, b) => (a.startNs < b.startNs ? -1 : 1));
+
+    // The rate-limited LLM call: a run that ends in a retry, then the run that succeeds.
+    const runs = inOrder('process generate');
+    expect(
+      runs.map((run) => [run.attributes['llm_webhook.job.attempt'], run.attributes['llm_webhook.job.outcome']]),
+    ).toEqual([
+      [1, 'retry'],
+      [2, 'done'],
+    ]);
+    const chats = inOrder(`chat ${MODEL}`);
+    expect(
+      chats.map((chat) => [
+        chat.parentSpanId,
+        chat.attributes['llm_webhook.llm.attempt'],
+        chat.attributes['error.type'] ?? null,
+        chat.statusCode,
+      ]),
+    ).toEqual([
+      [runs[0]!.spanId, 1, 'llm_rate_limited', 2],
+      [runs[1]!.spanId, 2, null, 0],
+    ]);
+
+    // The callback answered 503, then 200: two attempts, each with its own span.
+    const callbacks = inOrder('POST callback');
+    expect(
+      callbacks.map((callback) => [
+        callback.attributes['llm_webhook.callback.attempt'],
+        callback.attributes['http.response.status_code'],
+        callback.attributes['llm_webhook.callback.outcome'],
+        callback.attributes['error.type'] ?? null,
+      ]),
+    ).toEqual([
+      [1, 503, 'retry', '503'],
+      [2, 200, 'delivered', null],
+    ]);
+    // Each attempt sent its own span as the receiver's parent.
+    const sent = receiver.received.filter((entry) => entry.json?.task_id === taskId);
+    expect(sent.map((entry) => entry.headers.traceparent)).toEqual(
+      callbacks.map((callback) => `00-${callback.traceId}-${callback.spanId}-01`),
+    );
     expect(collector.contentTypes.some((type) => type.startsWith('application/json'))).toBe(true);
     expectNothingSecret(spans);
   });

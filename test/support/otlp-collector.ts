@@ -72,6 +72,8 @@ export interface CollectedSpan {
   startNs: bigint;
   endNs: bigint;
   attributes: Record<string, AttributeValue>;
+  /** Span events (an exception recorded, ...), each with its attributes. */
+  events: Array<{ name: string; attributes: Record<string, AttributeValue> }>;
   /** 0 unset, 1 ok, 2 error. */
   statusCode: number;
   statusMessage: string;
@@ -119,6 +121,7 @@ interface SpanShape {
   startTimeUnixNano?: string | number;
   endTimeUnixNano?: string | number;
   attributes?: KeyValueShape[];
+  events?: Array<{ name?: string; attributes?: KeyValueShape[] }>;
   status?: { code?: number; message?: string };
 }
 interface RequestShape {
@@ -164,6 +167,10 @@ function flatten(request: RequestShape, json: boolean): CollectedSpan[] {
           startNs: BigInt(span.startTimeUnixNano ?? 0),
           endNs: BigInt(span.endTimeUnixNano ?? 0),
           attributes: attributesOf(span.attributes),
+          events: (span.events ?? []).map((event) => ({
+            name: event.name ?? '',
+            attributes: attributesOf(event.attributes),
+          })),
           statusCode: span.status?.code ?? 0,
           statusMessage: span.status?.message ?? '',
           service: String(resource['service.name'] ?? ''),

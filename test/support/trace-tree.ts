@@ -46,12 +46,16 @@ export function renderTree(spans: readonly CollectedSpan[], show: readonly strin
   return lines.join('\n');
 }
 
-/** Every attribute value of the spans and their resources, as text. */
+/** Every attribute value of the spans, their events and their resources, as text. */
 export function attributeTexts(spans: readonly CollectedSpan[]): string[] {
   return spans.flatMap((span) => [
     span.name,
     span.statusMessage,
     ...Object.entries(span.attributes).map(([key, value]) => `${key}=${JSON.stringify(value)}`),
+    ...span.events.flatMap((event) => [
+      event.name,
+      ...Object.entries(event.attributes).map(([key, value]) => `${key}=${JSON.stringify(value)}`),
+    ]),
     ...Object.entries(span.resource).map(([key, value]) => `${key}=${JSON.stringify(value)}`),
   ]);
 }
