@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import { invalidAllowedHosts } from './delivery/ssrf/allow-list.js';
 import { ConfigError } from './shared/errors.js';
 import type { LogLevel } from './shared/logger.js';
+import { tracingFrom } from './tracing/tracing-config.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
 export type Role = 'all' | 'api' | 'worker';
@@ -52,6 +53,19 @@ export interface Config {
   callbackRetryScheduleMs: readonly number[];
   callbackAllowedHosts: readonly string[];
   callbackAllowPrivate: boolean;
+  /** Callback attempts in flight at once per destination (origin), across all workers. */
+  callbackMaxInFlightPerDestination: number;
+  /** Longest wait a receiver's `Retry-After` (on 429 or 503) may ask for. */
+  callbackRetryAfterMaxMs: number;
+  /** The circuit breaker of each destination (SPEC §9; README *Delivery isolation*). */
+  callbackBreaker: {
+    failureRatio: number;
+    /** 0: the breaker is off. */
+    minAttempts: number;
+    windowMs: number;
+    cooldownMs: number;
+    cooldownMaxMs: number;
+  };
   bodyLimitBytes: number;
   messageMaxChars: number;
   taskRetentionSeconds: number;
@@ -143,6 +157,28 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
       return parseScheduleMs(fallback) ?? [];
     }
     return parsed;
+  };
+  const duration = (name: string, fallback: string): number => {
+    const raw = text(name, fallback).trim();
+    const parsed = parseScheduleMs(raw);
+    if (parsed?.length !== 1 || parsed[0]! < 1) {
+      problems.push(
+        `${name}=${JSON.stringify(raw)} is invalid: expected a duration such as 250ms, 30s, 5m or 2h`,
+      );
+      return parseScheduleMs(fallback)![0]!;
+    }
+    return parsed[0]!;
+  };
+  const ratio = (name: string, fallback: number): number => {
+    const raw = text(name, String(fallback)).trim();
+    const value = Number(raw);
+    if (raw === '' || !Number.isFinite(value) || value <= 0 || value > 1) {
+      problems.push(
+        `${name}=${JSON.stringify(raw)} is invalid: expected a number above 0 and at most 1, such as 0.7`,
+      );
+      return fallback;
+    }
+    return value;
   };
   const url = (name: string, fallback: string | null, schemes: readonly string[]): string | null => {
     const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!.trim();
@@ -236,6 +272,15 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     callbackRetryScheduleMs: schedule('CALLBACK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h'),
     callbackAllowedHosts,
     callbackAllowPrivate: boolean('CALLBACK_ALLOW_PRIVATE', false),
+    callbackMaxInFlightPerDestination: integer('CALLBACK_MAX_IN_FLIGHT_PER_DESTINATION', 10, 1, 100_000),
+    callbackRetryAfterMaxMs: duration('CALLBACK_RETRY_AFTER_MAX', '1h'),
+    callbackBreaker: {
+      failureRatio: ratio('CALLBACK_BREAKER_FAILURE_RATIO', 0.7),
+      minAttempts: integer('CALLBACK_BREAKER_MIN_ATTEMPTS', 10, 0, 1_000_000),
+      windowMs: duration('CALLBACK_BREAKER_WINDOW', '5m'),
+      cooldownMs: duration('CALLBACK_BREAKER_COOLDOWN', '30s'),
+      cooldownMaxMs: duration('CALLBACK_BREAKER_COOLDOWN_MAX', '5m'),
+    },
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 262_144, 1024, 100 * 1024 * 1024),
     messageMaxChars: integer('MESSAGE_MAX_CHARS', 32_000, 1),
     taskRetentionSeconds: integer('TASK_RETENTION_SECONDS', 604_800, 1),
@@ -247,61 +292,6 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
 
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
-}
-
-const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'];
-const OTEL_SAMPLERS = [
-  'always_on',
-  'always_off',
-  'traceidratio',
-  'parentbased_always_on',
-  'parentbased_always_off',
-  'parentbased_traceidratio',
-];
-
-/**
- * Whether tracing is on, and the problems of the `OTEL_*` values this service depends on. The
- * OpenTelemetry SDK reads them itself (and those not checked here: OTEL_SERVICE_NAME,
- * OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_SCHEDULE_DELAY and the rest of
- * its variables), but it would only log a bad value and carry on; here one stops start-up.
- */
-function tracingFrom(env: Env, problems: string[]): boolean {
-  const set = (name: string): string | null => {
-    const value = env[name]?.trim();
-    return value === undefined || value === '' ? null : value;
-  };
-  let endpoints = 0;
-  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) {
-    const value = set(name);
-    if (value === null) continue;
-    endpoints++;
-    if (!/^https?:\/\/[^\s]+$/.test(value) || !URL.canParse(value)) {
-      problems.push(`${name}=${JSON.stringify(value)} is invalid: expected an http or https URL`);
-    }
-  }
-  for (const name of ['OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL']) {
-    const value = set(name);
-    if (value !== null && !OTLP_PROTOCOLS.includes(value)) {
-      problems.push(`${name}=${JSON.stringify(value)} is invalid: expected ${OTLP_PROTOCOLS.join(' or ')}`);
-    }
-  }
-  const sampler = set('OTEL_TRACES_SAMPLER');
-  if (sampler !== null && !OTEL_SAMPLERS.includes(sampler)) {
-    problems.push(
-      `OTEL_TRACES_SAMPLER=${JSON.stringify(sampler)} is invalid: expected one of ${OTEL_SAMPLERS.join(', ')}`,
-    );
-  }
-  const ratio = set('OTEL_TRACES_SAMPLER_ARG');
-  if (ratio !== null && !(Number(ratio) >= 0 && Number(ratio) <= 1)) {
-    problems.push(
-      `OTEL_TRACES_SAMPLER_ARG=${JSON.stringify(ratio)} is invalid: expected a number from 0 to 1`,
-    );
-  }
-  const disabled = (set('OTEL_SDK_DISABLED') ?? 'false').toLowerCase();
-  if (disabled !== 'true' && disabled !== 'false') {
-    problems.push(`OTEL_SDK_DISABLED=${JSON.stringify(disabled)} is invalid: expected true or false`);
-  }
-  return endpoints > 0 && disabled !== 'true';
 }
 
 function readProcessEnv(): Env {

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { createBackends } from './backends/create-backends.js';
 import type { Config, Role } from './config.js';
 import { createSigner } from './delivery/sign.js';
+import { createDestinationsApi } from './destinations/destinations-api.js';
 import { buildServer } from './http/server.js';
 import { createJobHandler } from './jobs/handle-job.js';
 import { createOutbound } from './outbound/create-outbound.js';
@@ -63,6 +64,12 @@ export async function createService(
     },
   });
 
+  const destinations = createDestinationsApi({
+    store: backends.destinations,
+    leases: backends.leases,
+    windowMs: config.callbackBreaker.windowMs,
+  });
+
   const runsApi = role !== 'worker';
   const runsWorker = role !== 'api';
 
@@ -82,11 +89,21 @@ export async function createService(
         store,
         queue,
         deliveries,
+        destinations,
         metrics,
         ...(backends.rateLimitRedis === undefined ? {} : { rateLimitRedis: backends.rateLimitRedis }),
       })
     : config.workerPort > 0
-      ? await buildServer({ config, logger, store, queue, deliveries, metrics, routes: 'operations' })
+      ? await buildServer({
+          config,
+          logger,
+          store,
+          queue,
+          deliveries,
+          destinations,
+          metrics,
+          routes: 'operations',
+        })
       : null;
 
   let closing: Promise<void> | null = null;
@@ -100,6 +117,8 @@ export async function createService(
           logger,
           store,
           deliveries,
+          destinations: backends.destinations,
+          leases: backends.leases,
           llm: outbound.llm,
           sender: outbound.sender,
           sign: createSigner(config.webhookSecret),

@@ -42,16 +42,28 @@ const importers = (pattern: RegExp): string[] =>
 const ALLOWED_ARROWS: Record<string, readonly string[]> = {
   // main loads tracing's SDK (dynamically, only when on) before it builds the service.
   main: ['service', 'tracing', 'config', 'shared'],
-  service: ['http', 'jobs', 'outbound', 'backends', 'delivery', 'tracing', 'config', 'shared'],
-  config: ['delivery', 'shared'],
-  backends: ['queue', 'store', 'limits', 'config', 'shared'],
+  service: [
+    'http',
+    'jobs',
+    'outbound',
+    'backends',
+    'destinations',
+    'delivery',
+    'tracing',
+    'config',
+    'shared',
+  ],
+  // config asks tracing whether OTEL_* turns it on (tracing-config.ts, which imports nothing).
+  config: ['delivery', 'tracing', 'shared'],
+  backends: ['queue', 'store', 'destinations', 'limits', 'config', 'shared'],
   // The routes enqueue through the job catalog, a leaf, never through the worker's code.
-  http: ['queue', 'store', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
-  jobs: ['queue', 'store', 'limits', 'llm', 'delivery', 'tracing', 'config', 'shared'],
+  http: ['queue', 'store', 'destinations', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
+  jobs: ['queue', 'store', 'destinations', 'limits', 'llm', 'delivery', 'tracing', 'config', 'shared'],
   outbound: ['llm', 'delivery', 'config', 'shared'],
   queue: ['backends', 'shared'],
   store: ['backends', 'shared'],
   limits: ['backends', 'shared'],
+  destinations: ['limits', 'backends', 'shared'],
   llm: ['shared'],
   delivery: ['shared'],
   // Spans on @opentelemetry/api; the queue wrapper knows the seam's types only.

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config.js';
+import type { DestinationStore } from '../destinations/destination-store.js';
 import type { LeaseLimiter } from '../limits/lease-limiter.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import type { Logger } from '../shared/logger.js';
@@ -17,6 +18,8 @@ export interface Backends {
   queue: JobQueue;
   /** The delivery queue: callback attempts, with worker slots of their own. */
   deliveries: JobQueue;
+  /** Each destination's breaker, recent outcomes and held deliveries. */
+  destinations: DestinationStore;
   /** Places bounded across the deployment (in-process when embedded, on Redis otherwise). */
   leases: LeaseLimiter;
   /** The ioredis client for shared rate-limit counters (redis mode only). */
@@ -43,11 +46,13 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     const queue = createSqliteJobQueue(db, { logger });
     const deliveries = createSqliteJobQueue(db, { logger, table: 'delivery_jobs' });
     const { createMemoryLeaseLimiter } = await import('../limits/memory-lease-limiter.js');
+    const { createSqliteDestinationStore } = await import('../destinations/sqlite-destination-store.js');
     return {
       mode: 'embedded',
       store,
       queue,
       deliveries,
+      destinations: createSqliteDestinationStore(db),
       leases: createMemoryLeaseLimiter(),
       close: async () => {
         await store.close();
@@ -59,6 +64,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   const { createRedisStore } = await import('../store/redis-store.js');
   const { createBullmqJobQueue } = await import('../queue/bullmq/bullmq-job-queue.js');
   const { createRedisLeaseLimiter } = await import('../limits/redis-lease-limiter.js');
+  const { createRedisDestinationStore } = await import('../destinations/redis-destination-store.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
   const store = createRedisStore(client, limits, { keyPrefix: `${config.queuePrefix}:` });
   const queueOptions = {
@@ -74,6 +80,14 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     store,
     queue,
     deliveries,
+    destinations: createRedisDestinationStore(client, {
+      keyPrefix: `${config.queuePrefix}:`,
+      // Kept while a held delivery may still wait, and a week at least.
+      idleTtlMs: Math.max(
+        7 * 86_400_000,
+        2 * config.callbackRetryScheduleMs.reduce((sum, ms) => sum + ms, 0),
+      ),
+    }),
     leases: createRedisLeaseLimiter(client, `${config.queuePrefix}:`),
     rateLimitRedis: client,
     close: async () => {

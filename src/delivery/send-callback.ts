@@ -145,7 +145,11 @@ export function createCallbackSender(options: CallbackSenderOptions): CallbackSe
       if (statusCode === 410) {
         return { type: 'failed', statusCode, error: 'The callback target answered 410 Gone', durationMs };
       }
-      const retryAfterMs = retryAfterToMs(header(response.headers['retry-after']));
+      // A receiver asks for time only with 429 Too Many Requests and 503 Service Unavailable.
+      const retryAfterMs =
+        statusCode === 429 || statusCode === 503
+          ? retryAfterToMs(header(response.headers['retry-after']))
+          : null;
       return {
         type: 'retry',
         statusCode,

@@ -175,6 +175,11 @@ export const taskSchema = {
           status_code: { type: 'integer' },
           error: { type: 'string' },
           duration_ms: { type: 'number' },
+          probe: {
+            type: 'boolean',
+            description:
+              "Made as the probe of the destination's half-open circuit breaker: a failed probe does not count against the task's retry schedule.",
+          },
         },
       },
     },

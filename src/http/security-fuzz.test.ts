@@ -12,6 +12,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase, type SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { loadConfig } from '../config.js';
+import { createDestinationsApi } from '../destinations/destinations-api.js';
+import { createSqliteDestinationStore } from '../destinations/sqlite-destination-store.js';
+import { createMemoryLeaseLimiter } from '../limits/memory-lease-limiter.js';
 import { createSqliteJobQueue } from '../queue/sqlite-job-queue.js';
 import { createLogger } from '../shared/logger.js';
 import { createMetrics } from '../shared/metrics.js';
@@ -64,6 +67,11 @@ describe('hostile input', () => {
       store,
       queue,
       deliveries,
+      destinations: createDestinationsApi({
+        store: createSqliteDestinationStore(db),
+        leases: createMemoryLeaseLimiter(),
+        windowMs: config.callbackBreaker.windowMs,
+      }),
       metrics: createMetrics({ queueCounts: () => queue.counts() }),
       // A request that promises more body than it sends is answered 408 promptly.
       timeouts: { requestTimeoutMs: 3000, headersTimeoutMs: 3000, checkIntervalMs: 250 },

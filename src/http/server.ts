@@ -12,6 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config } from '../config.js';
 import { createSsrfPolicy } from '../delivery/ssrf/allow-list.js';
+import type { DestinationsApi } from '../destinations/destinations-api.js';
 import type { JobQueue } from '../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
@@ -25,6 +26,7 @@ import { isHttpUrl } from './inspect-http-url.js';
 import { parseJsonBody } from './json-body.js';
 import { registerCallbackRoutes } from './routes/callback.js';
 import { registerConversationRoutes } from './routes/conversations.js';
+import { registerDestinationRoutes } from './routes/destinations.js';
 import { registerDocs, type SecurityDoc, securityDoc } from './routes/docs.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerTaskRoutes } from './routes/tasks.js';
@@ -39,6 +41,8 @@ export interface ServerDeps {
   queue: JobQueue;
   /** The delivery queue, where redeliveries go. */
   deliveries: JobQueue;
+  /** The destinations' breakers (GET /destinations). */
+  destinations: DestinationsApi;
   metrics: Metrics;
   /** ioredis client for shared rate-limit counters in redis mode; absent = in-process counters. */
   rateLimitRedis?: unknown;
@@ -217,4 +221,5 @@ async function registerApiRoutes(
   registerCallbackRoutes(app, { routeConfig });
   registerTaskRoutes(app, { store, deliveries: deps.deliveries, security });
   registerConversationRoutes(app, { store, security });
+  registerDestinationRoutes(app, { destinations: deps.destinations, security });
 }

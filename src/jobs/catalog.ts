@@ -5,40 +5,28 @@
  *
  * - `generate` (generation queue, id: the task id), in its conversation's group: the messages of
  *   a conversation are answered one at a time, in order.
- * - `deliver`, first delivery (delivery queue, `deliver:<task>`), in the same conversation's group
- *   of the delivery queue: a conversation's callbacks go out in the order its replies were made.
- * - `deliver`, retries (`retry:<task>`), outside any group: a reply whose delivery needs a retry
- *   does not hold its conversation's later callbacks back for its retry schedule.
+ * - `deliver` (delivery queue, `deliver:<task>`), with its retries, in the same conversation's
+ *   group of the delivery queue: a conversation's callbacks go out one at a time, in the order its
+ *   replies were made; one waiting for a retry holds the conversation's later ones back.
  * - `deliver`, a redelivery asked for through the API (`redeliver:<task>:<ms>:<uuid>`): a schedule
  *   of its own, counted from the time in its id.
  *
  * A leaf: the HTTP routes enqueue through it without loading the worker's code.
  */
 import { randomUUID } from 'node:crypto';
-import type { Job, JobQueue, NewJob } from '../queue/job-queue.js';
+import type { Job, NewJob } from '../queue/job-queue.js';
 
 export const JOB_NAMES = { generate: 'generate', deliver: 'deliver' } as const;
 export type JobName = (typeof JOB_NAMES)[keyof typeof JOB_NAMES];
-
-/** The two queues of a deployment. */
-export interface Queues {
-  generations: JobQueue;
-  deliveries: JobQueue;
-}
 
 /** The generation of a newly accepted task, in its conversation's group. */
 export function generateJob(taskId: string, group: string): NewJob {
   return { id: taskId, name: JOB_NAMES.generate, taskId, group };
 }
 
-/** The first delivery of a task's outcome, in its conversation's group of the delivery queue. */
+/** The delivery of a task's outcome, retries included, in its conversation's group of the delivery queue. */
 export function deliveryJob(taskId: string, group: string): NewJob {
   return { id: `deliver:${taskId}`, name: JOB_NAMES.deliver, taskId, group };
-}
-
-/** The retries of a task's delivery after its first attempt, `delayMs` from now, in no group. */
-export function retryJob(taskId: string, delayMs: number): NewJob {
-  return { id: `retry:${taskId}`, name: JOB_NAMES.deliver, taskId, delayMs };
 }
 
 /** Another delivery of a finished task, asked for through the API: an id of its own each time. */
@@ -51,14 +39,10 @@ export function redeliveryJob(taskId: string, nowMs: number = Date.now()): NewJo
  * made since), or `null` for one queued by an older version (`deliver:<task>:<uuid>`), whose
  * attempts the job's own attempt number counts.
  */
-export type DeliveryKind =
-  | { type: 'first' }
-  | { type: 'retry' }
-  | { type: 'redelivery'; sinceMs: number | null };
+export type DeliveryKind = { type: 'task' } | { type: 'redelivery'; sinceMs: number | null };
 
 export function deliveryKind(job: Pick<Job, 'id' | 'taskId'>): DeliveryKind {
-  if (job.id === `deliver:${job.taskId}`) return { type: 'first' };
-  if (job.id === `retry:${job.taskId}`) return { type: 'retry' };
+  if (job.id === `deliver:${job.taskId}`) return { type: 'task' };
   const redelivery = /^redeliver:.+:(\d+):[0-9a-f-]+$/.exec(job.id);
   return { type: 'redelivery', sinceMs: redelivery === null ? null : Number(redelivery[1]) };
 }

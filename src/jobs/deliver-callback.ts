@@ -1,23 +1,30 @@
 /**
- * Callback delivery (SPEC §5): POST the task's outcome to its callback URL, signed when a secret
- * is set, recording every attempt. The `webhook-id` is the task id, equal on every retry and
- * every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
+ * Callback delivery (SPEC §5, §9): POST the task's outcome to its callback URL, signed when a
+ * secret is set, recording every attempt. The `webhook-id` is the task id, equal on every retry
+ * and every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
  *
- * The `deliver` jobs of catalog.ts run it: the first attempt in the conversation's group of the
- * delivery queue; when that one asks for a retry, a `retry:` job outside the group takes over.
- * Attempt numbers count the attempts recorded on the task, so a run that made no attempt (a
- * crash before it, or a delivery held back) uses up nothing of the retry schedule.
+ * The `deliver` jobs of catalog.ts run it, one per task in its conversation's group of the
+ * delivery queue (so a conversation's callbacks go out one at a time, in order, retries
+ * included), or one per redelivery, outside any group. Each attempt passes the destination's gate (destinations/delivery-gate.ts) first: a delivery
+ * held by an open breaker, or waiting for a place in flight, makes no attempt and waits in the
+ * queue without a worker slot. Attempt numbers count the attempts recorded on the task, so such a
+ * wait (or a crash before an attempt) uses up nothing of the retry schedule. A held delivery
+ * fails once its delivery window, the sum of the schedule, has passed.
  */
 import type { Config } from '../config.js';
 import { nextRetryDelayMs } from '../delivery/retry-schedule.js';
-import type { CallbackSender } from '../delivery/send-callback.js';
-import type { Job, JobQueue, JobResult } from '../queue/job-queue.js';
+import type { CallbackSender, DeliveryOutcome } from '../delivery/send-callback.js';
+import type { DeliveryGate, GateEntry, GateOutcome } from '../destinations/delivery-gate.js';
+import { destinationOf } from '../destinations/destination.js';
+import type { DestinationStore } from '../destinations/destination-store.js';
+import type { Job, JobResult } from '../queue/job-queue.js';
 import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
 import { traceCallbackAttempt } from '../tracing/callback-span.js';
-import { deliveryKind, retryJob } from './catalog.js';
+import { traceEvent } from '../tracing/spans.js';
+import { deliveryKind } from './catalog.js';
 
 export interface DeliverCallbackDeps {
   config: Readonly<Config>;
@@ -26,8 +33,10 @@ export interface DeliverCallbackDeps {
   sender: CallbackSender;
   sign: (msgId: string, timestamp: Date, body: string) => Record<string, string>;
   metrics: Metrics;
-  /** The delivery queue, where a first delivery's retries are queued. */
-  deliveries: JobQueue;
+  gate: DeliveryGate;
+  destinations: DestinationStore;
+  /** Default `Math.random`: the retry jitter. */
+  random?: () => number;
 }
 
 /** The JSON body POSTed to the callback URL. */
@@ -55,99 +64,138 @@ export function callbackPayload(task: TaskRecord): Record<string, unknown> {
   };
 }
 
+/** Retry delays vary by this share either way, so retries after an outage do not all land at once. */
+export const RETRY_JITTER = 0.2;
+
+/** After a failed probe, the delivery looks at its (re-opened) breaker again this soon. */
+const PROBE_FAILED_RECHECK_MS = 100;
+
+/** Attempts that count against a retry schedule: all but failed probes, made at or after `sinceMs`. */
+export function scheduledAttempts(task: TaskRecord, sinceMs: number | null): number {
+  return task.deliveries.filter(
+    (made) => made.probe !== true && (sinceMs === null || Date.parse(made.at) >= sinceMs),
+  ).length;
+}
+
+/** What the breaker counts of an attempt: any answer but a failing one is a live receiver. */
+function gateOutcome(outcome: DeliveryOutcome): GateOutcome {
+  if (outcome.type === 'delivered') return { ok: true };
+  if (outcome.type === 'failed') return outcome.statusCode === undefined ? null : { ok: true };
+  return { ok: false, error: outcome.error ?? `HTTP ${outcome.statusCode}` };
+}
+
 export interface Deliverer {
-  /**
-   * Makes attempt number `attempt` (1-based, what the retry schedule counts) to deliver `task`,
-   * whose outcome must be the stored one, and records it; resolves when the delivery ended, or
-   * with the delay before the next attempt. A `redelivery` (of a task that had already ended)
-   * is not counted again as a completed or failed task.
-   */
-  attempt(task: TaskRecord, attempt: number, log: Logger, redelivery?: boolean): Promise<JobResult>;
   /** The `deliver` job. */
   job(job: Job): Promise<JobResult>;
 }
 
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
-  const { config, store, sender, sign, metrics, deliveries } = deps;
+  const { config, store, sender, sign, metrics, gate, destinations } = deps;
+  const random = deps.random ?? Math.random;
+  const windowMs = config.callbackRetryScheduleMs.reduce((sum, delay) => sum + delay, 0);
 
-  /**
-   * Records the attempt and, when `deliveryError` is not `undefined` (delivery ended), the final
-   * status, in one write.
-   */
-  const record = async (
+  /** Ends the delivery for good: `error` (null: delivered) with the attempt that ended it, if any. */
+  const end = async (
     task: TaskRecord,
-    attempt: DeliveryAttempt,
     redelivery: boolean,
-    deliveryError?: TaskError | null,
+    deliveryError: TaskError | null,
+    made: DeliveryAttempt | null,
   ): Promise<JobResult> => {
-    if (deliveryError === undefined) {
-      await store.recordDelivery(task.taskId, attempt);
-      return { type: 'done' };
-    }
     const succeeded = task.generatedResponse !== null && deliveryError === null;
     // A generation that failed keeps its own error; a failed delivery of a reply records why.
     const error = task.generatedResponse === null ? task.error : deliveryError;
-    await store.recordDelivery(task.taskId, attempt, { status: succeeded ? 'completed' : 'failed', error });
+    const status = succeeded ? 'completed' : 'failed';
+    if (made === null) await store.setStatus(task.taskId, status, error);
+    else await store.recordDelivery(task.taskId, made, { status, error });
     if (redelivery) return { type: 'done' };
     if (succeeded) metrics.tasksCompleted.inc();
     else metrics.tasksFailed.inc({ reason: error?.type ?? 'unknown' });
     return { type: 'done' };
   };
 
+  /** Makes attempt number `attemptNumber` through the gate's `entry`, records it, and says what next. */
   const attempt = async (
     task: TaskRecord,
     attemptNumber: number,
+    entry: Extract<GateEntry, { type: 'go' }>,
     log: Logger,
-    redelivery = false,
+    redelivery: boolean,
   ): Promise<JobResult> => {
     const body = JSON.stringify(callbackPayload(task));
     const startedAt = new Date();
-    const outcome = await traceCallbackAttempt(
-      { url: task.callbackUrl, attempt: attemptNumber, propagate: config.callbackTraceparent },
-      (traceHeaders) =>
-        sender.send(task.callbackUrl, body, Object.assign(sign(task.taskId, startedAt, body), traceHeaders)),
-    );
+    let outcome: DeliveryOutcome;
+    try {
+      outcome = await traceCallbackAttempt(
+        {
+          url: task.callbackUrl,
+          attempt: attemptNumber,
+          propagate: config.callbackTraceparent,
+          probe: entry.probe,
+        },
+        (traceHeaders) =>
+          sender.send(
+            task.callbackUrl,
+            body,
+            Object.assign(sign(task.taskId, startedAt, body), traceHeaders),
+          ),
+      );
+    } finally {
+      // For a throw too: the place in flight is never kept (it would expire, later).
+      await entry.release().catch(() => {});
+    }
+    // The breaker missing one count is better than the delivery running again.
+    await gate
+      .settle(entry, gateOutcome(outcome))
+      .catch((error: unknown) => log.warn({ err: error }, 'could not count the callback outcome'));
     const made: DeliveryAttempt = {
       at: startedAt.toISOString(),
       ...(outcome.statusCode === undefined ? {} : { status_code: outcome.statusCode }),
       ...(outcome.type === 'delivered' || outcome.error === undefined ? {} : { error: outcome.error }),
       duration_ms: Math.round(outcome.durationMs),
+      ...(entry.probe ? { probe: true as const } : {}),
     };
     metrics.callbackAttempts.inc({ outcome: outcome.type });
+    const context = { status_code: outcome.statusCode, destination: entry.ref.destination };
 
     switch (outcome.type) {
       case 'delivered':
-        log.info({ status_code: outcome.statusCode }, 'callback delivered');
-        return record(task, made, redelivery, null);
+        log.info(context, 'callback delivered');
+        return end(task, redelivery, null, made);
       case 'failed':
-        log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback refused; not retried');
-        return record(task, made, redelivery, {
-          type: TASK_ERROR_TYPES.callbackFailed,
-          message: outcome.error,
-        });
+        log.warn({ ...context, error: outcome.error }, 'callback refused; not retried');
+        return end(task, redelivery, { type: TASK_ERROR_TYPES.callbackFailed, message: outcome.error }, made);
       case 'retry': {
+        if (entry.probe) {
+          // The destination is still down: the delivery is held again (oldest first, so it will
+          // probe again), its own schedule untouched.
+          log.info({ ...context, error: outcome.error }, 'callback probe failed; held again');
+          await store.recordDelivery(task.taskId, made);
+          return { type: 'retry', delayMs: PROBE_FAILED_RECHECK_MS };
+        }
         const delayMs = nextRetryDelayMs(config.callbackRetryScheduleMs, attemptNumber);
         if (delayMs === null) {
-          log.warn({ status_code: outcome.statusCode, error: outcome.error }, 'callback retries spent');
+          log.warn({ ...context, error: outcome.error }, 'callback retries spent');
           const reason = outcome.error ?? `HTTP ${outcome.statusCode}`;
-          return record(task, made, redelivery, {
-            type: TASK_ERROR_TYPES.callbackFailed,
-            message: `Callback not delivered: ${reason}`,
-          });
+          return end(
+            task,
+            redelivery,
+            { type: TASK_ERROR_TYPES.callbackFailed, message: `Callback not delivered: ${reason}` },
+            made,
+          );
         }
-        const waitMs = Math.max(delayMs, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
-        log.info(
-          { status_code: outcome.statusCode, error: outcome.error, delay_ms: waitMs },
-          'callback retry',
+        const jittered = Math.round(delayMs * (1 - RETRY_JITTER + 2 * RETRY_JITTER * random()));
+        const waitMs = Math.max(
+          jittered,
+          Math.min(outcome.retryAfterMs ?? 0, config.callbackRetryAfterMaxMs),
         );
-        await record(task, made, redelivery);
+        log.info({ ...context, error: outcome.error, delay_ms: waitMs }, 'callback retry');
+        await store.recordDelivery(task.taskId, made);
         return { type: 'retry', delayMs: waitMs };
       }
     }
   };
 
   return {
-    attempt,
     async job(job) {
       const log = deps.logger.child({ task_id: job.taskId, attempt: job.attempt });
       const task = await store.getTaskById(job.taskId);
@@ -156,24 +204,52 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
         return { type: 'done' };
       }
       const kind = deliveryKind(job);
-      if (kind.type !== 'redelivery' && task.status !== 'delivering') {
+      const redelivery = kind.type === 'redelivery';
+      if (!redelivery && task.status !== 'delivering') {
         // Delivered or given up in an earlier run of this job (or of the first delivery).
         if (task.status === 'completed' || task.status === 'failed') return { type: 'done' };
         // The generation has not ended (a job queued ahead of its outcome): look again soon.
         return { type: 'retry', delayMs: 1000 };
       }
-      const attemptNumber =
-        kind.type === 'redelivery'
-          ? kind.sinceMs === null
-            ? job.attempt
-            : task.deliveries.filter((made) => Date.parse(made.at) >= kind.sinceMs!).length + 1
-          : task.attempts.callback + 1;
-      const result = await attempt(task, attemptNumber, log, kind.type === 'redelivery');
-      if (result.type === 'retry' && kind.type === 'first') {
-        await deliveries.enqueue(retryJob(task.taskId, result.delayMs));
-        return { type: 'done' };
+      const since = kind.type === 'redelivery' ? kind.sinceMs : null;
+      const attemptNumber = redelivery && since === null ? job.attempt : scheduledAttempts(task, since) + 1;
+
+      const ref = { namespace: task.namespace, destination: destinationOf(task.callbackUrl) };
+      // Runs of this job since its last attempt: how long it has been waiting for its destination.
+      const waits = Math.max(0, job.attempt - attemptNumber);
+      const entry = await gate.enter(ref, job.id, waits);
+      const nowMs = Date.now();
+      if (entry.type === 'busy') {
+        traceEvent('callback.destination_busy', { destination: ref.destination, wait_ms: entry.retryInMs });
+        return { type: 'retry', delayMs: entry.retryInMs };
       }
-      return result;
+      if (entry.type === 'held') {
+        traceEvent('callback.held', {
+          destination: ref.destination,
+          until: new Date(entry.untilMs).toISOString(),
+        });
+        const windowStartMs = since ?? Date.parse(task.completedAt ?? task.createdAt);
+        const deadlineMs = windowStartMs + windowMs;
+        if (nowMs < deadlineMs) {
+          log.debug(
+            { destination: ref.destination, until: new Date(entry.untilMs).toISOString() },
+            'callback held',
+          );
+          return { type: 'retry', delayMs: Math.max(1, Math.min(entry.untilMs, deadlineMs) - nowMs) };
+        }
+        await destinations.unhold(ref, job.id);
+        log.warn({ destination: ref.destination }, 'callback held past its delivery window; given up');
+        return end(
+          task,
+          redelivery,
+          {
+            type: TASK_ERROR_TYPES.destinationUnavailable,
+            message: `Callback not delivered: the destination ${ref.destination} was unavailable (circuit breaker open) for the whole delivery window`,
+          },
+          null,
+        );
+      }
+      return attempt(task, attemptNumber, entry, log, redelivery);
     },
   };
 }

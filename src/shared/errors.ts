@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   rateLimited: 'RATE_LIMITED',
   taskNotFound: 'TASK_NOT_FOUND',
   taskNotFinished: 'TASK_NOT_FINISHED',
+  destinationNotFound: 'DESTINATION_NOT_FOUND',
 } as const;
 
 /** The types an LLM call fails with (its `LlmError`'s `type`; the `code` is the same in upper case). */
@@ -46,7 +47,11 @@ export const LLM_ERROR_TYPES = {
 export type LlmErrorType = (typeof LLM_ERROR_TYPES)[keyof typeof LLM_ERROR_TYPES];
 
 /** The types of a task's `error`: how its LLM call failed, or that its callback was not delivered. */
-export const TASK_ERROR_TYPES = { ...LLM_ERROR_TYPES, callbackFailed: 'callback_failed' } as const;
+export const TASK_ERROR_TYPES = {
+  ...LLM_ERROR_TYPES,
+  callbackFailed: 'callback_failed',
+  destinationUnavailable: 'destination_unavailable',
+} as const;
 
 export type TaskErrorType = (typeof TASK_ERROR_TYPES)[keyof typeof TASK_ERROR_TYPES];
 

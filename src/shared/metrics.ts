@@ -33,6 +33,10 @@ export interface Metrics {
   readonly llmCallDuration: Histogram<'model' | 'outcome'>;
   /** `llm_webhook_callback_attempts_total{outcome=delivered|retry|failed}`. */
   readonly callbackAttempts: Counter<'outcome'>;
+  /** Destination breakers entering a state (no destination label: their number is unbounded). */
+  readonly callbackBreakerTransitions: Counter<'state'>;
+  /** Deliveries put off without an attempt: `breaker_open` (held) or `in_flight_limit`. */
+  readonly callbackDeliveriesDeferred: Counter<'reason'>;
   /** `llm_webhook_history_messages`: history length put into each prompt. */
   readonly historyMessages: Histogram;
   /** The Prometheus text exposition of every metric of this registry. */
@@ -112,6 +116,18 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     labelNames: ['outcome'] as const,
     registers,
   });
+  const callbackBreakerTransitions = new Counter({
+    name: `${PREFIX}callback_breaker_transitions_total`,
+    help: 'Destination circuit breakers entering a state (open, half_open, closed).',
+    labelNames: ['state'] as const,
+    registers,
+  });
+  const callbackDeliveriesDeferred = new Counter({
+    name: `${PREFIX}callback_deliveries_deferred_total`,
+    help: 'Callback deliveries put off without an attempt, by reason (breaker_open: held; in_flight_limit).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   const historyMessages = new Histogram({
     name: `${PREFIX}history_messages`,
     help: 'History messages put into each prompt.',
@@ -128,6 +144,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     queueJobs,
     llmCallDuration,
     callbackAttempts,
+    callbackBreakerTransitions,
+    callbackDeliveriesDeferred,
     historyMessages,
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -37,6 +37,8 @@ export interface DeliveryAttempt {
   status_code?: number;
   error?: string;
   duration_ms: number;
+  /** The probe of the destination's half-open breaker (it counts for the destination, not the task's schedule). */
+  probe?: true;
 }
 
 /** How a task's delivery ended. */

@@ -21,6 +21,8 @@ export interface CallbackSpanRequest {
   attempt: number;
   /** Whether the receiver is sent `traceparent` (`CALLBACK_TRACEPARENT`). */
   propagate: boolean;
+  /** The attempt is the probe of a half-open circuit breaker. */
+  probe?: boolean;
 }
 
 /** The destination of SPEC §9: scheme, host and port. */
@@ -58,7 +60,11 @@ export function traceCallbackAttempt<T extends CallbackSpanOutcome>(
     'POST callback',
     {
       kind: SpanKind.CLIENT,
-      attributes: { 'http.request.method': 'POST', [ATTR.callbackAttempt]: request.attempt },
+      attributes: {
+        'http.request.method': 'POST',
+        [ATTR.callbackAttempt]: request.attempt,
+        ...(request.probe === true ? { [ATTR.callbackProbe]: true } : {}),
+      },
     },
     async (span) => {
       if (span.isRecording()) setDestination(span, request.url);

@@ -35,6 +35,7 @@ export const ATTR = {
   callbackDestination: 'llm_webhook.callback.destination',
   callbackOutcome: 'llm_webhook.callback.outcome',
   callbackDurationMs: 'llm_webhook.callback.duration_ms',
+  callbackProbe: 'llm_webhook.callback.probe',
 } as const;
 
 export function tracer() {
@@ -109,6 +110,14 @@ export function urlForAttribute(text: string): string | null {
   url.search = '';
   url.hash = '';
   return url.href;
+}
+
+/**
+ * Adds an event to the active span (a job run waiting for its destination, say); nothing when no
+ * span is active, as with tracing off.
+ */
+export function traceEvent(name: string, attributes: Attributes): void {
+  trace.getActiveSpan()?.addEvent(name, attributes);
 }
 
 /** Sets the attributes whose value is defined. */

@@ -262,7 +262,10 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     // The rate-limited LLM call: a run that ends in a retry, then the run that succeeds.
     const runs = inOrder('process generate');
     expect(
-      runs.map((run) => [run.attributes['llm_webhook.job.attempt'], run.attributes['llm_webhook.job.outcome']]),
+      runs.map((run) => [
+        run.attributes['llm_webhook.job.attempt'],
+        run.attributes['llm_webhook.job.outcome'],
+      ]),
     ).toEqual([
       [1, 'retry'],
       [2, 'done'],

@@ -6,7 +6,10 @@ import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { openSqliteDatabase } from '../../src/backends/sqlite/sqlite-database.js';
 import { type Config, loadConfig } from '../../src/config.js';
+import { createDestinationsApi } from '../../src/destinations/destinations-api.js';
+import { createSqliteDestinationStore } from '../../src/destinations/sqlite-destination-store.js';
 import { buildServer, type ServerDeps, type ServerTimeouts } from '../../src/http/server.js';
+import { createMemoryLeaseLimiter } from '../../src/limits/memory-lease-limiter.js';
 import type { JobQueue } from '../../src/queue/job-queue.js';
 import { createSqliteJobQueue } from '../../src/queue/sqlite-job-queue.js';
 import { createLogger } from '../../src/shared/logger.js';
@@ -74,6 +77,11 @@ export async function createTestServer(
     store: options.storeOverrides ? overriding(store, options.storeOverrides) : store,
     queue: options.queueOverrides ? overriding(queue, options.queueOverrides) : queue,
     deliveries,
+    destinations: createDestinationsApi({
+      store: createSqliteDestinationStore(db),
+      leases: createMemoryLeaseLimiter(),
+      windowMs: config.callbackBreaker.windowMs,
+    }),
     metrics,
   };
   if (options.routes !== undefined) deps.routes = options.routes;

@@ -1,0 +1,151 @@
+/**
+ * The gate every callback attempt passes (SPEC §9): the destination's breaker decides whether it
+ * may be attempted now, and a lease bounds the attempts in flight per destination across all
+ * workers. A delivery that may not go now is not attempted and uses up nothing of its retry
+ * schedule; its job waits (without holding a worker slot) and comes back:
+ *
+ * - `held`: the breaker is open (or a probe is out). The job waits for the cool-down's end, later
+ *   the older it was held, so held deliveries come back roughly oldest first.
+ * - `busy`: the destination has its most attempts in flight; the job looks again shortly.
+ *
+ * After the attempt, the caller releases the entry's place, and `settle` counts the outcome and
+ * makes the breaker's change, if any.
+ */
+import type { LeaseLimiter } from '../limits/lease-limiter.js';
+import type { Logger } from '../shared/logger.js';
+import type { Metrics } from '../shared/metrics.js';
+import { admit, afterOutcome, type BreakerRecord, type BreakerSettings } from './breaker.js';
+import type { DestinationRef, DestinationStore } from './destination-store.js';
+
+export interface DeliveryGateSettings extends BreakerSettings {
+  /** Attempts in flight at once per destination. */
+  maxInFlight: number;
+  /** A lease's life: longer than one attempt can take. */
+  leaseMs: number;
+}
+
+export type GateEntry =
+  | { type: 'go'; ref: DestinationRef; probe: boolean; release: () => Promise<void> }
+  | { type: 'held'; untilMs: number }
+  | { type: 'busy'; retryInMs: number };
+
+/** How an attempt ended, for the breaker: `ok` (the receiver answered), `failed`, or not counted. */
+export type GateOutcome = { ok: true } | { ok: false; error: string } | null;
+
+export interface DeliveryGate {
+  /** `waits`: how many times this delivery found its destination busy before (backs off). */
+  enter(ref: DestinationRef, jobId: string, waits?: number): Promise<GateEntry>;
+  settle(entry: Extract<GateEntry, { type: 'go' }>, outcome: GateOutcome): Promise<void>;
+}
+
+export interface DeliveryGateDeps {
+  store: DestinationStore;
+  leases: LeaseLimiter;
+  settings: DeliveryGateSettings;
+  logger: Logger;
+  metrics: Metrics;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** Between held deliveries woken after one cool-down: the oldest first, this far apart. */
+const HELD_STAGGER_MS = 10;
+/** The longest stagger (a very long queue of held deliveries comes back within it). */
+const HELD_STAGGER_MAX_MS = 30_000;
+/** A delivery that finds its destination busy looks again after this, doubled each time. */
+const BUSY_BACKOFF_MS = 100;
+const BUSY_BACKOFF_MAX_MS = 2000;
+/** While a probe is out, held deliveries look again this often. */
+const PROBE_RECHECK_MS = 1000;
+
+/** The lease key of a destination's attempts in flight. */
+export function leaseKeyOf(ref: DestinationRef): string {
+  return `dest:${ref.namespace}|${ref.destination}`;
+}
+
+export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
+  const { store, leases, settings, logger, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+
+  const logChange = (ref: DestinationRef, next: BreakerRecord, reason: string): void => {
+    metrics.callbackBreakerTransitions.inc({ state: next.state });
+    const fields = {
+      destination: ref.destination,
+      ...(ref.namespace === '' ? {} : { namespace: ref.namespace }),
+      breaker: next.state,
+      ...(next.state === 'open' ? { cooldown_ms: next.cooldownMs } : {}),
+    };
+    if (next.state === 'open') logger.warn(fields, `circuit breaker opened: ${reason}`);
+    else
+      logger.info(
+        fields,
+        next.state === 'closed' ? 'circuit breaker closed' : 'circuit breaker half-open: probing',
+      );
+  };
+
+  const hold = async (ref: DestinationRef, jobId: string, untilMs: number): Promise<GateEntry> => {
+    const older = await store.hold(ref, jobId, now());
+    metrics.callbackDeliveriesDeferred.inc({ reason: 'breaker_open' });
+    const stagger = Math.min(HELD_STAGGER_MAX_MS, older * HELD_STAGGER_MS) + random() * HELD_STAGGER_MS;
+    return { type: 'held', untilMs: untilMs + stagger };
+  };
+
+  return {
+    async enter(ref, jobId, waits = 0) {
+      const record = await store.get(ref);
+      const nowMs = now();
+      const admission = admit(record, nowMs, settings);
+      if (admission.type === 'hold') {
+        const untilMs =
+          record.state === 'half_open'
+            ? Math.min(admission.untilMs, nowMs + PROBE_RECHECK_MS)
+            : admission.untilMs;
+        return hold(ref, jobId, untilMs);
+      }
+      let probe = false;
+      if (admission.claim !== undefined) {
+        // One delivery probes; the others racing for the claim stay held.
+        if (!(await store.transition(ref, record.version, admission.claim))) {
+          return hold(ref, jobId, nowMs + PROBE_RECHECK_MS);
+        }
+        logChange(ref, admission.claim, 'probing');
+        probe = true;
+      }
+      // The probe may exceed the limit by one: attempts started before the breaker opened may
+      // still be out.
+      const lease = await leases.acquire(
+        leaseKeyOf(ref),
+        settings.maxInFlight + (probe ? 1 : 0),
+        settings.leaseMs,
+      );
+      if (lease === null) {
+        metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
+        // Backing off: a destination that stays busy is polled less and less, up to every 2 s.
+        const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
+        return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
+      }
+      return { type: 'go', ref, probe, release: () => lease.release() };
+    },
+
+    async settle(entry, outcome) {
+      if (outcome === null) return;
+      const nowMs = now();
+      const { record, window } = await store.recordOutcome(
+        entry.ref,
+        outcome.ok,
+        outcome.ok ? null : outcome.error,
+        nowMs,
+        settings.windowMs,
+      );
+      const next = afterOutcome(record, window, outcome.ok, entry.probe, nowMs, settings);
+      if (next === null || !(await store.transition(entry.ref, record.version, next))) return;
+      const reason = entry.probe
+        ? 'the probe failed'
+        : `${window.failed} of ${window.ok + window.failed} attempts failed in ${Math.round(settings.windowMs / 1000)} s`;
+      logChange(entry.ref, next, reason);
+      // Closed: what it held is released (each held job comes back at its own time).
+      if (next.state === 'closed') await store.releaseHeld(entry.ref);
+    },
+  };
+}

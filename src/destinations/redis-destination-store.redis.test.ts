@@ -1,0 +1,47 @@
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
+import { createRedisClient } from '../backends/redis/redis-connection.js';
+import { defineDestinationStoreContractTests } from './destination-store.contract.js';
+import { createRedisDestinationStore } from './redis-destination-store.js';
+
+let server: RedisServer;
+const clients: Redis[] = [];
+
+beforeAll(async () => {
+  server = await startRedisServer();
+});
+
+afterAll(async () => {
+  for (const client of clients) client.disconnect();
+  await server?.stop();
+});
+
+function openStore(prefix = 'test:') {
+  const client = createRedisClient(server.url, { role: 'command' });
+  clients.push(client);
+  return createRedisDestinationStore(client, { keyPrefix: prefix, idleTtlMs: 3_600_000 });
+}
+
+defineDestinationStoreContractTests('redis', () => openStore());
+
+describe('redis destinations', () => {
+  it('are one record for every worker: a breaker opened through one connection is open for another', async () => {
+    const a = openStore('shared:');
+    const b = openStore('shared:');
+    const ref = { namespace: 'client', destination: 'https://receiver.example:443' };
+    const now = Date.now();
+    const { record } = await a.recordOutcome(ref, false, 'HTTP 500', now, 60_000);
+    const open = {
+      state: 'open',
+      untilMs: now + 30_000,
+      cooldownMs: 30_000,
+      version: record.version + 1,
+      changedAtMs: now,
+    } as const;
+    expect(await a.transition(ref, record.version, open)).toBe(true);
+    expect(await b.get(ref)).toEqual(open);
+    const counted = await b.recordOutcome(ref, false, 'HTTP 500', now + 1, 60_000);
+    expect(counted.window).toEqual({ ok: 0, failed: 2 });
+  });
+});
