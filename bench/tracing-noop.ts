@@ -4,9 +4,13 @@
  * that does nothing, against the same work called directly. The queue wrapper and the log-line
  * hook are not even installed when tracing is off, so they cost nothing to measure.
  *
+ * Two figures for each: the helper itself with no SDK (what tracing costs before it is even
+ * turned on), and what the service runs with tracing off, where the helpers are made with
+ * `enabled` false and call the work directly.
+ *
  * `npx tsx bench/tracing-noop.ts` (prints nanoseconds per call, the median of 7 rounds).
  */
-import { traceCallbackAttempt } from '../src/tracing/callback-span.js';
+import { createCallbackTracer, traceCallbackAttempt } from '../src/tracing/callback-span.js';
 import { createChatTracer } from '../src/tracing/llm-span.js';
 
 const CALLS = 200_000;
@@ -15,6 +19,8 @@ const ROUNDS = 7;
 const reply = { reply: 'r', model: 'm', usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } };
 const outcome = { type: 'delivered' as const, statusCode: 200, durationMs: 1 };
 const traceChat = createChatTracer('https://openrouter.ai/api/v1');
+const chatOff = createChatTracer('https://openrouter.ai/api/v1', false);
+const attemptOff = createCallbackTracer(false);
 const request = { model: 'm', conversationId: 'https://hooks.example/cb?k=v', attempt: 1 };
 const callback = { url: 'https://hooks.example/cb?k=v', attempt: 1, propagate: false };
 
@@ -32,12 +38,17 @@ const direct = await nsPerCall(async () => reply);
 const chat = await nsPerCall(() => traceChat(request, async () => reply));
 const directSend = await nsPerCall(async () => outcome);
 const attempt = await nsPerCall(() => traceCallbackAttempt(callback, async () => outcome));
+const chatDisabled = await nsPerCall(() => chatOff(request, async () => reply));
+const attemptDisabled = await nsPerCall(() => attemptOff(callback, async () => outcome));
 process.stdout.write(
   `${JSON.stringify({
     llmCallDirectNs: Math.round(direct),
-    llmCallInSpanNs: Math.round(chat),
+    llmCallNoSdkNs: Math.round(chat),
+    llmCallTracingOffNs: Math.round(chatDisabled),
     callbackDirectNs: Math.round(directSend),
-    callbackInSpanNs: Math.round(attempt),
-    addedPerTaskNs: Math.round(chat - direct + attempt - directSend),
+    callbackNoSdkNs: Math.round(attempt),
+    callbackTracingOffNs: Math.round(attemptDisabled),
+    addedPerTaskNoSdkNs: Math.round(chat - direct + attempt - directSend),
+    addedPerTaskTracingOffNs: Math.round(chatDisabled - direct + attemptDisabled - directSend),
   })}\n`,
 );

@@ -22,7 +22,7 @@ import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
-import { traceCallbackAttempt } from '../tracing/callback-span.js';
+import { createCallbackTracer } from '../tracing/callback-span.js';
 import { traceEvent } from '../tracing/spans.js';
 import { deliveryKind } from './catalog.js';
 
@@ -92,6 +92,7 @@ export interface Deliverer {
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
   const { config, store, sender, sign, metrics, gate, destinations } = deps;
   const random = deps.random ?? Math.random;
+  const traceAttempt = createCallbackTracer(config.tracing);
   const windowMs = config.callbackRetryScheduleMs.reduce((sum, delay) => sum + delay, 0);
 
   /** Ends the delivery for good: `error` (null: delivered) with the attempt that ended it, if any. */
@@ -125,7 +126,7 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     const startedAt = new Date();
     let outcome: DeliveryOutcome;
     try {
-      outcome = await traceCallbackAttempt(
+      outcome = await traceAttempt(
         {
           url: task.callbackUrl,
           attempt: attemptNumber,

@@ -61,7 +61,7 @@ export function planAttempt(
 export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Promise<JobResult> {
   const { config, store, deliveries, llm, metrics } = deps;
   const models = [config.llmModel, ...config.llmFallbackModels];
-  const traceChat = createChatTracer(config.llmBaseUrl);
+  const traceChat = createChatTracer(config.llmBaseUrl, config.tracing);
 
   /** Queues the task's delivery (a no-op when it is queued already); the job is done. */
   const handOver = async (task: TaskRecord): Promise<JobResult> => {

@@ -48,6 +48,15 @@ function setDestination(span: Span, text: string): void {
   });
 }
 
+export type TraceCallbackAttempt = typeof traceCallbackAttempt;
+
+const NO_TRACE_HEADERS: TraceCarrier = Object.freeze({}) as TraceCarrier;
+
+/** `traceCallbackAttempt`, or with tracing off (`enabled` false) the attempt alone, no span call at all. */
+export function createCallbackTracer(enabled: boolean): TraceCallbackAttempt {
+  return enabled ? traceCallbackAttempt : (_request, send) => send(NO_TRACE_HEADERS);
+}
+
 /**
  * Makes one attempt inside its span. `send` gets the trace headers to add (none unless
  * `propagate`), and resolves with the sender's outcome, which never rejects.

@@ -86,8 +86,12 @@ function endpointAttributes(baseUrl: string): Record<string, string | number> {
   return attributes;
 }
 
-/** Runs each LLM call to `baseUrl` inside its `chat {model}` span. */
-export function createChatTracer(baseUrl: string): TraceChat {
+/**
+ * Runs each LLM call to `baseUrl` inside its `chat {model}` span; with tracing off (`enabled`
+ * false), runs the call as it is, with no span call at all.
+ */
+export function createChatTracer(baseUrl: string, enabled = true): TraceChat {
+  if (!enabled) return (_request, call) => call();
   const endpoint = endpointAttributes(baseUrl);
   return (request, call) =>
     withSpan(
