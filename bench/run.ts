@@ -22,6 +22,7 @@ import { type IngestFigures, runIngest } from './ingest.js';
 import { type OtlpSink, startOtlpSink } from './otlp-sink.js';
 import {
   type Child,
+  cpuTimeMs,
   killAll,
   peakRssBytes,
   ROOT,
@@ -284,6 +285,7 @@ async function endToEnd(
         runId: `warm-${run}`,
       });
       otlpSink?.take();
+      const cpuBefore = deployment.processes.map((child) => cpuTimeMs(child.pid) ?? 0);
       const figures = await runEndToEnd({
         baseUrl: deployment.url,
         receiver: receiver!,
@@ -294,6 +296,13 @@ async function endToEnd(
         idleTimeoutMs: 20_000,
         runId: `run-${run}`,
       });
+      // CPU the service's processes used for the measured tasks: far steadier than throughput on
+      // a machine shared with other work (it counts only what this service did).
+      const cpuMs = deployment.processes.reduce(
+        (total, child, index) => total + ((cpuTimeMs(child.pid) ?? 0) - cpuBefore[index]!),
+        0,
+      );
+      figures.serviceCpuMsPerTask = cpuMs / Math.max(1, figures.accepted);
       if (testCase.sampleMemory) {
         for (const child of deployment.processes) {
           const bytes = peakRssBytes(child.pid);
@@ -303,7 +312,7 @@ async function endToEnd(
         }
       }
       log(
-        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s${missingNote(figures)}${exportedNote()}`,
+        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s, service CPU ${figures.serviceCpuMsPerTask!.toFixed(2)} ms/task${missingNote(figures)}${exportedNote()}`,
       );
       runs.push(figures);
     } finally {
