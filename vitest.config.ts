@@ -8,6 +8,12 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const PROCESS_TESTS = ['**/*.redis.test.ts', '**/*.process.test.ts', 'test/e2e/**/*.test.ts'];
 
 /**
+ * End-to-end tests that compare latencies of runs side by side (`*.ratio.test.ts`): they run
+ * after every other test, alone, so the rest of the suite does not load the machine under them.
+ */
+const RATIO_TESTS = ['test/e2e/**/*.ratio.test.ts'];
+
+/**
  * In-process suites that run real tasks through the worker: each runs twice, with the outbound
  * thread on and off (`OUTBOUND_THREAD` is never left to `auto`, which follows the CPU count).
  * `startInProcessApp` refuses to start where the value is not pinned.
@@ -48,7 +54,20 @@ export default defineConfig({
       })),
       {
         extends: true,
-        test: { name: 'processes', include: PROCESS_TESTS },
+        test: {
+          name: 'processes',
+          include: PROCESS_TESTS,
+          exclude: [...configDefaults.exclude, ...RATIO_TESTS],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'ratios',
+          include: RATIO_TESTS,
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
       },
     ],
   },

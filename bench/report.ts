@@ -4,6 +4,7 @@
  */
 import type { EndToEndFigures } from './e2e.js';
 import type { IngestFigures } from './ingest.js';
+import type { IsolationFigures } from './isolation.js';
 
 export interface Measured<T> {
   median: T;
@@ -21,6 +22,8 @@ export interface Results {
   slow: Record<string, Measured<EndToEndFigures>>;
   /** By `redis-1w`, `redis-2w`. */
   scale: Record<string, Measured<EndToEndFigures>>;
+  /** By `embedded`, `redis`. */
+  isolation: Record<string, Measured<IsolationFigures>>;
 }
 
 export interface Row {
@@ -45,6 +48,8 @@ const SLOW_RATIO_TARGET = 0.8;
 const OVERHEAD_P50_TARGET_MS = 5;
 const OVERHEAD_P99_TARGET_MS = 50;
 const PEAK_RSS_TARGET_MIB = 200;
+/** A healthy receiver beside a bad one: at most this many times its p50 alone (SPEC §9). */
+const ISOLATION_RATIO_TARGET = 3;
 
 function sum(runs: readonly Record<string, number>[], key: string): number {
   return runs.reduce((total, run) => total + (run[key] ?? 0), 0);
@@ -197,6 +202,25 @@ export function buildRows(results: Results, settings: ReportSettings): Row[] {
       undefined,
       false,
     );
+  }
+  for (const [mode, measured] of Object.entries(results.isolation)) {
+    const { baselineP50Ms, deadP50Ms, failingP50Ms } = measured.median;
+    rows.push({ scenario: '5 isolation', mode, metric: 'healthy p50 ms, alone', value: baselineP50Ms });
+    for (const [metric, value] of [
+      ['healthy p50 ms, beside a dead receiver', deadP50Ms],
+      ['healthy p50 ms, beside a 500 receiver', failingP50Ms],
+    ] as const) {
+      const ratio = value / baselineP50Ms;
+      rows.push({
+        scenario: '5 isolation',
+        mode,
+        metric,
+        value,
+        ratio: { value: ratio, of: 'alone' },
+        target: `ratio <= ${ISOLATION_RATIO_TARGET}`,
+        pass: atMost(ratio, ISOLATION_RATIO_TARGET),
+      });
+    }
   }
   return rows;
 }

@@ -6,7 +6,7 @@
  * Settings (env): BENCH_RUNS (3), BENCH_INGEST_SECONDS (10), BENCH_INGEST_CONNECTIONS (50),
  * BENCH_WARMUP_SECONDS (2), BENCH_TASKS (5000), BENCH_CONVERSATIONS (1000), BENCH_CONCURRENCY
  * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_SCENARIOS
- * (ingest,instant,slow,scale), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
+ * (ingest,instant,slow,scale,isolation), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
  * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>,
  * BENCH_SERVICE_ENV=NAME=value,... (extra settings for the service processes), BENCH_TRACING
  * (off; `off,on` measures every mode of ingest, instant and slow also with tracing on, exporting
@@ -19,6 +19,7 @@ import { freePort } from '../src/dev/harness.js';
 import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
 import { type EndToEndFigures, runEndToEnd } from './e2e.js';
 import { type IngestFigures, runIngest } from './ingest.js';
+import { type IsolationFigures, runIsolation } from './isolation.js';
 import { type OtlpSink, startOtlpSink } from './otlp-sink.js';
 import {
   type Child,
@@ -36,7 +37,7 @@ import { buildRows, formatTable, type Results } from './report.js';
 import { median, medianOf } from './stats.js';
 
 type Mode = 'embedded' | 'redis';
-type Scenario = 'ingest' | 'instant' | 'slow' | 'scale';
+type Scenario = 'ingest' | 'instant' | 'slow' | 'scale' | 'isolation';
 type Tracing = 'off' | 'on';
 
 function intEnv(name: string, fallback: number): number {
@@ -89,7 +90,7 @@ const settings = {
   concurrency: intEnv('BENCH_CONCURRENCY', 200),
   slowLatencyMs: intEnv('BENCH_SLOW_LATENCY_MS', 1000),
   slowConcurrency: intEnv('BENCH_SLOW_CONCURRENCY', 2000),
-  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', ['ingest', 'instant', 'slow', 'scale']),
+  scenarios: listEnv<Scenario>('BENCH_SCENARIOS', ['ingest', 'instant', 'slow', 'scale', 'isolation']),
   modes: listEnv<Mode>('BENCH_MODES', ['embedded', 'redis']),
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
   serviceEnv: pairsEnv('BENCH_SERVICE_ENV'),
@@ -413,6 +414,32 @@ async function scaleScenario(results: Results): Promise<void> {
   }
 }
 
+/** One receiver that never answers and one that answers 500, beside a healthy one (bench/isolation.ts). */
+async function isolationScenario(results: Results): Promise<void> {
+  const llmUrl = await mockLlm(0);
+  for (const mode of settings.modes) {
+    const runs: IsolationFigures[] = [];
+    for (let run = 0; run < settings.runs; run += 1) {
+      const deployment = await deploy(mode, { llmUrl, workerConcurrency: 100, label: `isolation-${mode}` });
+      try {
+        const figures = await runIsolation({
+          baseUrl: deployment.url,
+          receiver: receiver!,
+          runId: `iso-${run}`,
+        });
+        log(
+          `isolation ${mode} run ${run + 1}: healthy p50 ${figures.baselineP50Ms.toFixed(1)} ms alone, ${figures.deadP50Ms.toFixed(1)} ms beside a dead receiver, ${figures.failingP50Ms.toFixed(1)} ms beside a failing one`,
+        );
+        runs.push(figures);
+      } finally {
+        await deployment.stop();
+        receiver!.reset();
+      }
+    }
+    results.isolation[mode] = { median: medianOf(runs), runs };
+  }
+}
+
 async function cleanup(): Promise<void> {
   killAll();
   await redis?.stop();
@@ -429,11 +456,12 @@ async function main(): Promise<void> {
     `settings: ${JSON.stringify(settings)}; load average ${loadAtStart.map((load) => load.toFixed(2)).join(' ')}`,
   );
   receiver = await startReceiver();
-  const results: Results = { ingest: {}, instant: {}, slow: {}, scale: {} };
+  const results: Results = { ingest: {}, instant: {}, slow: {}, scale: {}, isolation: {} };
   if (settings.scenarios.includes('ingest')) await ingestScenario(results);
   if (settings.scenarios.includes('instant')) await instantScenario(results);
   if (settings.scenarios.includes('slow')) await slowScenario(results);
   if (settings.scenarios.includes('scale')) await scaleScenario(results);
+  if (settings.scenarios.includes('isolation')) await isolationScenario(results);
 
   const rows = buildRows(results, settings);
   const table = formatTable(rows);

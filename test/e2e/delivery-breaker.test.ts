@@ -239,7 +239,7 @@ describe('the breaker across processes', () => {
     const api = await deployment.start('api', env);
     const workerA = await deployment.start('worker', env);
 
-    await Promise.all(
+    const tripping = await Promise.all(
       Array.from({ length: MIN_ATTEMPTS }, (_, n) =>
         accept(api.url, {
           message: `trip ${n}`,
@@ -288,7 +288,11 @@ describe('the breaker across processes', () => {
       },
     );
     up = true;
-    await flaky.waitFor((c) => c.status === 200 && c.json?.task_id === late, 60_000);
+    // Worker B delivers it, and every delivery worker A left waiting for a retry.
+    await flaky.waitUntil(
+      (all) => [...tripping, late].every((id) => all.some((c) => c.status === 200 && c.json?.task_id === id)),
+      60_000,
+    );
     // Worker B made that delivery, and the breaker's changes were logged where they happened.
     await workerB.waitForLog((line) => line.task_id === late && line.msg === 'callback delivered');
     expect(workerA.logs.some((line) => String(line.msg).startsWith('circuit breaker opened'))).toBe(true);

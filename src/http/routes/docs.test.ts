@@ -36,6 +36,8 @@ describe('docs', () => {
       '/callback',
       '/conversations/{conversation_id}',
       '/conversations/{conversation_id}/messages',
+      '/destinations',
+      '/destinations/{destination}/reset',
       '/healthz',
       '/metrics',
       '/readyz',
