@@ -117,6 +117,22 @@ export async function startService(name: string, options: ServiceOptions): Promi
 }
 
 /** Peak resident set size (VmHWM) of a live process, in bytes; null when it cannot be read. */
+/** CPU time (user + system, every thread) a process has used so far, in ms; null once it is gone. */
+export function cpuTimeMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces), from field 3: utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks * CLOCK_TICK_MS : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Linux's USER_HZ is 100 on every common build: one tick of /proc/<pid>/stat is 10 ms. */
+const CLOCK_TICK_MS = 10;
+
 export function peakRssBytes(pid: number): number | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -134,6 +134,9 @@ export function buildRows(results: Results, settings: ReportSettings): Row[] {
       rows.push({ scenario, mode, metric: 'accept->callback p50 ms', value: median.p50Ms });
       rows.push({ scenario, mode, metric: 'accept->callback p99 ms', value: median.p99Ms });
     }
+    if (median.serviceCpuMsPerTask !== undefined) {
+      rows.push({ scenario, mode, metric: 'service CPU ms/task', value: median.serviceCpuMsPerTask });
+    }
     const lost = sum(measured.runs, 'lost') + sum(measured.runs, 'rejected');
     rows.push({
       scenario,

@@ -8,7 +8,9 @@
  * (200), BENCH_SLOW_LATENCY_MS (1000), BENCH_SLOW_CONCURRENCY (2000), BENCH_CONSOLE_TASKS
  * (100000), BENCH_SCENARIOS (ingest,instant,slow,scale,isolation,console), BENCH_MODES (embedded,redis), BENCH_QUICK=1 (a fast smoke run),
  * BENCH_CPU_PROF=<dir> (service processes write V8 CPU profiles there), BENCH_OUT=<file>,
- * BENCH_SERVICE_ENV=NAME=value,... (extra settings for the service processes).
+ * BENCH_SERVICE_ENV=NAME=value,... (extra settings for the service processes), BENCH_TRACING
+ * (off; `off,on` measures every mode of ingest, instant and slow also with tracing on, exporting
+ * to an OTLP sink on 127.0.0.1, as `<mode> +tracing`, side by side in the same run).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, freemem, loadavg, tmpdir, totalmem } from 'node:os';
@@ -19,8 +21,10 @@ import { type ConsoleResults, consoleRows, measureConsole, seedRedis, seedSqlite
 import { type EndToEndFigures, runEndToEnd } from './e2e.js';
 import { type IngestFigures, runIngest } from './ingest.js';
 import { type IsolationFigures, runIsolation } from './isolation.js';
+import { type OtlpSink, startOtlpSink } from './otlp-sink.js';
 import {
   type Child,
+  cpuTimeMs,
   killAll,
   peakRssBytes,
   ROOT,
@@ -35,6 +39,7 @@ import { median, medianOf } from './stats.js';
 
 type Mode = 'embedded' | 'redis';
 type Scenario = 'ingest' | 'instant' | 'slow' | 'scale' | 'isolation' | 'console';
+type Tracing = 'off' | 'on';
 
 function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -45,9 +50,13 @@ function intEnv(name: string, fallback: number): number {
   return value;
 }
 
-function listEnv<T extends string>(name: string, allowed: readonly T[]): T[] {
+function listEnv<T extends string>(
+  name: string,
+  allowed: readonly T[],
+  fallback: readonly T[] = allowed,
+): T[] {
   const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return [...allowed];
+  if (raw === undefined || raw.trim() === '') return [...fallback];
   const values = raw.split(',').map((part) => part.trim());
   for (const value of values) {
     if (!allowed.includes(value as T))
@@ -94,11 +103,24 @@ const settings = {
   modes: listEnv<Mode>('BENCH_MODES', ['embedded', 'redis']),
   cpuProfileDir: process.env.BENCH_CPU_PROF || undefined,
   serviceEnv: pairsEnv('BENCH_SERVICE_ENV'),
+  tracing: listEnv<Tracing>('BENCH_TRACING', ['off', 'on'], ['off']),
 };
+
+/** Each mode measured, as `embedded`, and with tracing on as `embedded +tracing` when asked. */
+function variants(): Array<{ mode: Mode; tracing: boolean; label: string }> {
+  return settings.modes.flatMap((mode) =>
+    settings.tracing.map((tracing) => ({
+      mode,
+      tracing: tracing === 'on',
+      label: tracing === 'on' ? `${mode} +tracing` : mode,
+    })),
+  );
+}
 
 const workDir = mkdtempSync(join(tmpdir(), 'llm-webhook-bench-'));
 let redis: RedisServer | null = null;
 let receiver: Receiver | null = null;
+let otlpSink: OtlpSink | null = null;
 const mockLlms = new Map<number, { child: Child; url: string }>();
 
 function log(line: string): void {
@@ -154,8 +176,10 @@ async function deploy(
     label: string;
     /** Runs once the backend is ready and before any service process starts (to seed the store). */
     beforeStart?: (env: Readonly<Record<string, string>>) => Promise<void>;
+    tracing?: boolean;
   },
 ): Promise<Deployment> {
+  if (options.tracing === true) otlpSink ??= await startOtlpSink();
   const runDir = mkdtempSync(join(workDir, 'run-'));
   const env: Record<string, string> = {
     HOST: '127.0.0.1',
@@ -166,6 +190,8 @@ async function deploy(
     RATE_LIMIT: 'off',
     LOG_LEVEL: 'warn',
     WORKER_CONCURRENCY: String(options.workerConcurrency),
+    // The SDK's defaults otherwise (a batch every 5 s, up to 512 spans each).
+    ...(options.tracing === true ? { OTEL_EXPORTER_OTLP_ENDPOINT: otlpSink!.url } : {}),
     ...settings.serviceEnv,
   };
   const cpuProfileDir =
@@ -216,6 +242,7 @@ async function ingestScenario(results: Results): Promise<void> {
       try {
         await warmIngest(deployment.url);
         receiver!.reset();
+        otlpSink?.take();
         const figures = await runIngest({
           baseUrl: deployment.url,
           callbackUrl: receiver!.url,
@@ -223,7 +250,7 @@ async function ingestScenario(results: Results): Promise<void> {
           seconds: settings.ingestSeconds,
         });
         log(
-          `ingest ${label} run ${run + 1}: ${figures.acceptedPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, non-2xx ${figures.non2xx}`,
+          `ingest ${label} run ${run + 1}: ${figures.acceptedPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, non-2xx ${figures.non2xx}${exportedNote()}`,
         );
         runs.push(figures);
       } finally {
@@ -234,8 +261,10 @@ async function ingestScenario(results: Results): Promise<void> {
     results.ingest[label] = { median: medianOf(runs), runs };
   };
   await measure('baseline', () => startBaseline('ingest', llmUrl));
-  for (const mode of settings.modes) {
-    await measure(mode, () => deploy(mode, { llmUrl, workerConcurrency: 100, label: `ingest-${mode}` }));
+  for (const { mode, tracing, label } of variants()) {
+    await measure(label, () =>
+      deploy(mode, { llmUrl, workerConcurrency: 100, label: `ingest-${label}`, tracing }),
+    );
   }
   if (settings.modes.includes('redis')) {
     // The API tier alone, as when the workers run on other machines: the same API process, no
@@ -275,6 +304,8 @@ async function endToEnd(
         idleTimeoutMs: 20_000,
         runId: `warm-${run}`,
       });
+      otlpSink?.take();
+      const cpuBefore = deployment.processes.map((child) => cpuTimeMs(child.pid) ?? 0);
       const figures = await runEndToEnd({
         baseUrl: deployment.url,
         receiver: receiver!,
@@ -285,6 +316,13 @@ async function endToEnd(
         idleTimeoutMs: 20_000,
         runId: `run-${run}`,
       });
+      // CPU the service's processes used for the measured tasks: far steadier than throughput on
+      // a machine shared with other work (it counts only what this service did).
+      const cpuMs = deployment.processes.reduce(
+        (total, child, index) => total + ((cpuTimeMs(child.pid) ?? 0) - cpuBefore[index]!),
+        0,
+      );
+      figures.serviceCpuMsPerTask = cpuMs / Math.max(1, figures.accepted);
       if (testCase.sampleMemory) {
         for (const child of deployment.processes) {
           const bytes = peakRssBytes(child.pid);
@@ -294,7 +332,7 @@ async function endToEnd(
         }
       }
       log(
-        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s${missingNote(figures)}`,
+        `${testCase.label} run ${run + 1}: ${figures.completionsPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms.toFixed(1)} ms, p99 ${figures.p99Ms.toFixed(1)} ms, lost ${figures.lost}, rejected ${figures.rejected}, failed ${figures.failed}, sent in ${figures.sendSeconds.toFixed(1)} s, service CPU ${figures.serviceCpuMsPerTask!.toFixed(2)} ms/task${missingNote(figures)}${exportedNote()}`,
       );
       runs.push(figures);
     } finally {
@@ -313,6 +351,13 @@ async function endToEnd(
         }
       : {}),
   };
+}
+
+/** What the traced deployment exported during the measured part of the run (batches still due come later). */
+function exportedNote(): string {
+  const taken = otlpSink?.take();
+  if (taken === undefined || taken.exports === 0) return '';
+  return `; exported ${taken.exports} batches, ${(taken.bytes / 2 ** 20).toFixed(1)} MiB`;
 }
 
 function missingNote(figures: EndToEndFigures): string {
@@ -337,10 +382,10 @@ function baselineCase(llmUrl: string, conversations: number, llmLatencyMs: numbe
 async function instantScenario(results: Results): Promise<void> {
   const llmUrl = await mockLlm(0);
   const cases: EndToEndCase[] = [baselineCase(llmUrl, settings.conversations, 0)];
-  for (const mode of settings.modes) {
+  for (const { mode, tracing, label } of variants()) {
     cases.push({
-      label: mode,
-      start: () => deploy(mode, { llmUrl, workerConcurrency: 100, label: `instant-${mode}` }),
+      label,
+      start: () => deploy(mode, { llmUrl, workerConcurrency: 100, label: `instant-${label}`, tracing }),
       conversations: settings.conversations,
       llmLatencyMs: 0,
       sampleMemory: true,
@@ -351,11 +396,16 @@ async function instantScenario(results: Results): Promise<void> {
 
 async function slowScenario(results: Results): Promise<void> {
   const llmUrl = await mockLlm(settings.slowLatencyMs);
-  for (const mode of settings.modes) {
+  for (const { mode, tracing, label } of variants()) {
     await endToEnd(results.slow, {
-      label: mode,
+      label,
       start: () =>
-        deploy(mode, { llmUrl, workerConcurrency: settings.slowConcurrency, label: `slow-${mode}` }),
+        deploy(mode, {
+          llmUrl,
+          workerConcurrency: settings.slowConcurrency,
+          label: `slow-${label}`,
+          tracing,
+        }),
       conversations: settings.tasks,
       llmLatencyMs: settings.slowLatencyMs,
       sampleMemory: true,
@@ -443,6 +493,7 @@ async function cleanup(): Promise<void> {
   killAll();
   await redis?.stop();
   await receiver?.close();
+  await otlpSink?.close();
   rmSync(workDir, { recursive: true, force: true });
 }
 

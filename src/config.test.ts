@@ -121,6 +121,44 @@ describe('loadConfig', () => {
     ).toEqual(['hooks.internal', '*.svc.local', '10.20.0.0/16', 'fd00::5']);
   });
 
+  it('turns tracing on with an OTLP endpoint only, and checks the OTEL_* values it depends on', () => {
+    expect(loadConfig({}).tracing).toBe(false);
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' }).tracing).toBe(true);
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://c.example/v1/traces' }).tracing).toBe(
+      true,
+    );
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SDK_DISABLED: 'true' }).tracing,
+    ).toBe(false);
+    // The .env-sample values: off, as long as no endpoint is filled in.
+    expect(
+      loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: '', OTEL_TRACES_SAMPLER: 'parentbased_always_on' }).tracing,
+    ).toBe(false);
+    expect(loadConfig({}).callbackTraceparent).toBe(false);
+    expect(loadConfig({ CALLBACK_TRACEPARENT: 'true' }).callbackTraceparent).toBe(true);
+
+    let error: unknown;
+    try {
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318',
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+        OTEL_TRACES_SAMPLER: 'sometimes',
+        OTEL_TRACES_SAMPLER_ARG: '2',
+        CALLBACK_TRACEPARENT: 'maybe',
+      });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message.split('\n').sort()).toEqual([
+      'CALLBACK_TRACEPARENT="maybe" is invalid: expected true or false',
+      'OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318" is invalid: expected an http or https URL',
+      'OTEL_EXPORTER_OTLP_PROTOCOL="grpc" is invalid: expected http/protobuf or http/json',
+      'OTEL_TRACES_SAMPLER="sometimes" is invalid: expected one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio',
+      'OTEL_TRACES_SAMPLER_ARG="2" is invalid: expected a number from 0 to 1',
+    ]);
+  });
+
   it('parses durations, schedules and rate limits', () => {
     expect(parseDurationMs('250ms')).toBe(250);
     expect(parseDurationMs('2h')).toBe(7_200_000);
@@ -140,7 +178,10 @@ describe('loadConfig', () => {
   });
 
   it('reads every variable of .env-sample', () => {
-    const source = readFileSync(new URL('./config.ts', import.meta.url), 'utf8');
+    // The tracing variables are checked beside the rest, in the tracing folder's part of it.
+    const source = ['./config.ts', './tracing/tracing-config.ts']
+      .map((path) => readFileSync(new URL(path, import.meta.url), 'utf8'))
+      .join('\n');
     for (const name of sampleVariables()) expect(source, name).toMatch(new RegExp(`\\b${name}\\b`));
   });
 });

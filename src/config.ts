@@ -10,6 +10,7 @@ import { invalidAllowedHosts } from './delivery/ssrf/allow-list.js';
 import { ConfigError } from './shared/errors.js';
 import { type Budget, type Prices, parseBudget, parsePrices } from './shared/llm-settings.js';
 import type { LogLevel } from './shared/logger.js';
+import { tracingFrom } from './tracing/tracing-config.js';
 
 export type RateLimit = { max: number; windowMs: number; label: string } | null;
 export type Role = 'all' | 'api' | 'worker';
@@ -85,6 +86,14 @@ export interface Config {
   taskRetentionSeconds: number;
   shutdownTimeoutMs: number;
   logLevel: LogLevel;
+  /**
+   * OpenTelemetry tracing (SPEC §11): on when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+   * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set (and `OTEL_SDK_DISABLED` is not true). The SDK
+   * reads the other `OTEL_*` variables itself; they are only checked here.
+   */
+  tracing: boolean;
+  /** Add `traceparent` to callbacks (`CALLBACK_TRACEPARENT`); off by default. */
+  callbackTraceparent: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -323,6 +332,8 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     taskRetentionSeconds: integer('TASK_RETENTION_SECONDS', 604_800, 1),
     shutdownTimeoutMs: integer('SHUTDOWN_TIMEOUT_MS', 10_000, 0),
     logLevel: LOG_LEVELS.includes(logLevelText as LogLevel) ? (logLevelText as LogLevel) : 'info',
+    tracing: tracingFrom(env, problems),
+    callbackTraceparent: boolean('CALLBACK_TRACEPARENT', false),
   };
 
   if (problems.length > 0) throw new ConfigError(problems);

@@ -25,6 +25,8 @@ if (nodeProblem !== null) {
 setFlagsFromString('--heap-growing-percent=50');
 
 const ROLES: readonly Role[] = ['all', 'api', 'worker'];
+/** Longest wait at exit for the last spans to reach the collector. */
+const TRACE_FLUSH_TIMEOUT_MS = 2_000;
 
 async function main(): Promise<void> {
   const roleArg = process.argv[2] ?? 'all';
@@ -43,7 +45,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }
 
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { traceIds: config.tracing });
+  // Before the service is built, so its Fastify instance is instrumented; never loaded when off.
+  const tracing = config.tracing ? (await import('./tracing/start-tracing.js')).startTracing(logger) : null;
   if (config.apiTokens.length === 0 && role !== 'worker') {
     logger.warn('API_TOKENS is empty: the API is open to anyone who can reach it');
   }
@@ -53,6 +57,19 @@ async function main(): Promise<void> {
 
   const { createService } = await import('./service.js');
   const app = await createService(config, logger, role);
+  /** Sends the spans still buffered; a collector that is down holds the exit up 2 s at most. */
+  const flushTraces = async (): Promise<void> => {
+    if (tracing === null) return;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, TRACE_FLUSH_TIMEOUT_MS);
+    });
+    const flushed = tracing
+      .shutdown()
+      .catch((error: unknown) => logger.warn({ err: error }, 'tracing: flush failed'));
+    await Promise.race([flushed, bound]);
+    clearTimeout(timer);
+  };
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -63,7 +80,8 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal, timeout_ms: config.shutdownTimeoutMs }, 'shutting down');
     app.close().then(
-      () => {
+      async () => {
+        await flushTraces();
         logger.info('stopped');
         process.exit(0);
       },

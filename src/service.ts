@@ -18,6 +18,7 @@ import { ConfigError } from './shared/errors.js';
 import type { Logger } from './shared/logger.js';
 import { createMetrics } from './shared/metrics.js';
 import { USER_AGENT } from './shared/version.js';
+import { traceJobQueue } from './tracing/traced-job-queue.js';
 
 export interface Service {
   /** Listens (API on HOST:PORT; a worker's operations server on WORKER_PORT when set); resolves the base URL, if any. */
@@ -48,7 +49,11 @@ export async function createService(
     ]);
   }
   const backends = await createBackends(config, logger);
-  const { store, queue, deliveries } = backends;
+  const { store } = backends;
+  // With tracing on, a span per enqueue and per run, the trace context stored with each job.
+  const system = backends.mode === 'redis' ? 'bullmq' : 'sqlite';
+  const queue = config.tracing ? traceJobQueue(backends.queue, system) : backends.queue;
+  const deliveries = config.tracing ? traceJobQueue(backends.deliveries, system) : backends.deliveries;
   const metrics = createMetrics({
     queueCounts: async () => {
       const [generations, callbacks] = await Promise.all([queue.counts(), deliveries.counts()]);

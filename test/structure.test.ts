@@ -40,13 +40,25 @@ const importers = (pattern: RegExp): string[] =>
  * test harness) may use anything, and nothing of the service uses `dev`.
  */
 const ALLOWED_ARROWS: Record<string, readonly string[]> = {
-  main: ['service', 'config', 'shared'],
-  service: ['http', 'jobs', 'outbound', 'backends', 'destinations', 'delivery', 'config', 'shared'],
-  config: ['delivery', 'shared'],
+  // main loads tracing's SDK (dynamically, only when on) before it builds the service.
+  main: ['service', 'tracing', 'config', 'shared'],
+  service: [
+    'http',
+    'jobs',
+    'outbound',
+    'backends',
+    'destinations',
+    'delivery',
+    'tracing',
+    'config',
+    'shared',
+  ],
+  // config asks tracing whether OTEL_* turns it on (tracing-config.ts, which imports nothing).
+  config: ['delivery', 'tracing', 'shared'],
   backends: ['queue', 'store', 'destinations', 'limits', 'config', 'shared'],
   // The routes enqueue through the job catalog, a leaf, never through the worker's code.
   http: ['queue', 'store', 'destinations', 'delivery', 'config', 'shared', 'src/jobs/catalog.ts'],
-  jobs: ['queue', 'store', 'destinations', 'limits', 'llm', 'delivery', 'config', 'shared'],
+  jobs: ['queue', 'store', 'destinations', 'limits', 'llm', 'delivery', 'tracing', 'config', 'shared'],
   outbound: ['llm', 'delivery', 'config', 'shared'],
   queue: ['backends', 'shared'],
   store: ['backends', 'shared'],
@@ -54,6 +66,8 @@ const ALLOWED_ARROWS: Record<string, readonly string[]> = {
   destinations: ['limits', 'backends', 'shared'],
   llm: ['shared'],
   delivery: ['shared'],
+  // Spans on @opentelemetry/api; the queue wrapper knows the seam's types only.
+  tracing: ['queue', 'shared'],
   shared: [],
   dev: ['*'],
 };
@@ -155,6 +169,8 @@ describe('boundaries', () => {
     ['gpt-tokenizer', /from 'gpt-tokenizer|import\('gpt-tokenizer/, ['src/llm/token-count.ts']],
     ['prom-client', /from 'prom-client'/, ['src/shared/metrics.ts']],
     ['standardwebhooks', /from 'standardwebhooks'/, ['src/delivery/sign.ts']],
+    ['the OpenTelemetry SDK', /from '@opentelemetry\/sdk-/, ['src/tracing/start-tracing.ts']],
+    ['@fastify/otel', /from '@fastify\/otel'/, ['src/tracing/start-tracing.ts']],
   ])('only its boundary file imports %s', (_name, pattern, expected) => {
     expect(importers(pattern)).toEqual(expected);
   });
@@ -169,6 +185,12 @@ describe('boundaries', () => {
     expect(staticImporters).toEqual([]);
     const backends = files.find((file) => file.path === 'src/backends/create-backends.ts')!.text;
     expect(backends).toContain("await import('../queue/bullmq/bullmq-job-queue.js')");
+  });
+
+  it('loads the tracing SDK only with a dynamic import, from the composition root', () => {
+    expect(importers(/from '[./]+(tracing\/)?start-tracing\.js'/)).toEqual([]);
+    const main = files.find((file) => file.path === 'src/main.ts')!.text;
+    expect(main).toContain("await import('./tracing/start-tracing.js')");
   });
 
   it('reads process.env only in the configuration module (and the dev-only mock LLM)', () => {

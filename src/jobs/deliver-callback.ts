@@ -22,6 +22,8 @@ import { TASK_ERROR_TYPES } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
 import type { DeliveryAttempt, Store, TaskError, TaskRecord } from '../store/store.js';
+import { createCallbackTracer } from '../tracing/callback-span.js';
+import { traceEvent } from '../tracing/spans.js';
 import { deliveryKind } from './catalog.js';
 
 export interface DeliverCallbackDeps {
@@ -90,6 +92,7 @@ export interface Deliverer {
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
   const { config, store, sender, sign, metrics, gate, destinations } = deps;
   const random = deps.random ?? Math.random;
+  const traceAttempt = createCallbackTracer(config.tracing);
   const windowMs = config.callbackRetryScheduleMs.reduce((sum, delay) => sum + delay, 0);
 
   /** Ends the delivery for good: `error` (null: delivered) with the attempt that ended it, if any. */
@@ -123,7 +126,20 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     const startedAt = new Date();
     let outcome: DeliveryOutcome;
     try {
-      outcome = await sender.send(task.callbackUrl, body, sign(task.taskId, startedAt, body));
+      outcome = await traceAttempt(
+        {
+          url: task.callbackUrl,
+          attempt: attemptNumber,
+          propagate: config.callbackTraceparent,
+          probe: entry.probe,
+        },
+        (traceHeaders) =>
+          sender.send(
+            task.callbackUrl,
+            body,
+            Object.assign(sign(task.taskId, startedAt, body), traceHeaders),
+          ),
+      );
     } finally {
       // For a throw too: the place in flight is never kept (it would expire, later).
       await entry.release().catch(() => {});
@@ -204,8 +220,15 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
       const waits = Math.max(0, job.attempt - attemptNumber);
       const entry = await gate.enter(ref, job.id, waits);
       const nowMs = Date.now();
-      if (entry.type === 'busy') return { type: 'retry', delayMs: entry.retryInMs };
+      if (entry.type === 'busy') {
+        traceEvent('callback.destination_busy', { destination: ref.destination, wait_ms: entry.retryInMs });
+        return { type: 'retry', delayMs: entry.retryInMs };
+      }
       if (entry.type === 'held') {
+        traceEvent('callback.held', {
+          destination: ref.destination,
+          until: new Date(entry.untilMs).toISOString(),
+        });
         const windowStartMs = since ?? Date.parse(task.completedAt ?? task.createdAt);
         const deadlineMs = windowStartMs + windowMs;
         if (nowMs < deadlineMs) {

@@ -28,6 +28,7 @@ import {
   type TaskRecord,
   type Usage,
 } from '../store/store.js';
+import { createChatTracer } from '../tracing/llm-span.js';
 import { deliveryJob } from './catalog.js';
 import type { GateResult, LlmGate } from './llm-gate.js';
 import { buildPrompt, halveHistory } from './prompt.js';
@@ -95,6 +96,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     chosen === undefined || chosen === config.llmModel
       ? defaultModels
       : [chosen, ...config.llmFallbackModels.filter((model) => model !== chosen)];
+  const traceChat = createChatTracer(config.llmBaseUrl, config.tracing);
 
   /** Queues the task's delivery (a no-op when it is queued already); the job is done. */
   const handOver = async (task: TaskRecord): Promise<JobResult> => {
@@ -174,12 +176,22 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       log.debug({ message: task.message }, 'prompt');
       const startedAt = performance.now();
       try {
-        const completion = await llm.complete({
+        const request = {
           model: plan.model,
           messages: prompt.messages,
           ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
           ...(options.max_tokens === undefined ? {} : { max_tokens: options.max_tokens }),
-        });
+        };
+        const completion = await traceChat(
+          {
+            model: plan.model,
+            conversationId: task.conversationId,
+            attempt: job.attempt,
+            ...(options.temperature === undefined ? {} : { temperature: options.temperature }),
+            ...(options.max_tokens === undefined ? {} : { maxTokens: options.max_tokens }),
+          },
+          () => llm.complete(request),
+        );
         answeredInMs = performance.now() - startedAt;
         metrics.llmCallDuration.observe({ model: plan.model, outcome: 'success' }, answeredInMs / 1000);
         await marked;

@@ -81,6 +81,7 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
               taskId: `task-${jobId}`,
               group: null,
               attempt: 1,
+              trace: null,
             },
           ]);
         }
@@ -144,6 +145,33 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
         await idle(queue);
         expect(runs.map((run) => run.attempt)).toEqual([1, 2]);
         expect(runs[1]!.at - runs[0]!.at).toBeGreaterThanOrEqual(295);
+      }));
+
+    it('hands every run of a job the trace carrier it was enqueued with', () =>
+      withQueue(async (queue) => {
+        const carrier = {
+          traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+          tracestate: 'vendor=x',
+        };
+        const runs: Job[] = [];
+        queue.consume(
+          async (job) => {
+            runs.push(job);
+            return job.attempt === 1 ? { type: 'retry', delayMs: 10 } : done;
+          },
+          { concurrency: 2 },
+        );
+        const traced = id('traced');
+        const plain = id('plain');
+        await queue.enqueue({ id: traced, name: 'generate', taskId: 't1', group: id('g'), trace: carrier });
+        await queue.enqueue({ id: plain, name: 'deliver', taskId: 't2' });
+        await waitFor(() => runs.length === 4, 'two runs of each job');
+        await idle(queue);
+        expect(runs.filter((job) => job.id === traced).map((job) => [job.attempt, job.trace])).toEqual([
+          [1, carrier],
+          [2, carrier],
+        ]);
+        expect(runs.filter((job) => job.id === plain).map((job) => job.trace)).toEqual([null, null]);
       }));
 
     it('ends a job whose handler throws PermanentJobError', () =>
@@ -366,6 +394,7 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
         const slowId = id('slow');
         const behindId = id('behind');
         const laterId = id('later');
+        const carrier = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
         try {
           queue.consume(
             async (job) => {
@@ -375,7 +404,7 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
             },
             { concurrency: 2 },
           );
-          await queue.enqueue({ id: slowId, name: 'generate', taskId: 'slow', group });
+          await queue.enqueue({ id: slowId, name: 'generate', taskId: 'slow', group, trace: carrier });
           await waitFor(() => firstRuns.includes(slowId), 'the slow job to start');
           await queue.enqueue({ id: behindId, name: 'generate', taskId: 'behind', group });
           await queue.enqueue({ id: laterId, name: 'deliver', taskId: 'later', delayMs: 500 });
@@ -396,6 +425,8 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
           expect([...ids].sort()).toEqual([slowId, behindId, laterId].sort());
           expect(ids.indexOf(slowId)).toBeLessThan(ids.indexOf(behindId));
           expect(runs.find((job) => job.id === slowId)?.attempt).toBe(2);
+          // The run after the restart keeps the job's trace.
+          expect(runs.find((job) => job.id === slowId)?.trace).toEqual(carrier);
           expect(runs.find((job) => job.id === behindId)?.attempt).toBe(1);
           await idle(reopened);
         } finally {

@@ -15,7 +15,12 @@
  * - Retries: a handler returning `{ type: 'retry', delayMs }` runs again after the delay with
  *   `attempt + 1`; a handler throwing `PermanentJobError` ends the job; any other throw is retried
  *   with a backoff (`defaultBackoffMs`).
+ * - A job's `trace` carrier is stored with it as durably as the job, and handed to every run of
+ *   it (retries and runs after a restart included); like `name`, the queue never reads it.
  */
+
+/** Trace context stored with a job (W3C `traceparent`, `tracestate`), as text. */
+export type TraceCarrier = Readonly<Record<string, string>>;
 
 /** A job's lane: a waiting `first` job runs before any waiting `normal` one. */
 export type JobPriority = 'first' | 'normal';
@@ -32,6 +37,8 @@ export interface NewJob {
   priority?: JobPriority | undefined;
   /** Run no sooner than this many milliseconds from now. */
   delayMs?: number | undefined;
+  /** The trace context the job was enqueued in; opaque to the queue. */
+  trace?: TraceCarrier | undefined;
 }
 
 export interface Job {
@@ -41,6 +48,8 @@ export interface Job {
   group: string | null;
   /** 1 on the first run, then +1 on every retry or restart of the job. */
   attempt: number;
+  /** The carrier it was enqueued with, or `null`. */
+  trace: TraceCarrier | null;
 }
 
 export type JobResult = { type: 'done' } | { type: 'retry'; delayMs: number };

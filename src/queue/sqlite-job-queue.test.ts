@@ -61,7 +61,7 @@ describe('createSqliteJobQueue', () => {
       .prepare<{ seam: string; version: number }>('SELECT * FROM schema_versions ORDER BY seam')
       .all();
     expect(versions).toEqual([
-      { seam: 'queue', version: 2 },
+      { seam: 'queue', version: 3 },
       { seam: 'store', version: STORE_MIGRATIONS.length },
     ]);
     const order: string[] = [];
@@ -115,7 +115,14 @@ describe('createSqliteJobQueue', () => {
       { concurrency: 2 },
     );
     await waitFor(() => runs.length === 1, 'the interrupted job');
-    expect(runs[0]).toEqual({ id: 'hung', name: 'generate', taskId: 't2', group: 'g', attempt: 2 });
+    expect(runs[0]).toEqual({
+      id: 'hung',
+      name: 'generate',
+      taskId: 't2',
+      group: 'g',
+      attempt: 2,
+      trace: null,
+    });
     expect(await again.counts()).toEqual({ waiting: 0, active: 0, delayed: 1 });
     await again.close({ timeoutMs: 1000 });
     const rows = reopened.prepare<{ id: string; attempt: number }>('SELECT id, attempt FROM jobs').all();

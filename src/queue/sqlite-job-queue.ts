@@ -32,6 +32,7 @@ import {
   type JobQueue,
   type JobResult,
   type NewJob,
+  type TraceCarrier,
 } from './job-queue.js';
 import { type Schedulable, Scheduler } from './scheduler.js';
 import { describeError, openSqliteJobTable, type TableJob } from './sqlite-job-table.js';
@@ -48,6 +49,18 @@ export interface SqliteJobQueueOptions {
 
 interface Entry extends Schedulable, TableJob {
   name: string;
+  /** The trace carrier as stored (JSON), parsed for each run. */
+  trace: string | null;
+}
+
+function parseTrace(text: string | null): TraceCarrier | null {
+  if (text === null) return null;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === 'object' && parsed !== null ? (parsed as TraceCarrier) : null;
+  } catch {
+    return null;
+  }
 }
 
 const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
@@ -154,6 +167,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       taskId: entry.taskId,
       group: entry.group,
       attempt: entry.attempt,
+      trace: parseTrace(entry.trace),
     };
     let outcome: JobResult | { type: 'permanent'; error: unknown };
     try {
@@ -196,7 +210,8 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       const runAtMs = Date.now() + Math.max(0, job.delayMs ?? 0);
       const group = job.group ?? null;
       const priority = job.priority ?? 'normal';
-      const seq = await table.insert(job.id, job.name, job.taskId, group, priority, runAtMs);
+      const trace = job.trace === undefined ? null : JSON.stringify(job.trace);
+      const seq = await table.insert(job.id, job.name, job.taskId, group, priority, runAtMs, trace);
       if (seq === null) return false;
       // Before consume() the table is the whole state; consume() loads it.
       if (handler !== null && !closing) {
@@ -210,6 +225,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           attempt: 1,
           runAtMs,
           pendingMark: null,
+          trace,
         });
         pump();
       }
@@ -234,6 +250,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
           attempt: row.active ? row.attempt + 1 : row.attempt,
           runAtMs: row.run_at_ms,
           pendingMark: null,
+          trace: row.trace,
         });
       }
       if (interrupted > 0) {

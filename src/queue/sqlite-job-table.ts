@@ -18,6 +18,8 @@ export interface JobRow {
   attempt: number;
   run_at_ms: number;
   active: number;
+  /** The job's trace carrier as JSON, or null. */
+  trace: string | null;
 }
 
 /** What the scheduling writes need of a job; the driver's entries carry more. */
@@ -49,6 +51,7 @@ export interface JobTable {
     group: string | null,
     priority: JobPriority,
     runAtMs: number,
+    trace: string | null,
   ): Promise<number | null>;
   /** Every row, in `seq` order. */
   all(): JobRow[];
@@ -65,7 +68,8 @@ export interface JobTable {
 /**
  * The queue's table, by version (`SqliteDatabase.migrate`). Append only: a released migration
  * is never edited. Version 2 stores each job's lane; rows written before it was stored were
- * deliveries (first) or generations (normal), told apart by their name.
+ * deliveries (first) or generations (normal), told apart by their name. Version 3 stores each
+ * job's trace carrier (JSON), null for rows written before.
  */
 export function queueMigrations(table: string): readonly string[] {
   return [
@@ -84,6 +88,9 @@ export function queueMigrations(table: string): readonly string[] {
     `
   ALTER TABLE ${table} ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
   UPDATE ${table} SET priority = 'first' WHERE name = 'deliver';
+  `,
+    `
+  ALTER TABLE ${table} ADD COLUMN trace TEXT;
   `,
   ];
 }
@@ -104,7 +111,7 @@ export function openSqliteJobTable(db: SqliteDatabase, logger: Logger, table = '
   db.migrate(table === 'jobs' ? 'queue' : `queue:${table}`, queueMigrations(table));
 
   const insertJob = db.prepare(
-    `INSERT OR IGNORE INTO ${table} (id, name, task_id, grp, priority, attempt, run_at_ms) VALUES (?, ?, ?, ?, ?, 1, ?)`,
+    `INSERT OR IGNORE INTO ${table} (id, name, task_id, grp, priority, attempt, run_at_ms, trace) VALUES (?, ?, ?, ?, ?, 1, ?, ?)`,
   );
   const markActive = db.prepare(`UPDATE ${table} SET active = 1 WHERE id = ?`);
   const deleteJob = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
@@ -166,9 +173,9 @@ export function openSqliteJobTable(db: SqliteDatabase, logger: Logger, table = '
   };
 
   return {
-    insert(id, name, taskId, group, priority, runAtMs) {
+    insert(id, name, taskId, group, priority, runAtMs, trace) {
       return db.write(() => {
-        const result = insertJob.run(id, name, taskId, group, priority, runAtMs);
+        const result = insertJob.run(id, name, taskId, group, priority, runAtMs, trace);
         return result.changes === 0 ? null : Number(result.lastInsertRowid);
       });
     },

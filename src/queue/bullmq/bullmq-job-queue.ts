@@ -131,6 +131,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         taskId: job.taskId,
         group: job.group,
         priority: job.priority ?? 'normal',
+        ...(job.trace === undefined ? {} : { trace: job.trace }),
       },
       {
         jobId: job.bullId,
@@ -164,7 +165,14 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       const slot = { job: bullJob, token: token ?? '', abandoned: false };
       running.set(bullId, slot);
       try {
-        const job: Job = { id: data.id, name: data.name, taskId: data.taskId, group: data.group, attempt };
+        const job: Job = {
+          id: data.id,
+          name: data.name,
+          taskId: data.taskId,
+          group: data.group,
+          attempt,
+          trace: data.trace ?? null,
+        };
         let delayMs: number | null = null;
         try {
           const result = await handler(job);
@@ -239,6 +247,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         taskId: newJob.taskId,
         group: newJob.group ?? null,
         priority: newJob.priority ?? 'normal',
+        ...(newJob.trace === undefined ? {} : { trace: newJob.trace }),
         bullId: `j${randomUUID()}`,
         runAtMs: now + Math.max(0, newJob.delayMs ?? 0),
       };

@@ -46,7 +46,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import type { JobPriority } from '../job-queue.js';
+import type { JobPriority, TraceCarrier } from '../job-queue.js';
 
 /** What BullMQ carries for a job. */
 export interface JobData {
@@ -56,6 +56,8 @@ export interface JobData {
   group: string | null;
   /** Absent from jobs registered before the seam carried it: they run as `normal`. */
   priority?: JobPriority;
+  /** The trace carrier the job was enqueued with; absent without one. */
+  trace?: TraceCarrier;
 }
 
 /** A job's entry in `lw:jobs`. */
