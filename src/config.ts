@@ -309,7 +309,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     llmTokenRateLimit: optionalRate('LLM_TOKEN_RATE_LIMIT'),
     historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
     workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
-    deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 100, 1, 100_000),
+    deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 200, 1, 100_000),
     rateLimit,
     trustProxy: boolean('TRUST_PROXY', false),
     apiTokens: list(text('API_TOKENS', '')),
@@ -318,7 +318,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     callbackRetryScheduleMs: schedule('CALLBACK_RETRY_SCHEDULE', '5s,5m,30m,2h,5h,10h,10h'),
     callbackAllowedHosts,
     callbackAllowPrivate: boolean('CALLBACK_ALLOW_PRIVATE', false),
-    callbackMaxInFlightPerDestination: integer('CALLBACK_MAX_IN_FLIGHT_PER_DESTINATION', 10, 1, 100_000),
+    callbackMaxInFlightPerDestination: integer('CALLBACK_MAX_IN_FLIGHT_PER_DESTINATION', 50, 1, 100_000),
     callbackRetryAfterMaxMs: duration('CALLBACK_RETRY_AFTER_MAX', '1h'),
     callbackBreaker: {
       failureRatio: ratio('CALLBACK_BREAKER_FAILURE_RATIO', 0.7),

@@ -6,7 +6,11 @@
  *
  * - `held`: the breaker is open (or a probe is out). The job waits for the cool-down's end, later
  *   the older it was held, so held deliveries come back roughly oldest first.
- * - `busy`: the destination has its most attempts in flight; the job looks again shortly.
+ * - `busy`: the destination has its most attempts in flight. When attempts of this process are
+ *   among them, the delivery waits in the process for one of them to end, for 100 ms at most,
+ *   so a fast receiver at its limit is not served through the queue's round trips; then (or
+ *   at once when the attempts in flight are other workers') it goes back to the queue and looks
+ *   again later, backing off to every 2 s, so a slow receiver's deliveries do not keep slots.
  *
  * After the attempt, the caller releases the entry's place, and `settle` counts the outcome and
  * makes the breaker's change, if any.
@@ -52,6 +56,14 @@ export interface DeliveryGateDeps {
 const HELD_STAGGER_MS = 10;
 /** The longest stagger (a very long queue of held deliveries comes back within it). */
 const HELD_STAGGER_MAX_MS = 30_000;
+/** How long a closed breaker's record is trusted without reading it again. */
+const RECORD_CACHE_MS = 1000;
+/** Most records kept (the cache starts afresh past it). */
+const RECORD_CACHE_MAX = 10_000;
+/** Longest a delivery waits in the process for one of its destination's local attempts to end. */
+const BUSY_WAIT_MS = 100;
+/** Most deliveries waiting so per destination. */
+const MAX_LOCAL_WAITERS = 1000;
 /** A delivery that finds its destination busy looks again after this, doubled each time. */
 const BUSY_BACKOFF_MS = 100;
 const BUSY_BACKOFF_MAX_MS = 2000;
@@ -67,6 +79,28 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   const { store, leases, settings, logger, metrics } = deps;
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
+  /**
+   * Breaker records read in the last `RECORD_CACHE_MS`, by lease key: a closed breaker is not
+   * read again for every delivery. Another worker's change is seen that much later; every
+   * change this process makes, and every failure it counts, refreshes its copy at once.
+   */
+  const records = new Map<string, { record: BreakerRecord; atMs: number }>();
+  const remember = (ref: DestinationRef, record: BreakerRecord): void => {
+    if (records.size >= RECORD_CACHE_MAX) records.clear();
+    records.set(leaseKeyOf(ref), { record, atMs: now() });
+  };
+  const readRecord = async (ref: DestinationRef): Promise<BreakerRecord> => {
+    const cached = records.get(leaseKeyOf(ref));
+    if (cached !== undefined && cached.record.state === 'closed' && now() - cached.atMs < RECORD_CACHE_MS) {
+      return cached.record;
+    }
+    const record = await store.get(ref);
+    remember(ref, record);
+    return record;
+  };
+  /** This process's attempts in flight, and the deliveries waiting for one to end, by lease key. */
+  const localInFlight = new Map<string, number>();
+  const localWaiters = new Map<string, Array<() => void>>();
 
   const logChange = (ref: DestinationRef, next: BreakerRecord, reason: string): void => {
     metrics.callbackBreakerTransitions.inc({ state: next.state });
@@ -93,7 +127,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
 
   return {
     async enter(ref, jobId, waits = 0) {
-      const record = await store.get(ref);
+      const record = await readRecord(ref);
       const nowMs = now();
       const admission = admit(record, nowMs, settings);
       if (admission.type === 'hold') {
@@ -107,25 +141,56 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
       if (admission.claim !== undefined) {
         // One delivery probes; the others racing for the claim stay held.
         if (!(await store.transition(ref, record.version, admission.claim))) {
+          records.delete(leaseKeyOf(ref));
           return hold(ref, jobId, nowMs + PROBE_RECHECK_MS);
         }
+        remember(ref, admission.claim);
         logChange(ref, admission.claim, 'probing');
         probe = true;
       }
       // The probe may exceed the limit by one: attempts started before the breaker opened may
       // still be out.
-      const lease = await leases.acquire(
-        leaseKeyOf(ref),
-        settings.maxInFlight + (probe ? 1 : 0),
-        settings.leaseMs,
-      );
-      if (lease === null) {
-        metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
-        // Backing off: a destination that stays busy is polled less and less, up to every 2 s.
-        const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
-        return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
+      const limit = settings.maxInFlight + (probe ? 1 : 0);
+      const key = leaseKeyOf(ref);
+      const waitUntil = now() + BUSY_WAIT_MS;
+      for (;;) {
+        const lease = await leases.acquire(key, limit, settings.leaseMs);
+        if (lease !== null) {
+          localInFlight.set(key, (localInFlight.get(key) ?? 0) + 1);
+          let released = false;
+          const release = async (): Promise<void> => {
+            if (released) return;
+            released = true;
+            const left = (localInFlight.get(key) ?? 1) - 1;
+            if (left === 0) localInFlight.delete(key);
+            else localInFlight.set(key, left);
+            await lease.release();
+            localWaiters.get(key)?.shift()?.();
+          };
+          return { type: 'go', ref, probe, release };
+        }
+        // This process's own attempts fill the destination: wait here, briefly, for one of them
+        // to end; else (or after the wait) go back to the queue, backing off.
+        const queue = localWaiters.get(key) ?? [];
+        const waitMs = waitUntil - now();
+        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.length >= MAX_LOCAL_WAITERS) {
+          metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
+          const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
+          return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
+        }
+        localWaiters.set(key, queue);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(wake, waitMs);
+          function wake(): void {
+            clearTimeout(timer);
+            const index = queue.indexOf(wake);
+            if (index !== -1) queue.splice(index, 1);
+            if (queue.length === 0 && localWaiters.get(key) === queue) localWaiters.delete(key);
+            resolve();
+          }
+          queue.push(wake);
+        });
       }
-      return { type: 'go', ref, probe, release: () => lease.release() };
     },
 
     async settle(entry, outcome) {
@@ -138,8 +203,14 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         nowMs,
         settings.windowMs,
       );
+      if (!outcome.ok) remember(entry.ref, record);
       const next = afterOutcome(record, window, outcome.ok, entry.probe, nowMs, settings);
-      if (next === null || !(await store.transition(entry.ref, record.version, next))) return;
+      if (next === null) return;
+      if (!(await store.transition(entry.ref, record.version, next))) {
+        records.delete(leaseKeyOf(entry.ref));
+        return;
+      }
+      remember(entry.ref, next);
       const reason = entry.probe
         ? 'the probe failed'
         : `${window.failed} of ${window.ok + window.failed} attempts failed in ${Math.round(settings.windowMs / 1000)} s`;

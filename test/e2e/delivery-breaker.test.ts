@@ -21,7 +21,7 @@ const { receiver, accept } = deployment;
 /** The breaker's defaults but a short cool-down, so a test sees several probes. */
 const COOLDOWN_MS = 5000;
 const MIN_ATTEMPTS = 10;
-const MAX_IN_FLIGHT = 10;
+const MAX_IN_FLIGHT = 50;
 const BREAKER = {
   CALLBACK_RETRY_SCHEDULE: '5s,5m,30m,2h,5h,10h,10h',
   CALLBACK_BREAKER_COOLDOWN: `${COOLDOWN_MS}ms`,
