@@ -127,34 +127,33 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
 
   return {
     async enter(ref, jobId, waits = 0) {
-      const record = await readRecord(ref);
-      const nowMs = now();
-      const admission = admit(record, nowMs, settings);
-      if (admission.type === 'hold') {
-        const untilMs =
-          record.state === 'half_open'
-            ? Math.min(admission.untilMs, nowMs + PROBE_RECHECK_MS)
-            : admission.untilMs;
-        return hold(ref, jobId, untilMs);
-      }
-      let probe = false;
-      if (admission.claim !== undefined) {
-        // One delivery probes; the others racing for the claim stay held.
-        if (!(await store.transition(ref, record.version, admission.claim))) {
-          records.delete(leaseKeyOf(ref));
-          return hold(ref, jobId, nowMs + PROBE_RECHECK_MS);
-        }
-        remember(ref, admission.claim);
-        logChange(ref, admission.claim, 'probing');
-        probe = true;
-      }
-      // The probe may exceed the limit by one: attempts started before the breaker opened may
-      // still be out.
-      const limit = settings.maxInFlight + (probe ? 1 : 0);
       const key = leaseKeyOf(ref);
       const waitUntil = now() + BUSY_WAIT_MS;
       for (;;) {
-        const lease = await leases.acquire(key, limit, settings.leaseMs);
+        const record = await readRecord(ref);
+        const nowMs = now();
+        const admission = admit(record, nowMs, settings);
+        if (admission.type === 'hold') {
+          const untilMs =
+            record.state === 'half_open'
+              ? Math.min(admission.untilMs, nowMs + PROBE_RECHECK_MS)
+              : admission.untilMs;
+          return hold(ref, jobId, untilMs);
+        }
+        let probe = false;
+        if (admission.claim !== undefined) {
+          // One delivery probes; the others racing for the claim stay held.
+          if (!(await store.transition(ref, record.version, admission.claim))) {
+            records.delete(key);
+            return hold(ref, jobId, nowMs + PROBE_RECHECK_MS);
+          }
+          remember(ref, admission.claim);
+          logChange(ref, admission.claim, 'probing');
+          probe = true;
+        }
+        // The probe may exceed the limit by one: attempts started before the breaker opened may
+        // still be out.
+        const lease = await leases.acquire(key, settings.maxInFlight + (probe ? 1 : 0), settings.leaseMs);
         if (lease !== null) {
           localInFlight.set(key, (localInFlight.get(key) ?? 0) + 1);
           let released = false;
@@ -170,10 +169,16 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
           return { type: 'go', ref, probe, release };
         }
         // This process's own attempts fill the destination: wait here, briefly, for one of them
-        // to end; else (or after the wait) go back to the queue, backing off.
+        // to end, then look at the breaker again; else (or after the wait) go back to the queue,
+        // backing off. (A probe does not wait: its claim lapses, and another delivery probes.)
         const queue = localWaiters.get(key) ?? [];
         const waitMs = waitUntil - now();
-        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.length >= MAX_LOCAL_WAITERS) {
+        if (
+          probe ||
+          (localInFlight.get(key) ?? 0) === 0 ||
+          waitMs <= 0 ||
+          queue.length >= MAX_LOCAL_WAITERS
+        ) {
           metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
           const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
           return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
