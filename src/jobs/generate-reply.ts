@@ -29,6 +29,7 @@ import {
   type Usage,
 } from '../store/store.js';
 import { createChatTracer } from '../tracing/llm-span.js';
+import { traceEvent } from '../tracing/spans.js';
 import { deliveryJob } from './catalog.js';
 import type { GateResult, LlmGate } from './llm-gate.js';
 import { buildPrompt, halveHistory } from './prompt.js';
@@ -158,6 +159,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     if (gate.type === 'wait') {
       metrics.llmWaits.inc({ reason: gate.reason });
       log.debug({ model: plan.model, reason: gate.reason, delay_ms: gate.delayMs }, 'LLM call put off');
+      traceEvent('llm.wait', { 'gen_ai.request.model': plan.model, reason: gate.reason, wait_ms: gate.delayMs });
       return { type: 'retry', delayMs: gate.delayMs };
     }
 
