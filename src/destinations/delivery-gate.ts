@@ -80,22 +80,34 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   const now = deps.now ?? Date.now;
   const random = deps.random ?? Math.random;
   /**
-   * Breaker records read in the last `RECORD_CACHE_MS`, by lease key: a closed breaker is not
-   * read again for every delivery. Another worker's change is seen that much later; every
-   * change this process makes, and every failure it counts, refreshes its copy at once.
+   * Breaker records read in the last `RECORD_CACHE_MS`, by lease key: a healthy destination's
+   * closed breaker is not read again for every delivery. A destination whose attempts failed in
+   * that time is read afresh for each one, so a breaker opened by another worker holds here at
+   * this worker's next failure at the latest; every change this process makes refreshes its copy.
    */
   const records = new Map<string, { record: BreakerRecord; atMs: number }>();
   const remember = (ref: DestinationRef, record: BreakerRecord): void => {
     if (records.size >= RECORD_CACHE_MAX) records.clear();
     records.set(leaseKeyOf(ref), { record, atMs: now() });
   };
+  /** Destinations whose attempts failed in the last `RECORD_CACHE_MS`: read afresh every time. */
+  const failing = new Map<string, number>();
   const readRecord = async (ref: DestinationRef): Promise<BreakerRecord> => {
-    const cached = records.get(leaseKeyOf(ref));
-    if (cached !== undefined && cached.record.state === 'closed' && now() - cached.atMs < RECORD_CACHE_MS) {
+    const key = leaseKeyOf(ref);
+    const failedAt = failing.get(key);
+    const recentlyFailed = failedAt !== undefined && now() - failedAt < RECORD_CACHE_MS;
+    if (failedAt !== undefined && !recentlyFailed) failing.delete(key);
+    const cached = records.get(key);
+    if (
+      !recentlyFailed &&
+      cached !== undefined &&
+      cached.record.state === 'closed' &&
+      now() - cached.atMs < RECORD_CACHE_MS
+    ) {
       return cached.record;
     }
     const record = await store.get(ref);
-    remember(ref, record);
+    if (!recentlyFailed) remember(ref, record);
     return record;
   };
   /** This process's attempts in flight, and the deliveries waiting for one to end, by lease key. */
@@ -208,7 +220,13 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         nowMs,
         settings.windowMs,
       );
-      if (!outcome.ok) remember(entry.ref, record);
+      if (!outcome.ok) {
+        // A failing destination is read afresh, so a breaker opened by another worker holds here
+        // from the next delivery on.
+        if (failing.size >= RECORD_CACHE_MAX) failing.clear();
+        failing.set(leaseKeyOf(entry.ref), now());
+        records.delete(leaseKeyOf(entry.ref));
+      }
       const next = afterOutcome(record, window, outcome.ok, entry.probe, nowMs, settings);
       if (next === null) return;
       if (!(await store.transition(entry.ref, record.version, next))) {

@@ -159,7 +159,11 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     if (gate.type === 'wait') {
       metrics.llmWaits.inc({ reason: gate.reason });
       log.debug({ model: plan.model, reason: gate.reason, delay_ms: gate.delayMs }, 'LLM call put off');
-      traceEvent('llm.wait', { 'gen_ai.request.model': plan.model, reason: gate.reason, wait_ms: gate.delayMs });
+      traceEvent('llm.wait', {
+        'gen_ai.request.model': plan.model,
+        reason: gate.reason,
+        wait_ms: gate.delayMs,
+      });
       return { type: 'retry', delayMs: gate.delayMs };
     }
 
