@@ -56,7 +56,8 @@ describe('operator console', () => {
     view.allowHttpStatus(404);
     await page.goto(`${base}/console`);
     await expect.poll(() => page.getByTestId('total-accepted').textContent()).toBe('3');
-    expect(await page.locator('.chart canvas').count()).toBeGreaterThanOrEqual(3);
+    // The charts draw once their data has come (a moment after the totals).
+    await expect.poll(() => page.locator('.chart canvas').count()).toBeGreaterThanOrEqual(3);
     await expect.poll(() => page.locator('.open-api').count()).toBe(1);
     await view.screenshot('overview');
 
