@@ -166,6 +166,11 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         // The probe may exceed the limit by one: attempts started before the breaker opened may
         // still be out.
         const lease = await leases.acquire(key, settings.maxInFlight + (probe ? 1 : 0), settings.leaseMs);
+        if (lease !== null && !probe && (await readRecord(ref)).state !== 'closed') {
+          // The breaker opened while this delivery waited for its place: it is held after all.
+          await lease.release();
+          continue;
+        }
         if (lease !== null) {
           localInFlight.set(key, (localInFlight.get(key) ?? 0) + 1);
           let released = false;
