@@ -83,28 +83,14 @@ export async function createService(
       })
     : null;
 
+  const serverDeps = { config, logger, store, queue, deliveries, destinations, metrics };
   const server = runsApi
     ? await buildServer({
-        config,
-        logger,
-        store,
-        queue,
-        deliveries,
-        destinations,
-        metrics,
+        ...serverDeps,
         ...(backends.rateLimitRedis === undefined ? {} : { rateLimitRedis: backends.rateLimitRedis }),
       })
     : config.workerPort > 0
-      ? await buildServer({
-          config,
-          logger,
-          store,
-          queue,
-          deliveries,
-          destinations,
-          metrics,
-          routes: 'operations',
-        })
+      ? await buildServer({ ...serverDeps, routes: 'operations' })
       : null;
 
   let closing: Promise<void> | null = null;

@@ -1,26 +1,12 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
-import { createRedisClient } from '../backends/redis/redis-connection.js';
+import { describe, expect, it } from 'vitest';
+import { useRedisConnections } from '../../test/support/redis-server.js';
 import { defineDestinationStoreContractTests } from './destination-store.contract.js';
 import { createRedisDestinationStore } from './redis-destination-store.js';
 
-let server: RedisServer;
-const clients: Redis[] = [];
-
-beforeAll(async () => {
-  server = await startRedisServer();
-});
-
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  await server?.stop();
-});
+const { connect } = useRedisConnections();
 
 function openStore(prefix = 'test:') {
-  const client = createRedisClient(server.url, { role: 'command' });
-  clients.push(client);
-  return createRedisDestinationStore(client, { keyPrefix: prefix, idleTtlMs: 3_600_000 });
+  return createRedisDestinationStore(connect(), { keyPrefix: prefix, idleTtlMs: 3_600_000 });
 }
 
 defineDestinationStoreContractTests('redis', () => openStore());

@@ -1,27 +1,9 @@
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisServer, startRedisServer } from '../../test/support/redis-server.js';
-import { createRedisClient } from '../backends/redis/redis-connection.js';
+import { describe, expect, it } from 'vitest';
+import { useRedisConnections } from '../../test/support/redis-server.js';
 import { defineLeaseLimiterContractTests } from './lease-limiter.contract.js';
 import { createRedisLeaseLimiter } from './redis-lease-limiter.js';
 
-let server: RedisServer;
-const clients: Redis[] = [];
-
-beforeAll(async () => {
-  server = await startRedisServer();
-});
-
-afterAll(async () => {
-  for (const client of clients) client.disconnect();
-  await server?.stop();
-});
-
-function connect(): Redis {
-  const client = createRedisClient(server.url, { role: 'command' });
-  clients.push(client);
-  return client;
-}
+const { connect } = useRedisConnections();
 
 defineLeaseLimiterContractTests('redis', () => createRedisLeaseLimiter(connect(), 'test:'));
 

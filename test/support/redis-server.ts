@@ -5,7 +5,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { expect } from 'vitest';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { createRedisClient } from '../../src/backends/redis/redis-connection.js';
 import { freePort, hasExited, stopChild, waitFor } from '../../src/dev/harness.js';
 import { BackendUnavailableError } from '../../src/shared/errors.js';
 
@@ -136,4 +138,28 @@ export async function expectUnavailableWhileStopped(
     'Redis to answer again',
     { timeoutMs, intervalMs: 50 },
   );
+}
+
+/**
+ * Registers hooks that start a redis-server before the file's first test and, after its last,
+ * disconnect every client `connect()` made and stop the server.
+ */
+export function useRedisConnections(): { connect(): Redis } {
+  let server: RedisServer | undefined;
+  const clients: Redis[] = [];
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+  afterAll(async () => {
+    for (const client of clients) client.disconnect();
+    await server?.stop();
+  });
+  return {
+    connect() {
+      if (server === undefined) throw new Error('connect() is for tests and hooks, after the server started');
+      const client = createRedisClient(server.url, { role: 'command' });
+      clients.push(client);
+      return client;
+    },
+  };
 }
