@@ -39,6 +39,12 @@ export type GateOutcome = { ok: true } | { ok: false; error: string } | null;
 export interface DeliveryGate {
   /** `waits`: how many times this delivery found its destination busy before (backs off). */
   enter(ref: DestinationRef, jobId: string, waits?: number): Promise<GateEntry>;
+  /**
+   * A place at once or nothing: `go` only when the destination's breaker is closed, no attempt of
+   * it failed here in the last second, and it has a place in flight now. `null` otherwise, and
+   * then nothing is counted or held: the caller queues the delivery, which passes `enter` later.
+   */
+  enterNow(ref: DestinationRef): Promise<Extract<GateEntry, { type: 'go' }> | null>;
   settle(entry: Extract<GateEntry, { type: 'go' }>, outcome: GateOutcome): Promise<void>;
 }
 
@@ -137,7 +143,67 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
     return { type: 'held', untilMs: untilMs + stagger };
   };
 
+  /** The entry of an attempt that holds `lease`, counted in flight here until released. */
+  const admitted = (
+    ref: DestinationRef,
+    probe: boolean,
+    lease: { release(): Promise<void> },
+  ): Extract<GateEntry, { type: 'go' }> => {
+    const key = leaseKeyOf(ref);
+    localInFlight.set(key, (localInFlight.get(key) ?? 0) + 1);
+    let released = false;
+    const release = async (): Promise<void> => {
+      if (released) return;
+      released = true;
+      const left = (localInFlight.get(key) ?? 1) - 1;
+      if (left === 0) localInFlight.delete(key);
+      else localInFlight.set(key, left);
+      await lease.release();
+      localWaiters.get(key)?.shift()?.();
+    };
+    return { type: 'go', ref, probe, release };
+  };
+
+  /** Waits up to `waitMs` for one of this process's attempts to `key` to end. */
+  const waitForLocal = (key: string, queue: Array<() => void>, waitMs: number): Promise<void> => {
+    localWaiters.set(key, queue);
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(wake, waitMs);
+      function wake(): void {
+        clearTimeout(timer);
+        const index = queue.indexOf(wake);
+        if (index !== -1) queue.splice(index, 1);
+        if (queue.length === 0 && localWaiters.get(key) === queue) localWaiters.delete(key);
+        resolve();
+      }
+      queue.push(wake);
+    });
+  };
+
   return {
+    async enterNow(ref) {
+      const key = leaseKeyOf(ref);
+      const waitUntil = now() + BUSY_WAIT_MS;
+      for (;;) {
+        const failedAt = failing.get(key);
+        if (failedAt !== undefined && now() - failedAt < RECORD_CACHE_MS) return null;
+        if ((await readRecord(ref)).state !== 'closed') return null;
+        const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
+        if (lease !== null) {
+          if ((await readRecord(ref)).state === 'closed') return admitted(ref, false, lease);
+          await lease.release();
+          return null;
+        }
+        // At its limit: wait briefly for one of this process's attempts there to end, as `enter` does.
+        const queue = localWaiters.get(key) ?? [];
+        const waitMs = waitUntil - now();
+        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.length >= MAX_LOCAL_WAITERS) {
+          return null;
+        }
+        await waitForLocal(key, queue, waitMs);
+      }
+    },
+
     async enter(ref, jobId, waits = 0) {
       const key = leaseKeyOf(ref);
       const waitUntil = now() + BUSY_WAIT_MS;
@@ -171,20 +237,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
           await lease.release();
           continue;
         }
-        if (lease !== null) {
-          localInFlight.set(key, (localInFlight.get(key) ?? 0) + 1);
-          let released = false;
-          const release = async (): Promise<void> => {
-            if (released) return;
-            released = true;
-            const left = (localInFlight.get(key) ?? 1) - 1;
-            if (left === 0) localInFlight.delete(key);
-            else localInFlight.set(key, left);
-            await lease.release();
-            localWaiters.get(key)?.shift()?.();
-          };
-          return { type: 'go', ref, probe, release };
-        }
+        if (lease !== null) return admitted(ref, probe, lease);
         // This process's own attempts fill the destination: wait here, briefly, for one of them
         // to end, then look at the breaker again; else (or after the wait) go back to the queue,
         // backing off. (A probe does not wait: its claim lapses, and another delivery probes.)
@@ -200,18 +253,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
           const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
           return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
         }
-        localWaiters.set(key, queue);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(wake, waitMs);
-          function wake(): void {
-            clearTimeout(timer);
-            const index = queue.indexOf(wake);
-            if (index !== -1) queue.splice(index, 1);
-            if (queue.length === 0 && localWaiters.get(key) === queue) localWaiters.delete(key);
-            resolve();
-          }
-          queue.push(wake);
-        });
+        await waitForLocal(key, queue, waitMs);
       }
     },
 

@@ -84,9 +84,18 @@ function gateOutcome(outcome: DeliveryOutcome): GateOutcome {
   return { ok: false, error: outcome.error ?? `HTTP ${outcome.statusCode}` };
 }
 
+/** How a first attempt made at once went: the delivery ended, or it is to be queued (after `delayMs`). */
+export type FirstDelivery = { type: 'ended' } | { type: 'queue'; delayMs: number };
+
 export interface Deliverer {
   /** The `deliver` job. */
   job(job: Job): Promise<JobResult>;
+  /**
+   * The first attempt of a task's delivery, made at once by the run that stored its outcome,
+   * when its destination is healthy and has a place in flight (`DeliveryGate.enterNow`);
+   * otherwise (or when the attempt is to be retried) the caller queues the delivery job.
+   */
+  first(task: TaskRecord): Promise<FirstDelivery>;
 }
 
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
@@ -196,7 +205,25 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     }
   };
 
+  /** First attempts in flight in this process: past the delivery slots, deliveries are queued. */
+  let firstInFlight = 0;
+
   return {
+    async first(task) {
+      if (firstInFlight >= config.deliveryConcurrency) return { type: 'queue', delayMs: 0 };
+      firstInFlight++;
+      try {
+        const ref = { namespace: task.namespace, destination: destinationOf(task.callbackUrl) };
+        const entry = await gate.enterNow(ref);
+        if (entry === null) return { type: 'queue', delayMs: 0 };
+        const log = deps.logger.child({ task_id: task.taskId, attempt: 1 });
+        const result = await attempt(task, 1, entry, log, false);
+        return result.type === 'done' ? { type: 'ended' } : { type: 'queue', delayMs: result.delayMs };
+      } finally {
+        firstInFlight--;
+      }
+    },
+
     async job(job) {
       const log = deps.logger.child({ task_id: job.taskId, attempt: job.attempt });
       const task = await store.getTaskById(job.taskId);

@@ -13,6 +13,7 @@
  * first fallback, and so on. Retries, and waits for a pause or a provider limit (llm-gate.ts),
  * go back through the queue, which keeps the conversation's later messages waiting behind this one.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { LlmClient, LlmCompletion } from '../llm/llm-client.js';
 import { LlmError } from '../llm/llm-errors.js';
@@ -31,6 +32,7 @@ import {
 import { createChatTracer } from '../tracing/llm-span.js';
 import { traceEvent } from '../tracing/spans.js';
 import { deliveryJob } from './catalog.js';
+import type { FirstDelivery } from './deliver-callback.js';
 import type { GateResult, LlmGate } from './llm-gate.js';
 import { buildPrompt, halveHistory } from './prompt.js';
 import { withCost } from './usage-cost.js';
@@ -44,7 +46,15 @@ export interface GenerateReplyDeps {
   llm: LlmClient;
   metrics: Metrics;
   llmGate: LlmGate;
+  /** Makes a delivery's first attempt at once (`Deliverer.first`); without it, every delivery is queued. */
+  firstDelivery?: (task: TaskRecord) => Promise<FirstDelivery>;
 }
+
+/**
+ * While an earlier delivery of the conversation is queued, the pauses between looks at it before
+ * the delivery is queued behind it (155 ms in all).
+ */
+const PENDING_LOOKS_MS = [5, 10, 20, 40, 80];
 
 /** Attempts after which a job whose task record never appeared is dropped. */
 const MISSING_TASK_ATTEMPTS = 5;
@@ -100,16 +110,43 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
   const traceChat = createChatTracer(config.llmBaseUrl, config.tracing);
 
   /** Queues the task's delivery (a no-op when it is queued already); the job is done. */
-  const handOver = async (task: TaskRecord): Promise<JobResult> => {
-    await deliveries.enqueue(deliveryJob(task.taskId, conversationKey(task.namespace, task.conversationId)));
+  const handOver = async (task: TaskRecord, delayMs = 0): Promise<JobResult> => {
+    await deliveries.enqueue({
+      ...deliveryJob(task.taskId, conversationKey(task.namespace, task.conversationId)),
+      ...(delayMs > 0 ? { delayMs } : {}),
+    });
     return { type: 'done' };
   };
 
-  const fail = async (task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {
+  /**
+   * Delivers the outcome just stored (`ended`: the task as it is now): its first attempt at once,
+   * in this run, when no earlier delivery of the conversation is still queued (so callbacks keep
+   * their order) and the destination is healthy (`Deliverer.first`); the run gives its
+   * generation slot back first, so a slow receiver never takes a generation's place. Otherwise,
+   * or for what comes after a failed attempt, the delivery job is queued.
+   */
+  const deliver = async (job: Job, ended: TaskRecord): Promise<JobResult> => {
+    const { firstDelivery } = deps;
+    if (firstDelivery === undefined) return handOver(ended);
+    job.yieldSlot();
+    const group = conversationKey(ended.namespace, ended.conversationId);
+    // The conversation's earlier delivery, queued, often ends within moments: look a few times.
+    for (const pauseMs of [...PENDING_LOOKS_MS, null]) {
+      if (!(await deliveries.groupPending(group))) {
+        const first = await firstDelivery(ended);
+        return first.type === 'ended' ? { type: 'done' } : handOver(ended, first.delayMs);
+      }
+      if (pauseMs === null) break;
+      await sleep(pauseMs);
+    }
+    return handOver(ended);
+  };
+
+  const fail = async (job: Job, task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {
     log.warn({ err_type: error.type }, `task failed: ${error.message}`);
     const completedAt = new Date().toISOString();
-    await store.failGeneration(task.taskId, error, completedAt);
-    return handOver(task);
+    if (!(await store.failGeneration(task.taskId, error, completedAt))) return handOver(task);
+    return deliver(job, { ...task, status: 'delivering', error, completedAt });
   };
 
   return async (job) => {
@@ -132,7 +169,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
     // limit made no call and spends no retry.
     const plan = planAttempt(task.attempts.llm + 1, models, config.llmRetryScheduleMs);
     if (plan === null) {
-      return fail(task, { type: 'llm_unavailable', message: 'LLM retries spent' }, log);
+      return fail(job, task, { type: 'llm_unavailable', message: 'LLM retries spent' }, log);
     }
 
     const key = conversationKey(task.namespace, task.conversationId);
@@ -256,7 +293,7 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
         );
         return { type: 'retry', delayMs };
       }
-      return fail(task, { type: llmError.type, message: llmError.message }, log);
+      return fail(job, task, { type: llmError.type, message: llmError.message }, log);
     }
     log.info({ model: result.model }, 'LLM replied');
     log.debug({ reply: result.reply }, 'reply');
@@ -271,9 +308,15 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
       llmDurationMs: answeredInMs,
     };
     // Counted once: a run again after a crash finds the generation ended and stores nothing.
-    if (await store.completeGeneration(task.taskId, key, generation)) {
-      countUsage(metrics, generation.model, generation.usage);
-    }
-    return handOver(task);
+    if (!(await store.completeGeneration(task.taskId, key, generation))) return handOver(task);
+    countUsage(metrics, generation.model, generation.usage);
+    return deliver(job, {
+      ...task,
+      status: 'delivering',
+      generatedResponse: generation.reply,
+      model: generation.model,
+      usage: generation.usage,
+      completedAt: generation.completedAt,
+    });
   };
 }

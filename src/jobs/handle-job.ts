@@ -31,6 +31,6 @@ export function createJobHandler(deps: JobDeps): JobHandler {
     metrics: deps.metrics,
   });
   const deliverer = createDeliverer({ ...deps, gate });
-  const generate = createGenerateReply(deps);
+  const generate = createGenerateReply({ ...deps, firstDelivery: (task) => deliverer.first(task) });
   return (job) => (job.name === JOB_NAMES.generate ? generate(job) : deliverer.job(job));
 }

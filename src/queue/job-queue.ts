@@ -50,6 +50,13 @@ export interface Job {
   attempt: number;
   /** The carrier it was enqueued with, or `null`. */
   trace: TraceCarrier | null;
+  /**
+   * Hands this run's slot back while the job goes on: the consumer may start another job in its
+   * place, and this one still ends (and its group stays blocked) only when its handler returns.
+   * For a run that is left waiting on something other than its own work (a callback attempt
+   * after a generation). A second call does nothing.
+   */
+  yieldSlot(): void;
 }
 
 export type JobResult = { type: 'done' } | { type: 'retry'; delayMs: number };
@@ -82,6 +89,12 @@ export interface JobQueue {
   enqueue(job: NewJob): Promise<boolean>;
   /** Starts running jobs with `handler` in this process. Called at most once. */
   consume(handler: JobHandler, options: ConsumeOptions): void;
+  /**
+   * Whether jobs of `group` are waiting, delayed or running (`true` when this process cannot
+   * tell, before `consume`). Nothing else can add to the group meanwhile when the caller is the
+   * only one that does (the service: the generation of the conversation's current message).
+   */
+  groupPending(group: string): Promise<boolean>;
   /** Jobs not finished: waiting to run, running, and waiting for a delay (group-blocked jobs count as waiting). */
   counts(): Promise<JobCounts>;
   /** Resolves when the backend answers; rejects with `BackendUnavailableError` otherwise. */

@@ -139,6 +139,11 @@ export class Scheduler<T extends Schedulable> {
     return true;
   }
 
+  /** Whether jobs of `group` are held (waiting, delayed or running). */
+  hasGroup(group: string): boolean {
+    return this.groups.has(group);
+  }
+
   /** Takes the next runnable job (the `first` lane before the `normal` one), or `undefined`. */
   next(): T | undefined {
     return this.lanes.first.shift() ?? this.lanes.normal.shift();

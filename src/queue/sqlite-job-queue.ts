@@ -51,6 +51,8 @@ interface Entry extends Schedulable, TableJob {
   name: string;
   /** The trace carrier as stored (JSON), parsed for each run. */
   trace: string | null;
+  /** Its run gave its slot back (`Job.yieldSlot`). */
+  yielded?: boolean;
 }
 
 function parseTrace(text: string | null): TraceCarrier | null {
@@ -75,6 +77,8 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   let handler: JobHandler | null = null;
   let concurrency = 1;
   let active = 0;
+  /** Runs among `active` that gave their slot back: they take no place of `concurrency`. */
+  let yielded = 0;
   let timer: NodeJS.Timeout | null = null;
   let timerAtMs = Number.POSITIVE_INFINITY;
   let closing = false;
@@ -136,6 +140,10 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
   const settle = (entry: Entry, outcome: JobResult | { type: 'permanent'; error: unknown }): void => {
     if (abandoned) return;
     active--;
+    if (entry.yielded === true) {
+      entry.yielded = false;
+      yielded--;
+    }
     switch (outcome.type) {
       case 'done':
         finish(entry);
@@ -168,6 +176,12 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
       group: entry.group,
       attempt: entry.attempt,
       trace: parseTrace(entry.trace),
+      yieldSlot: () => {
+        if (entry.yielded === true || abandoned) return;
+        entry.yielded = true;
+        yielded++;
+        pump();
+      },
     };
     let outcome: JobResult | { type: 'permanent'; error: unknown };
     try {
@@ -196,7 +210,7 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
 
   const pump = (): void => {
     if (handler === null || closing) return;
-    while (active < concurrency) {
+    while (active - yielded < concurrency) {
       const entry = scheduler.next();
       if (entry === undefined) return;
       active++;
@@ -258,6 +272,10 @@ export function createSqliteJobQueue(db: SqliteDatabase, options: SqliteJobQueue
         table.recoverInterrupted();
       }
       pump();
+    },
+
+    groupPending(group: string): Promise<boolean> {
+      return Promise.resolve(handler === null || abandoned || scheduler.hasGroup(group));
     },
 
     counts(): Promise<JobCounts> {

@@ -159,9 +159,11 @@ describe('traceJobQueue', () => {
           group: job.group ?? null,
           attempt,
           trace: job.trace ?? null,
+          yieldSlot: () => {},
         };
         return handler!(run);
       },
+      groupPending: async () => false,
       counts: async () => ({ waiting: 0, active: 0, delayed: 0 }),
       ping: async () => {},
       close: async () => {},

@@ -76,6 +76,7 @@ export function traceJobQueue(queue: JobQueue, system: string): JobQueue {
   return {
     enqueue,
     consume: (handler, options) => queue.consume(traced(handler), options),
+    groupPending: (group) => queue.groupPending(group),
     counts: () => queue.counts(),
     ping: () => queue.ping(),
     close: (options) => queue.close(options),

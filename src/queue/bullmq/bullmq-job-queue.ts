@@ -153,8 +153,12 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     if (next !== null) await addToBull(next);
   };
 
+  /**
+   * The processor of one BullMQ worker. A run that yields its slot raises that worker's
+   * concurrency by one until it ends, so the worker may take another job meanwhile.
+   */
   const processor =
-    (handler: JobHandler) =>
+    (handler: JobHandler, worker: () => Worker<JobData, void, string> | undefined) =>
     async (bullJob: BullJob<JobData, void, string>, token?: string): Promise<void> => {
       const bullId = bullJob.id!;
       const data = bullJob.data;
@@ -164,6 +168,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
 
       const slot = { job: bullJob, token: token ?? '', abandoned: false };
       running.set(bullId, slot);
+      let yielded = false;
       try {
         const job: Job = {
           id: data.id,
@@ -172,6 +177,12 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
           group: data.group,
           attempt,
           trace: data.trace ?? null,
+          yieldSlot: () => {
+            const owner = worker();
+            if (yielded || owner === undefined || slot.abandoned) return;
+            yielded = true;
+            owner.concurrency += 1;
+          },
         };
         let delayMs: number | null = null;
         try {
@@ -201,6 +212,8 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         throw new DelayedError();
       } finally {
         running.delete(bullId);
+        const owner = worker();
+        if (yielded && owner !== undefined) owner.concurrency = Math.max(1, owner.concurrency - 1);
       }
     };
 
@@ -266,9 +279,10 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       workerClient = blockingClient;
       const concurrency = Math.max(1, Math.floor(consumeOptions.concurrency));
       const count = Math.ceil(concurrency / WORKER_SLICE);
-      const processJob = processor(handler);
       // The workers share one command connection; each blocks on a connection of its own.
       workers = Array.from({ length: count }, (_, index) => {
+        let self: Worker<JobData, void, string> | undefined;
+        const processJob = processor(handler, () => self);
         const worker = new Worker<JobData, void, string>(queueName, processJob, {
           connection: blockingClient,
           prefix: options.prefix,
@@ -279,6 +293,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
           maxStalledCount: MAX_STALLED_COUNT,
           settings: { backoffStrategy: (attemptsMade: number) => defaultBackoffMs(attemptsMade) },
         });
+        self = worker;
         worker.on('error', (error) => logger?.warn({ err: error }, 'worker error'));
         worker.on('failed', (bullJob, error) =>
           logger?.warn(
@@ -290,6 +305,8 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       });
       repairSweep = startRepairSweep({ registry, addToBull, intervalMs: repairIntervalMs, logger });
     },
+
+    groupPending: (group) => withRedis('look at a group', () => registry.groupPending(group)),
 
     counts: () =>
       withRedis('count jobs', async (): Promise<JobCounts> => {

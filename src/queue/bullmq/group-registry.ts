@@ -83,6 +83,8 @@ export interface GroupRegistry {
   sweepGroups(cursor: string): Promise<{ cursor: string; missing: RegisteredJob[] }>;
   /** The number of unfinished jobs. */
   countUnfinished(): Promise<number>;
+  /** Whether group `group` has jobs (waiting, delayed or running). */
+  groupPending(group: string): Promise<boolean>;
 }
 
 /** A `lw:pending` entry younger than this is left to the process that is adding it. */
@@ -179,5 +181,6 @@ export function createGroupRegistry(client: Redis, base: string): GroupRegistry 
     },
 
     countUnfinished: () => client.hlen(keys.jobs),
+    groupPending: async (group) => (await client.exists(keys.group(group))) === 1,
   };
 }
