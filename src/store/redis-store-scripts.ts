@@ -15,142 +15,177 @@ import type { Redis } from 'ioredis';
  */
 const PRELUDE = `
 local function llmw_prefix(task_key) return string.match(task_key, '^(.*)task:[^:]*$') end
+-- The server's clock: unix seconds and milliseconds.
+local function llmw_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(t[2])
+end
+-- Keeps key alive until expires_ms at least: one command, unless the key has no expiry yet.
 local function llmw_touch(key, expires_ms)
-  if redis.call('PTTL', key) < 0 then redis.call('PEXPIREAT', key, expires_ms)
-  else redis.call('PEXPIREAT', key, expires_ms, 'GT') end
+  if redis.call('PEXPIREAT', key, expires_ms, 'GT') == 0 and redis.call('PTTL', key) == -1 then
+    redis.call('PEXPIREAT', key, expires_ms)
+  end
 end
-local function llmw_bump(task_key, ns, field)
-  local t = tonumber(redis.call('TIME')[1])
-  local key = llmw_prefix(task_key) .. 'rollup:' .. ns .. ':' .. (math.floor(t / 3600) * 3600000)
-  redis.call('HINCRBY', key, (math.floor(t / 60) * 60000) .. ':' .. field, 1)
-  redis.call('EXPIRE', key, 172800)
+-- Counts one event in the minute of now_s (its hour's hash lives 48 h past its minutes' first events).
+local function llmw_bump(task_key, ns, field, now_s)
+  local key = llmw_prefix(task_key) .. 'rollup:' .. ns .. ':' .. (math.floor(now_s / 3600) * 3600000)
+  if redis.call('HINCRBY', key, (math.floor(now_s / 60) * 60000) .. ':' .. field, 1) == 1 then
+    redis.call('EXPIRE', key, 172800)
+  end
 end
-local function llmw_restatus(task_key, old, new)
-  if old == new then return end
-  local f = redis.call('HMGET', task_key, 'namespace', 'indexMember', 'expiresAtMs')
-  if not f[2] then return end
-  local base = llmw_prefix(task_key) .. 'tasks:' .. f[1] .. ':status:'
-  if old then redis.call('ZREM', base .. old, f[2]) end
-  redis.call('ZADD', base .. new, 0, f[2])
-  llmw_touch(base .. new, f[3])
+-- Moves the task's index member from the set of status old to that of new.
+local function llmw_restatus(task_key, ns, member, expires_ms, old, new)
+  if old == new or not member then return end
+  local base = llmw_prefix(task_key) .. 'tasks:' .. (ns or '') .. ':status:'
+  if old then redis.call('ZREM', base .. old, member) end
+  redis.call('ZADD', base .. new, 0, member)
+  llmw_touch(base .. new, expires_ms)
 end
 `;
+
+/** The task fields the status-changing scripts read first, in this order. */
+const TASK_FIELDS = `'status', 'namespace', 'indexMember', 'expiresAtMs'`;
 
 const SCRIPTS = {
   llmwStoreCreateTask: {
     keys: 2,
     lua: `
+local now_s, now_ms, now_us = llmw_now()
 redis.call('DEL', KEYS[1], KEYS[2])
+-- Created already past its retention: gone at once, and never listed.
+if tonumber(ARGV[1]) <= now_ms then return 1 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
--- Created already past its retention: gone at once, and never listed.
-if redis.call('EXISTS', KEYS[1]) == 0 then return 1 end
-local f = redis.call('HMGET', KEYS[1], 'namespace', 'conversationId', 'destination', 'indexMember', 'createdAtMs')
-local base = llmw_prefix(KEYS[1]) .. 'tasks:' .. f[1] .. ':'
-local t = redis.call('TIME')
-local cutoff = string.format('(%016d', tonumber(t[1]) * 1000 - (tonumber(ARGV[1]) - tonumber(f[5])))
-for _, key in ipairs({base .. 'all', base .. 'status:queued', base .. 'conv:' .. f[2], base .. 'dest:' .. f[3]}) do
-  redis.call('ZADD', key, 0, f[4])
+local f = {}
+for i = 2, #ARGV - 1, 2 do f[ARGV[i]] = ARGV[i + 1] end
+local ns = f['namespace'] or ''
+local base = llmw_prefix(KEYS[1]) .. 'tasks:' .. ns .. ':'
+local sets = {base .. 'all', base .. 'status:queued', base .. 'conv:' .. f['conversationId'], base .. 'dest:' .. f['destination']}
+for _, key in ipairs(sets) do
+  redis.call('ZADD', key, 0, f['indexMember'])
   llmw_touch(key, ARGV[1])
-  redis.call('ZREMRANGEBYLEX', key, '-', cutoff)
 end
-for _, status in ipairs({'processing', 'delivering', 'completed', 'failed'}) do
-  redis.call('ZREMRANGEBYLEX', base .. 'status:' .. status, '-', cutoff)
+-- The members of expired tasks go, at one create in 16 (listings bound their range anyway).
+if now_us % 16 == 0 then
+  local cutoff = string.format('(%016d', now_s * 1000 - (tonumber(ARGV[1]) - tonumber(f['createdAtMs'])))
+  for _, key in ipairs(sets) do redis.call('ZREMRANGEBYLEX', key, '-', cutoff) end
+  for _, status in ipairs({'processing', 'delivering', 'completed', 'failed'}) do
+    redis.call('ZREMRANGEBYLEX', base .. 'status:' .. status, '-', cutoff)
+  end
 end
-llmw_bump(KEYS[1], f[1], 'accepted')
+llmw_bump(KEYS[1], ns, 'accepted', now_s)
 return 1`,
   },
   llmwStoreSetStatus: {
     keys: 1,
     lua: `
-local current = redis.call('HGET', KEYS[1], 'status')
+local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS})
+local current = f[1]
 if not current then return 0 end
 local status = ARGV[1]
 if (current == 'completed' or current == 'failed') and (status == 'queued' or status == 'processing') then
   return 0
 end
-redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[2])
-llmw_restatus(KEYS[1], current, status)
 if ARGV[3] == 'set' then
-  redis.call('HSET', KEYS[1], 'error', ARGV[4])
-elseif ARGV[3] == 'clear' then
-  redis.call('HDEL', KEYS[1], 'error')
+  redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[2], 'error', ARGV[4])
+else
+  redis.call('HSET', KEYS[1], 'status', status, 'updatedAt', ARGV[2])
+  if ARGV[3] == 'clear' then redis.call('HDEL', KEYS[1], 'error') end
 end
+llmw_restatus(KEYS[1], f[2], f[3], f[4], current, status)
 return 1`,
   },
   llmwStoreLlmAttempt: {
     keys: 1,
     lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS})
+if not f[1] then return 0 end
 redis.call('HINCRBY', KEYS[1], 'llmAttempts', 1)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
-if redis.call('HGET', KEYS[1], 'status') == 'queued' then
-  redis.call('HSET', KEYS[1], 'status', 'processing')
-  llmw_restatus(KEYS[1], 'queued', 'processing')
+if f[1] == 'queued' then
+  redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1], 'status', 'processing')
+  llmw_restatus(KEYS[1], f[2], f[3], f[4], 'queued', 'processing')
+else
+  redis.call('HSET', KEYS[1], 'updatedAt', ARGV[1])
 end
 return 1`,
   },
   llmwStoreDelivery: {
     keys: 2,
     lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('PEXPIREAT', KEYS[2], redis.call('HGET', KEYS[1], 'expiresAtMs'))
+local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS}, 'error', 'rolledUp')
+if not f[1] then return 0 end
+if redis.call('RPUSH', KEYS[2], ARGV[1]) == 1 then redis.call('PEXPIREAT', KEYS[2], f[4]) end
 redis.call('HINCRBY', KEYS[1], 'callbackAttempts', 1)
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-local ns = redis.call('HGET', KEYS[1], 'namespace') or ''
-llmw_bump(KEYS[1], ns, ARGV[5] == '1' and 'callbackOk' or 'callbackFailed')
-if ARGV[3] ~= '' then
-  local old = redis.call('HGET', KEYS[1], 'status')
-  redis.call('HSET', KEYS[1], 'status', ARGV[3])
-  llmw_restatus(KEYS[1], old, ARGV[3])
-  if ARGV[4] == '' then redis.call('HDEL', KEYS[1], 'error') else redis.call('HSET', KEYS[1], 'error', ARGV[4]) end
-  if redis.call('HSETNX', KEYS[1], 'rolledUp', '1') == 1 then llmw_bump(KEYS[1], ns, ARGV[3]) end
+local now_s = llmw_now()
+local ns = f[2] or ''
+llmw_bump(KEYS[1], ns, ARGV[5] == '1' and 'callbackOk' or 'callbackFailed', now_s)
+if ARGV[3] == '' then
+  redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
+  return 1
 end
+local fields = {'updatedAt', ARGV[2], 'status', ARGV[3]}
+if ARGV[4] ~= '' then
+  table.insert(fields, 'error')
+  table.insert(fields, ARGV[4])
+end
+if not f[6] then
+  table.insert(fields, 'rolledUp')
+  table.insert(fields, '1')
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[4] == '' and f[5] then redis.call('HDEL', KEYS[1], 'error') end
+llmw_restatus(KEYS[1], f[2], f[3], f[4], f[1], ARGV[3])
+if not f[6] then llmw_bump(KEYS[1], ns, ARGV[3], now_s) end
 return 1`,
   },
   // The generation ends once: the user message and the reply enter the history together with
   // the task update, or nothing happens (a task that already has completedAt).
   // The usage roll-ups (KEYS[3] the day's by model and conversation, KEYS[4..5] the day's and the
-  // month's totals) are added to in the same step, so a task's usage is counted exactly once.
+  // month's totals) are added to in the same step, so a task's usage is counted exactly once;
+  // each gets its expiry with its first request.
   llmwStoreComplete: {
     keys: 5,
     lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
+local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS}, 'message', 'conversationId', 'completedAt')
+if not f[1] or f[7] then return 0 end
 local field = ARGV[8]
-local amounts = { r = 1, p = tonumber(ARGV[9]), c = tonumber(ARGV[10]), t = tonumber(ARGV[11]), n = tonumber(ARGV[12]) }
-for metric, amount in pairs(amounts) do
-  redis.call('HINCRBY', KEYS[3], metric .. field, amount)
-  redis.call('HINCRBY', KEYS[4], metric, amount)
-  redis.call('HINCRBY', KEYS[5], metric, amount)
+if redis.call('HINCRBY', KEYS[3], 'r' .. field, 1) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[13]) end
+for i = 4, 5 do
+  if redis.call('HINCRBY', KEYS[i], 'r', 1) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[13]) end
 end
-for i = 3, 5 do redis.call('EXPIRE', KEYS[i], ARGV[13]) end
-local f = redis.call('HMGET', KEYS[1], 'message', 'status', 'namespace', 'conversationId')
-local message = f[1]
-redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[5] .. '\\n' .. message, 'assistant\\n' .. ARGV[5] .. '\\n' .. ARGV[1])
+local amounts = { p = tonumber(ARGV[9]), c = tonumber(ARGV[10]), t = tonumber(ARGV[11]), n = tonumber(ARGV[12]) }
+for metric, amount in pairs(amounts) do
+  if amount ~= 0 then
+    redis.call('HINCRBY', KEYS[3], metric .. field, amount)
+    redis.call('HINCRBY', KEYS[4], metric, amount)
+    redis.call('HINCRBY', KEYS[5], metric, amount)
+  end
+end
+redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[5] .. '\\n' .. f[5], 'assistant\\n' .. ARGV[5] .. '\\n' .. ARGV[1])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[7]), -1)
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[1], 'model', ARGV[2], 'completedAt', ARGV[4],
-  'status', 'delivering', 'updatedAt', ARGV[5])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'usage', ARGV[3]) end
-llmw_restatus(KEYS[1], f[2], 'delivering')
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local conversations = llmw_prefix(KEYS[1]) .. 'convs:' .. (f[3] or '')
-redis.call('ZADD', conversations, now_ms, f[4] or '')
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[1], 'model', ARGV[2], 'completedAt', ARGV[4],
+    'status', 'delivering', 'updatedAt', ARGV[5], 'usage', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'generatedResponse', ARGV[1], 'model', ARGV[2], 'completedAt', ARGV[4],
+    'status', 'delivering', 'updatedAt', ARGV[5])
+end
+llmw_restatus(KEYS[1], f[2], f[3], f[4], f[1], 'delivering')
+local now_s, now_ms = llmw_now()
+local conversations = llmw_prefix(KEYS[1]) .. 'convs:' .. (f[2] or '')
+redis.call('ZADD', conversations, now_ms, f[6] or '')
 llmw_touch(conversations, now_ms + tonumber(ARGV[6]) * 1000)
-if ARGV[14] ~= '' then llmw_bump(KEYS[1], f[3] or '', 'llm' .. ARGV[14]) end
+if ARGV[14] ~= '' then llmw_bump(KEYS[1], f[2] or '', 'llm' .. ARGV[14], now_s) end
 return 1`,
   },
   llmwStoreFail: {
     keys: 1,
     lua: `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'completedAt') == 1 then return 0 end
-local old = redis.call('HGET', KEYS[1], 'status')
+local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS}, 'completedAt')
+if not f[1] or f[5] then return 0 end
 redis.call('HSET', KEYS[1], 'error', ARGV[1], 'completedAt', ARGV[2], 'status', 'delivering', 'updatedAt', ARGV[3])
-llmw_restatus(KEYS[1], old, 'delivering')
+llmw_restatus(KEYS[1], f[2], f[3], f[4], f[1], 'delivering')
 return 1`,
   },
   // SET NX EX semantics, plus the answer for a key that is already claimed.
