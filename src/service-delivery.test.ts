@@ -43,6 +43,51 @@ describe('delivery', () => {
     }
   });
 
+  it("keeps a conversation's callbacks in order when one of them waits for a retry in the delivery queue", async () => {
+    // The first reply goes to a receiver that refuses it once, so its retry waits in the delivery
+    // queue; the later replies go to another, healthy receiver, where their first attempts would
+    // be made at once: they queue behind it instead.
+    const delivered: string[] = [];
+    let refused = 0;
+    const receiverOf = (refuseFirst: boolean) =>
+      createServer((request, response) => {
+        const chunks: Buffer[] = [];
+        request.on('data', (chunk: Buffer) => chunks.push(chunk));
+        request.on('end', () => {
+          if (refuseFirst && refused === 0) {
+            refused += 1;
+            response.statusCode = 500;
+            response.end('not yet');
+            return;
+          }
+          delivered.push((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { task_id: string }).task_id);
+          response.end('ok');
+        });
+      });
+    const flaky = receiverOf(true);
+    const steady = receiverOf(false);
+    for (const server of [flaky, steady]) server.listen(0, '127.0.0.1');
+    await Promise.all([once(flaky, 'listening'), once(steady, 'listening')]);
+    try {
+      const base = await startApp({ CALLBACK_RETRY_SCHEDULE: '500ms,500ms' });
+      const urlOf = (server: typeof flaky) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/cb`;
+      const ids: string[] = [];
+      for (const [n, server] of [flaky, steady, steady].entries()) {
+        ids.push(
+          await post(base, { message: `turn ${n}`, callback_url: urlOf(server), conversation_id: 'mixed' }),
+        );
+      }
+      for (const id of ids) await waitForTask(base, id, ['completed']);
+      expect(refused).toBe(1);
+      expect(delivered).toEqual(ids);
+      const first = (await (await fetch(`${base}/tasks/${ids[0]}`)).json()) as { deliveries: unknown[] };
+      expect(first.deliveries).toHaveLength(2);
+    } finally {
+      flaky.close();
+      steady.close();
+    }
+  });
+
   it('delivers after 500, 500, 200 with three recorded attempts, signed with one webhook-id', async () => {
     const base = await startApp({ WEBHOOK_SECRET: SECRET });
     receiver.script([500, 500, 200]);

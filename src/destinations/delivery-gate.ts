@@ -75,6 +75,8 @@ const BUSY_BACKOFF_MS = 100;
 const BUSY_BACKOFF_MAX_MS = 2000;
 /** While a probe is out, held deliveries look again this often. */
 const PROBE_RECHECK_MS = 1000;
+/** A closed breaker's successes are counted here and written to the store this often. */
+const SUCCESS_FLUSH_MS = 1000;
 
 /** The lease key of a destination's attempts in flight. */
 export function leaseKeyOf(ref: DestinationRef): string {
@@ -116,6 +118,34 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
     if (!recentlyFailed) remember(ref, record);
     return record;
   };
+  /**
+   * Successes of destinations whose breaker is closed, not yet written, by lease key: a success
+   * changes nothing of a closed breaker, so they are written once a second (or with the next
+   * failure, which is judged on them), not one store call per delivery.
+   */
+  const successes = new Map<string, { ref: DestinationRef; count: number }>();
+  let flushTimer: NodeJS.Timeout | null = null;
+  const flushSuccesses = async (): Promise<void> => {
+    flushTimer = null;
+    const due = [...successes.values()];
+    successes.clear();
+    const nowMs = now();
+    await Promise.all(
+      due.map(({ ref, count }) =>
+        store
+          .recordOutcome(ref, true, null, nowMs, settings.windowMs, count - 1)
+          .catch((error: unknown) => logger.warn({ err: error }, 'could not count callback successes')),
+      ),
+    );
+  };
+  /** Takes the successes not yet written of `ref`'s destination. */
+  const takeSuccesses = (ref: DestinationRef): number => {
+    const key = leaseKeyOf(ref);
+    const pending = successes.get(key)?.count ?? 0;
+    successes.delete(key);
+    return pending;
+  };
+
   /** This process's attempts in flight, and the deliveries waiting for one to end, by lease key. */
   const localInFlight = new Map<string, number>();
   const localWaiters = new Map<string, Array<() => void>>();
@@ -259,6 +289,17 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
 
     async settle(entry, outcome) {
       if (outcome === null) return;
+      const key = leaseKeyOf(entry.ref);
+      if (outcome.ok && !entry.probe && records.get(key)?.record.state === 'closed') {
+        const pending = successes.get(key);
+        if (pending === undefined) successes.set(key, { ref: entry.ref, count: 1 });
+        else pending.count += 1;
+        if (flushTimer === null) {
+          flushTimer = setTimeout(() => void flushSuccesses(), SUCCESS_FLUSH_MS);
+          flushTimer.unref();
+        }
+        return;
+      }
       const nowMs = now();
       const { record, window } = await store.recordOutcome(
         entry.ref,
@@ -266,6 +307,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         outcome.ok ? null : outcome.error,
         nowMs,
         settings.windowMs,
+        takeSuccesses(entry.ref),
       );
       if (!outcome.ok) {
         // A failing destination is read afresh, so a breaker opened by another worker holds here

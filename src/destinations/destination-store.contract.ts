@@ -29,6 +29,16 @@ export function defineDestinationStoreContractTests(name: string, open: () => De
       );
     });
 
+    it('counts the successes a call carries besides its own outcome', async () => {
+      const store = open();
+      const d = ref();
+      const t0 = Date.now();
+      const first = await store.recordOutcome(d, true, null, t0, WINDOW_MS, 4);
+      expect(first.window).toEqual({ ok: 5, failed: 0 });
+      const second = await store.recordOutcome(d, false, 'HTTP 500', t0 + 1, WINDOW_MS, 2);
+      expect(second.window).toEqual({ ok: 7, failed: 1 });
+    });
+
     it('counts outcomes in the window, and forgets those older than it', async () => {
       const store = open();
       const d = ref();

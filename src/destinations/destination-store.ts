@@ -31,7 +31,8 @@ export interface DestinationStore {
   get(ref: DestinationRef): Promise<BreakerRecord>;
   /**
    * Counts one attempt's outcome in the window ending at `nowMs` (`error`: why it failed, kept as
-   * the last error) and resolves the window's totals and the record as they are now.
+   * the last error), and `extraOk` successes besides (counted by the caller since its last call,
+   * default 0), and resolves the window's totals and the record as they are now.
    */
   recordOutcome(
     ref: DestinationRef,
@@ -39,6 +40,7 @@ export interface DestinationStore {
     error: string | null,
     nowMs: number,
     windowMs: number,
+    extraOk?: number,
   ): Promise<{ record: BreakerRecord; window: OutcomeWindow }>;
   /** Writes `next` if the record's version is still `expectedVersion`; resolves whether it did. */
   transition(ref: DestinationRef, expectedVersion: number, next: BreakerRecord): Promise<boolean>;

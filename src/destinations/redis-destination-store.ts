@@ -43,12 +43,13 @@ end
 `;
 
 /**
- * KEYS: hash, window, index. ARGV: ok (1|0), error, bucket, oldest bucket, ttl ms, now ms, origin.
- * Returns ok, failed, then the record's fields.
+ * KEYS: hash, window, index. ARGV: ok (1|0), error, bucket, oldest bucket, ttl ms, now ms, origin,
+ * successes counted besides. Returns ok, failed, then the record's fields.
  */
 const RECORD_OUTCOME = `${SUM_WINDOW}${RECORD_FIELDS}
 local field = ARGV[3] .. (ARGV[1] == '1' and ':ok' or ':f')
 redis.call('HINCRBY', KEYS[2], field, 1)
+if tonumber(ARGV[8]) > 0 then redis.call('HINCRBY', KEYS[2], ARGV[3] .. ':ok', ARGV[8]) end
 local ok, failed = sum_window(KEYS[2], tonumber(ARGV[4]))
 if redis.call('HSETNX', KEYS[1], 'version', 0) == 1 then
   redis.call('HSET', KEYS[1], 'state', 'closed', 'untilMs', 0, 'cooldownMs', 0, 'changedAtMs', ARGV[6])
@@ -174,7 +175,7 @@ export function createRedisDestinationStore(
         ),
       ),
 
-    recordOutcome: (ref, ok, error, nowMs, windowMs) =>
+    recordOutcome: (ref, ok, error, nowMs, windowMs, extraOk = 0) =>
       withRedis('record a delivery outcome', async () => {
         const hash = hashKey(ref);
         const [okCount, failed, ...fields] = await commands.llmwDestOutcome(
@@ -188,6 +189,7 @@ export function createRedisDestinationStore(
           ttl,
           nowMs,
           ref.destination,
+          Math.max(0, Math.floor(extraOk)),
         );
         const window: OutcomeWindow = { ok: okCount, failed };
         return { record: toRecord(fields), window };

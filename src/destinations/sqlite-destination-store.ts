@@ -140,7 +140,7 @@ export function createSqliteDestinationStore(
   return {
     get: (ref) => db.read(() => get(ref)),
 
-    async recordOutcome(ref, ok, error, nowMs, windowMs) {
+    async recordOutcome(ref, ok, error, nowMs, windowMs, extraOk = 0) {
       outcomesSinceSweep += 1;
       if (outcomesSinceSweep >= SWEEP_EVERY) {
         outcomesSinceSweep = 0;
@@ -154,6 +154,7 @@ export function createSqliteDestinationStore(
       const counts = buckets.get(bucket) ?? { ok: 0, failed: 0 };
       if (ok) counts.ok++;
       else counts.failed++;
+      counts.ok += Math.max(0, Math.floor(extraOk));
       buckets.set(bucket, counts);
       const window = windowOf(key, nowMs, windowMs);
       // A success writes nothing once the destination is known; a failure keeps its error.

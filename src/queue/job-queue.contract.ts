@@ -82,6 +82,7 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
               group: null,
               attempt: 1,
               trace: null,
+              yieldSlot: expect.any(Function),
             },
           ]);
         }
@@ -306,6 +307,85 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
         expect(events.filter((event) => event !== 'other#1')).toEqual(['head#1', 'head#2', 'next#1']);
         // Another group is not held up by this one's retry.
         expect(events.indexOf('other#1')).toBeLessThan(events.indexOf('head#2'));
+      }));
+
+    it('starts another job in the place of a run that yields its slot, and keeps its group blocked until it returns', () =>
+      withQueue(async (queue) => {
+        const group = id('group');
+        const yielding = id('yielding');
+        const behind = id('behind');
+        const other = id('other');
+        const release = gate();
+        const started: string[] = [];
+        const ended: string[] = [];
+        let running = 0;
+        let peak = 0;
+        queue.consume(
+          async (job) => {
+            started.push(job.id);
+            if (job.id === yielding) {
+              job.yieldSlot();
+              job.yieldSlot(); // a second call gives nothing more back
+              await release.wait;
+            } else {
+              running++;
+              peak = Math.max(peak, running);
+              await sleep(20);
+              running--;
+            }
+            ended.push(job.id);
+            return done;
+          },
+          { concurrency: 1 },
+        );
+        await queue.enqueue({ id: yielding, name: 'generate', taskId: 't1', group });
+        await waitFor(() => started.includes(yielding), 'the yielding run');
+        await queue.enqueue({ id: behind, name: 'generate', taskId: 't2', group });
+        await queue.enqueue({ id: other, name: 'generate', taskId: 't3' });
+        // At a concurrency of 1, the other job runs while the yielding one still waits.
+        await waitFor(() => ended.includes(other), 'the job started in the yielded place');
+        expect(started).not.toContain(behind);
+        release.open();
+        await waitFor(() => ended.includes(behind), 'the group to go on');
+        await idle(queue);
+        expect(ended).toEqual([other, yielding, behind]);
+        // The place is taken back when the run ends: one job at a time again.
+        peak = 0;
+        const later = Array.from({ length: 4 }, (_, index) => id(`later${index}`));
+        for (const jobId of later) await queue.enqueue({ id: jobId, name: 'generate', taskId: jobId });
+        await waitFor(() => later.every((jobId) => ended.includes(jobId)), 'the later jobs');
+        expect(peak).toBe(1);
+      }));
+
+    it('says whether a group has jobs waiting, delayed or running', () =>
+      withQueue(async (queue) => {
+        const group = id('group');
+        const release = gate();
+        const ran: string[] = [];
+        queue.consume(
+          async (job) => {
+            ran.push(job.id);
+            if (job.attempt === 1 && job.id.startsWith('delayed')) return { type: 'retry', delayMs: 200 };
+            await release.wait;
+            return done;
+          },
+          { concurrency: 2 },
+        );
+        expect(await queue.groupPending(group)).toBe(false);
+        const running = id('running');
+        await queue.enqueue({ id: running, name: 'deliver', taskId: 't1', group });
+        await waitFor(() => ran.includes(running), 'the job to run');
+        expect(await queue.groupPending(group)).toBe(true);
+        expect(await queue.groupPending(id('other-group'))).toBe(false);
+        release.open();
+        await idle(queue);
+        expect(await queue.groupPending(group)).toBe(false);
+        const delayed = id('delayed');
+        await queue.enqueue({ id: delayed, name: 'deliver', taskId: 't2', group });
+        await waitFor(() => ran.includes(delayed), 'the first run of the delayed job');
+        expect(await queue.groupPending(group)).toBe(true);
+        await idle(queue);
+        expect(await queue.groupPending(group)).toBe(false);
       }));
 
     it('runs waiting first-priority jobs (deliveries) before normal ones (generations), each in enqueue order', () =>

@@ -122,6 +122,7 @@ describe('createSqliteJobQueue', () => {
       group: 'g',
       attempt: 2,
       trace: null,
+      yieldSlot: expect.any(Function),
     });
     expect(await again.counts()).toEqual({ waiting: 0, active: 0, delayed: 1 });
     await again.close({ timeoutMs: 1000 });

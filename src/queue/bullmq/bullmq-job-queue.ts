@@ -90,6 +90,17 @@ const MAX_STALLED_COUNT = 1_000_000;
 /** BullMQ's own retries, used only when our `moveToDelayed` itself failed. */
 const BULL_ATTEMPTS = 1_000_000;
 
+/**
+ * Makes a BullMQ worker look at its concurrency now. Its main loop, with every place taken, waits
+ * for a run to end before it fetches again, so a place given back by `yieldSlot` would stay
+ * unused until then; an empty entry in its queue of runs (an internal of BullMQ 6, pinned; the
+ * contract test of `yieldSlot` fails if it changes) wakes it, and it fetches up to the new limit.
+ */
+function wakeMainLoop(worker: Worker<JobData, void, string>): void {
+  const internal = worker as unknown as { mainLoopQueue?: { add(run: Promise<unknown>): void } | null };
+  internal.mainLoopQueue?.add(Promise.resolve(undefined));
+}
+
 /** Creates the BullMQ-backed queue; connects at once, starts workers only in `consume`. */
 export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
   const queueName = options.queueName ?? 'jobs';
@@ -182,6 +193,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
             if (yielded || owner === undefined || slot.abandoned) return;
             yielded = true;
             owner.concurrency += 1;
+            wakeMainLoop(owner);
           },
         };
         let delayMs: number | null = null;
