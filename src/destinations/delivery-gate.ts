@@ -12,8 +12,12 @@
  *   at once when the attempts in flight are other workers') it goes back to the queue and looks
  *   again later, backing off to every 2 s, so a slow receiver's deliveries do not keep slots.
  *
+ * `enterNow` is the same gate for a first attempt made by the generation's run: a place at once
+ * (or after the same short local wait) to a healthy destination, else nothing, and the delivery
+ * is queued.
+ *
  * After the attempt, the caller releases the entry's place, and `settle` counts the outcome and
- * makes the breaker's change, if any.
+ * makes the breaker's change, if any (a closed breaker's successes are written once a second).
  */
 import type { LeaseLimiter } from '../limits/lease-limiter.js';
 import type { Logger } from '../shared/logger.js';

@@ -7,7 +7,9 @@
  *   a conversation are answered one at a time, in order.
  * - `deliver` (delivery queue, `deliver:<task>`), with its retries, in the same conversation's
  *   group of the delivery queue: a conversation's callbacks go out one at a time, in the order its
- *   replies were made; one waiting for a retry holds the conversation's later ones back.
+ *   replies were made; one waiting for a retry holds the conversation's later ones back. Queued
+ *   only when the generation's run could not make the first attempt itself, or for what follows
+ *   a failed one (generate-reply.ts).
  * - `deliver`, a redelivery asked for through the API (`redeliver:<task>:<ms>:<uuid>`): a schedule
  *   of its own, counted from the time in its id.
  *

@@ -3,9 +3,10 @@
  * secret is set, recording every attempt. The `webhook-id` is the task id, equal on every retry
  * and every redelivery, so a receiver can drop duplicates of this at-least-once delivery.
  *
- * The `deliver` jobs of catalog.ts run it, one per task in its conversation's group of the
- * delivery queue (so a conversation's callbacks go out one at a time, in order, retries
- * included), or one per redelivery, outside any group. Each attempt passes the destination's gate (destinations/delivery-gate.ts) first: a delivery
+ * The generation's run makes a task's first attempt (`first`) when the destination's gate lets
+ * it through at once; the `deliver` jobs of catalog.ts make the rest, one per task in its
+ * conversation's group of the delivery queue (so a conversation's callbacks go out one at a time,
+ * in order, retries included), or one per redelivery, outside any group. Each attempt passes the destination's gate (destinations/delivery-gate.ts) first: a delivery
  * held by an open breaker, or waiting for a place in flight, makes no attempt and waits in the
  * queue without a worker slot. Attempt numbers count the attempts recorded on the task, so such a
  * wait (or a crash before an attempt) uses up nothing of the retry schedule. A held delivery

@@ -1,11 +1,15 @@
 /**
  * The `generate` job (SPEC §4): load the conversation's history, ask the LLM, store the exchange,
- * and queue the delivery of the outcome (catalog.ts: a `deliver` job in the conversation's group
- * of the delivery queue). The job ends only after that delivery is queued, so a crash before then
- * runs it again. Every step is safe to run again: a task whose generation already ended only
- * makes sure its delivery is queued (or does nothing when its delivery ended too).
+ * and deliver the outcome. The run hands its generation slot back (`Job.yieldSlot`) and makes the
+ * callback's first attempt itself when the destination is healthy and the conversation has no
+ * earlier delivery queued (`deliver` below); otherwise, or for the retries after that attempt, it
+ * queues a `deliver` job in the conversation's group of the delivery queue (catalog.ts). The job
+ * ends only once the delivery ended or is queued, so a crash before then runs it again. Every step
+ * is safe to run again: a task whose generation already ended only makes sure its delivery is
+ * queued (or does nothing when its delivery ended too).
  *
- * The conversation's next message waits only for this job, never for a receiver.
+ * The conversation's next message waits for this job: for its LLM call, and for at most one
+ * callback attempt to a healthy receiver, never for a retry or a held receiver.
  *
  * The LLM retry schedule and the fallback models are derived from the LLM calls the task has made
  * (`attempts.llm`), so nothing else about them needs storing: with a schedule of n delays, calls
