@@ -23,7 +23,9 @@ export function createMemoryLeaseLimiter(now: () => number = Date.now): LeaseLim
 
   return {
     async acquire(key, limit, ttlMs) {
-      const leases = live(key);
+      // Expired leases matter only at the limit: they are swept then, not on every acquire.
+      let leases = held.get(key);
+      if (leases !== undefined && leases.size >= limit) leases = live(key);
       if ((leases?.size ?? 0) >= limit) return null;
       const id = randomUUID();
       const map = leases ?? new Map<string, number>();
