@@ -77,6 +77,19 @@ describe('loadConfig', () => {
     expect(loadConfig({ CLIENT_BUDGET: '1000 tokens/day' }).clientBudget?.label).toBe('1000 tokens/day');
   });
 
+  it('makes first callback attempts inline in redis mode only, unless CALLBACK_FIRST_ATTEMPT says otherwise', () => {
+    expect(loadConfig({}).callbackFirstAttemptInline).toBe(false);
+    expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).callbackFirstAttemptInline).toBe(true);
+    expect(loadConfig({ CALLBACK_FIRST_ATTEMPT: 'inline' }).callbackFirstAttemptInline).toBe(true);
+    expect(
+      loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CALLBACK_FIRST_ATTEMPT: 'Queued' })
+        .callbackFirstAttemptInline,
+    ).toBe(false);
+    expect(() => loadConfig({ CALLBACK_FIRST_ATTEMPT: 'sometimes' })).toThrow(
+      /CALLBACK_FIRST_ATTEMPT="sometimes" is invalid: expected auto, inline or queued/,
+    );
+  });
+
   it('accepts LLM_API_KEY as an alias of API_KEY', () => {
     expect(loadConfig({ LLM_API_KEY: 'k1' }).apiKey).toBe('k1');
     expect(loadConfig({ API_KEY: 'k2', LLM_API_KEY: 'k1' }).apiKey).toBe('k2');

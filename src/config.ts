@@ -60,6 +60,11 @@ export interface Config {
   workerConcurrency: number;
   /** Callback attempts run at once by one worker process, apart from its generations. */
   deliveryConcurrency: number;
+  /**
+   * Whether the run that stored a reply makes its callback's first attempt itself (README
+   * *Delivery isolation*): `CALLBACK_FIRST_ATTEMPT=auto` (on in redis mode only), `inline` or `queued`.
+   */
+  callbackFirstAttemptInline: boolean;
   rateLimit: RateLimit;
   trustProxy: boolean;
   apiTokens: readonly string[];
@@ -260,6 +265,14 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     );
   }
 
+  const redisUrl = url('REDIS_URL', null, ['redis', 'rediss']);
+  const firstAttemptText = text('CALLBACK_FIRST_ATTEMPT', 'auto').trim().toLowerCase();
+  if (!['auto', 'inline', 'queued'].includes(firstAttemptText)) {
+    problems.push(
+      `CALLBACK_FIRST_ATTEMPT=${JSON.stringify(firstAttemptText)} is invalid: expected auto, inline or queued`,
+    );
+  }
+
   const outboundThreadText = text('OUTBOUND_THREAD', 'auto').trim().toLowerCase();
   if (!['auto', 'on', 'off'].includes(outboundThreadText)) {
     problems.push(
@@ -286,7 +299,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     host: text('HOST', '0.0.0.0').trim(),
     port: integer('PORT', 8000, 0, 65535),
     workerPort: integer('WORKER_PORT', 0, 0, 65535),
-    redisUrl: url('REDIS_URL', null, ['redis', 'rediss']),
+    redisUrl,
     queuePrefix,
     queueLockDurationMs: integer('QUEUE_LOCK_DURATION_MS', 5000, 1000, 3_600_000),
     dataDir: resolve(text('DATA_DIR', './data')),
@@ -310,6 +323,8 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
     workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
     deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 200, 1, 100_000),
+    callbackFirstAttemptInline:
+      firstAttemptText === 'auto' ? redisUrl !== null : firstAttemptText === 'inline',
     rateLimit,
     trustProxy: boolean('TRUST_PROXY', false),
     apiTokens: list(text('API_TOKENS', '')),

@@ -69,7 +69,10 @@ describe('delivery', () => {
     for (const server of [flaky, steady]) server.listen(0, '127.0.0.1');
     await Promise.all([once(flaky, 'listening'), once(steady, 'listening')]);
     try {
-      const base = await startApp({ CALLBACK_RETRY_SCHEDULE: '500ms,500ms' });
+      const base = await startApp({
+        CALLBACK_RETRY_SCHEDULE: '500ms,500ms',
+        CALLBACK_FIRST_ATTEMPT: 'inline',
+      });
       const urlOf = (server: typeof flaky) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/cb`;
       const ids: string[] = [];
       for (const [n, server] of [flaky, steady, steady].entries()) {

@@ -13,8 +13,7 @@
  *   again later, backing off to every 2 s, so a slow receiver's deliveries do not keep slots.
  *
  * `enterNow` is the same gate for a first attempt made by the generation's run: a place at once
- * (or after the same short local wait) to a healthy destination, else nothing, and the delivery
- * is queued.
+ * to a healthy destination, else nothing (never a wait), and the delivery is queued.
  *
  * After the attempt, the caller releases the entry's place, and `settle` counts the outcome and
  * makes the breaker's change, if any (a closed breaker's successes are written once a second).
@@ -217,25 +216,14 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   return {
     async enterNow(ref) {
       const key = leaseKeyOf(ref);
-      const waitUntil = now() + BUSY_WAIT_MS;
-      for (;;) {
-        const failedAt = failing.get(key);
-        if (failedAt !== undefined && now() - failedAt < RECORD_CACHE_MS) return null;
-        if ((await readRecord(ref)).state !== 'closed') return null;
-        const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
-        if (lease !== null) {
-          if ((await readRecord(ref)).state === 'closed') return admitted(ref, false, lease);
-          await lease.release();
-          return null;
-        }
-        // At its limit: wait briefly for one of this process's attempts there to end, as `enter` does.
-        const queue = localWaiters.get(key) ?? [];
-        const waitMs = waitUntil - now();
-        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.length >= MAX_LOCAL_WAITERS) {
-          return null;
-        }
-        await waitForLocal(key, queue, waitMs);
-      }
+      const failedAt = failing.get(key);
+      if (failedAt !== undefined && now() - failedAt < RECORD_CACHE_MS) return null;
+      if ((await readRecord(ref)).state !== 'closed') return null;
+      const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
+      if (lease === null) return null;
+      if ((await readRecord(ref)).state === 'closed') return admitted(ref, false, lease);
+      await lease.release();
+      return null;
     },
 
     async enter(ref, jobId, waits = 0) {

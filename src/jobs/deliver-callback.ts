@@ -96,7 +96,15 @@ export interface Deliverer {
    * when its destination is healthy and has a place in flight (`DeliveryGate.enterNow`);
    * otherwise (or when the attempt is to be retried) the caller queues the delivery job.
    */
-  first(task: TaskRecord): Promise<FirstDelivery>;
+  first(task: TaskRecord, run: FirstDeliveryRun): Promise<FirstDelivery>;
+}
+
+/** What `Deliverer.first` needs of the run that stored the outcome. */
+export interface FirstDeliveryRun {
+  /** Whether an earlier delivery of the conversation is still queued (the attempt would overtake it). */
+  behindQueued(): Promise<boolean>;
+  /** Hands the run's generation slot back; called once the attempt is about to be made. */
+  yieldSlot(): void;
 }
 
 export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
@@ -206,17 +214,23 @@ export function createDeliverer(deps: DeliverCallbackDeps): Deliverer {
     }
   };
 
-  /** First attempts in flight in this process: past the delivery slots, deliveries are queued. */
+  /**
+   * First attempts in flight (or waiting for a place) in this process: past as many as the
+   * worker has generation or delivery slots, whichever is more, deliveries are queued.
+   */
   let firstInFlight = 0;
+  const firstMax = Math.max(config.deliveryConcurrency, config.workerConcurrency);
 
   return {
-    async first(task) {
-      if (firstInFlight >= config.deliveryConcurrency) return { type: 'queue', delayMs: 0 };
+    async first(task, run) {
+      if (firstInFlight >= firstMax) return { type: 'queue', delayMs: 0 };
       firstInFlight++;
       try {
+        if (await run.behindQueued()) return { type: 'queue', delayMs: 0 };
         const ref = { namespace: task.namespace, destination: destinationOf(task.callbackUrl) };
         const entry = await gate.enterNow(ref);
         if (entry === null) return { type: 'queue', delayMs: 0 };
+        run.yieldSlot();
         const log = deps.logger.child({ task_id: task.taskId, attempt: 1 });
         const result = await attempt(task, 1, entry, log, false);
         return result.type === 'done' ? { type: 'ended' } : { type: 'queue', delayMs: result.delayMs };

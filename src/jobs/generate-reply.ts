@@ -36,7 +36,7 @@ import {
 import { createChatTracer } from '../tracing/llm-span.js';
 import { traceEvent } from '../tracing/spans.js';
 import { deliveryJob } from './catalog.js';
-import type { FirstDelivery } from './deliver-callback.js';
+import type { FirstDelivery, FirstDeliveryRun } from './deliver-callback.js';
 import type { GateResult, LlmGate } from './llm-gate.js';
 import { buildPrompt, halveHistory } from './prompt.js';
 import { withCost } from './usage-cost.js';
@@ -51,7 +51,7 @@ export interface GenerateReplyDeps {
   metrics: Metrics;
   llmGate: LlmGate;
   /** Makes a delivery's first attempt at once (`Deliverer.first`); without it, every delivery is queued. */
-  firstDelivery?: (task: TaskRecord) => Promise<FirstDelivery>;
+  firstDelivery?: (task: TaskRecord, run: FirstDeliveryRun) => Promise<FirstDelivery>;
 }
 
 /**
@@ -132,18 +132,20 @@ export function createGenerateReply(deps: GenerateReplyDeps): (job: Job) => Prom
   const deliver = async (job: Job, ended: TaskRecord): Promise<JobResult> => {
     const { firstDelivery } = deps;
     if (firstDelivery === undefined) return handOver(ended);
-    job.yieldSlot();
     const group = conversationKey(ended.namespace, ended.conversationId);
-    // The conversation's earlier delivery, queued, often ends within moments: look a few times.
-    for (const pauseMs of [...PENDING_LOOKS_MS, null]) {
-      if (!(await deliveries.groupPending(group))) {
-        const first = await firstDelivery(ended);
-        return first.type === 'ended' ? { type: 'done' } : handOver(ended, first.delayMs);
+    const behindQueued = async (): Promise<boolean> => {
+      // The conversation's earlier delivery, queued, often ends within moments: look a few
+      // times, with the generation slot handed back meanwhile.
+      for (const pauseMs of [...PENDING_LOOKS_MS, null]) {
+        if (!(await deliveries.groupPending(group))) return false;
+        if (pauseMs === null) break;
+        job.yieldSlot();
+        await sleep(pauseMs);
       }
-      if (pauseMs === null) break;
-      await sleep(pauseMs);
-    }
-    return handOver(ended);
+      return true;
+    };
+    const first = await firstDelivery(ended, { behindQueued, yieldSlot: () => job.yieldSlot() });
+    return first.type === 'ended' ? { type: 'done' } : handOver(ended, first.delayMs);
   };
 
   const fail = async (job: Job, task: TaskRecord, error: TaskError, log: Logger): Promise<JobResult> => {

@@ -31,6 +31,10 @@ export function createJobHandler(deps: JobDeps): JobHandler {
     metrics: deps.metrics,
   });
   const deliverer = createDeliverer({ ...deps, gate });
-  const generate = createGenerateReply({ ...deps, firstDelivery: (task) => deliverer.first(task) });
+  const generate = createGenerateReply(
+    deps.config.callbackFirstAttemptInline
+      ? { ...deps, firstDelivery: (task, run) => deliverer.first(task, run) }
+      : deps,
+  );
   return (job) => (job.name === JOB_NAMES.generate ? generate(job) : deliverer.job(job));
 }

@@ -139,7 +139,7 @@ async function traceOfTask(taskId: string, callbacks = 1): Promise<CollectedSpan
 }
 
 /** Asserts the tree of one task and returns its spans by role. */
-function expectTaskTree(spans: readonly CollectedSpan[], taskId: string) {
+function expectTaskTree(spans: readonly CollectedSpan[], taskId: string, inline: boolean) {
   const server = onlySpan(spans, 'POST /webhook');
   expect(server.kind).toBe(SPAN_KIND.server);
   expect(server.attributes['http.route']).toBe('/webhook');
@@ -170,9 +170,21 @@ function expectTaskTree(spans: readonly CollectedSpan[], taskId: string) {
     'server.address': '127.0.0.1',
   });
   expect(chat.attributes['gen_ai.conversation.id']).toEqual(expect.any(String));
-  // A healthy receiver's first attempt is made by the run that stored the reply: no delivery job.
-  expect(spans.filter((span) => span.name === 'send deliver')).toEqual([]);
-  const callback = onlySpan(childrenOf(spans, lastRun), 'POST callback');
+  // In redis mode a healthy receiver's first attempt is made by the run that stored the reply
+  // (CALLBACK_FIRST_ATTEMPT=auto); embedded, the delivery is a job of the delivery queue.
+  let parentOfCallback = lastRun;
+  if (inline) {
+    expect(spans.filter((span) => span.name === 'send deliver')).toEqual([]);
+  } else {
+    const sendDelivery = onlySpan(childrenOf(spans, lastRun), 'send deliver');
+    expect(sendDelivery.kind).toBe(SPAN_KIND.producer);
+    const deliveries = childrenOf(spans, sendDelivery);
+    expect(deliveries.map((span) => [span.name, span.kind])).toEqual([
+      ['process deliver', SPAN_KIND.consumer],
+    ]);
+    parentOfCallback = deliveries[0]!;
+  }
+  const callback = onlySpan(childrenOf(spans, parentOfCallback), 'POST callback');
   expect(callback.kind).toBe(SPAN_KIND.client);
   expect(callback.attributes).toMatchObject({
     'http.request.method': 'POST',
@@ -183,7 +195,7 @@ function expectTaskTree(spans: readonly CollectedSpan[], taskId: string) {
     'llm_webhook.callback.destination': new URL(receiver.url).origin,
     'url.full': `${receiver.url}/hook`,
   });
-  return { server, handler, send, process, chat, callback };
+  return { server, handler, send, process, chat, delivery: parentOfCallback, callback };
 }
 
 /** No secret of the deployment and no message or reply text in any span or resource attribute. */
@@ -207,8 +219,8 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
 
     const first = await traceOfTask(continued);
     const second = await traceOfTask(fresh);
-    const tree = expectTaskTree(first, continued);
-    expectTaskTree(second, fresh);
+    const tree = expectTaskTree(first, continued, mode === 'redis');
+    expectTaskTree(second, fresh, mode === 'redis');
     console.log(`${mode} mode, one task's trace:\n${renderTree(first, SHOWN_ATTRIBUTES)}`);
 
     // Continued from the client: its trace id, the server span a child of the client's span.
@@ -225,7 +237,7 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     // The spans come from the process that did the work: across processes in redis mode.
     expect(tree.server.resource['process.pid']).toBe(api.child.pid);
     expect(tree.send.resource['process.pid']).toBe(api.child.pid);
-    for (const span of [...tree.process, tree.chat, tree.callback]) {
+    for (const span of [...tree.process, tree.chat, tree.delivery, tree.callback]) {
       expect(span.resource['process.pid']).toBe(worker.child.pid);
     }
     expect(tree.server.service).toBe('llm-webhook');
@@ -320,7 +332,7 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     await restartWorker();
     await deployment.deliveredAll([taskId]);
     const spans = await traceOfTask(taskId);
-    const { process } = expectTaskTree(spans, taskId);
+    const { process } = expectTaskTree(spans, taskId, mode === 'redis');
     // The killed run's span was never exported; the run after the restart is attempt 2, in the
     // same trace, under the same producer span.
     expect(process.map((run) => run.attributes['llm_webhook.job.attempt'])).toEqual([2]);
