@@ -6,11 +6,11 @@
  *
  * - `held`: the breaker is open (or a probe is out). The job waits for the cool-down's end, later
  *   the older it was held, so held deliveries come back roughly oldest first.
- * - `busy`: the destination has its most attempts in flight. When attempts of this process are
- *   among them, the delivery waits in the process for one of them to end, for 100 ms at most,
- *   so a fast receiver at its limit is not served through the queue's round trips; then (or
- *   at once when the attempts in flight are other workers') it goes back to the queue and looks
- *   again later, backing off to every 2 s, so a slow receiver's deliveries do not keep slots.
+ * - `busy`: the destination has its most attempts in flight. The delivery waits in the process
+ *   for 100 ms at most, so a fast receiver at its limit is not served through the queue's round
+ *   trips: woken when an attempt of this process ends, or looking again every 10 ms when the
+ *   attempts in flight are other workers'; then it goes back to the queue and looks again later,
+ *   backing off to every 2 s, so a slow receiver's deliveries do not keep slots.
  *
  * `enterNow` is the same gate for a first attempt made by the generation's run: a place at once
  * to a healthy destination, else nothing (never a wait), and the delivery is queued.
@@ -18,6 +18,7 @@
  * After the attempt, the caller releases the entry's place, and `settle` counts the outcome and
  * makes the breaker's change, if any (a closed breaker's successes are written once a second).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LeaseLimiter } from '../limits/lease-limiter.js';
 import type { Logger } from '../shared/logger.js';
 import type { Metrics } from '../shared/metrics.js';
@@ -71,6 +72,8 @@ const RECORD_CACHE_MS = 1000;
 const RECORD_CACHE_MAX = 10_000;
 /** Longest a delivery waits in the process for one of its destination's local attempts to end. */
 const BUSY_WAIT_MS = 100;
+/** How often a delivery looks again at a destination that other workers' attempts fill. */
+const OTHERS_POLL_MS = 10;
 /** Most deliveries waiting so per destination. */
 const MAX_LOCAL_WAITERS = 1000;
 /** A delivery that finds its destination busy looks again after this, doubled each time. */
@@ -152,6 +155,8 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   /** This process's attempts in flight, and the deliveries waiting for one to end, by lease key. */
   const localInFlight = new Map<string, number>();
   const localWaiters = new Map<string, Array<() => void>>();
+  /** Deliveries of this process looking again at a destination other workers' attempts fill. */
+  const pollers = new Map<string, number>();
 
   const logChange = (ref: DestinationRef, next: BreakerRecord, reason: string): void => {
     metrics.callbackBreakerTransitions.inc({ state: next.state });
@@ -265,6 +270,25 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         // backing off. (A probe does not wait: its claim lapses, and another delivery probes.)
         const queue = localWaiters.get(key) ?? [];
         const waitMs = waitUntil - now();
+        const polling = pollers.get(key) ?? 0;
+        if (
+          !probe &&
+          (localInFlight.get(key) ?? 0) === 0 &&
+          waitMs > 0 &&
+          polling < Math.min(MAX_LOCAL_WAITERS, settings.maxInFlight)
+        ) {
+          // Other workers' attempts fill it: look again shortly, within the same wait, so a fast
+          // receiver shared by several workers is not served through the queue's backoff.
+          pollers.set(key, polling + 1);
+          try {
+            await sleep(Math.min(OTHERS_POLL_MS, waitMs));
+          } finally {
+            const left = (pollers.get(key) ?? 1) - 1;
+            if (left === 0) pollers.delete(key);
+            else pollers.set(key, left);
+          }
+          continue;
+        }
         if (
           probe ||
           (localInFlight.get(key) ?? 0) === 0 ||
