@@ -1,22 +1,15 @@
 /** The delivery gate against a real (in-memory SQLite) destination store and in-process leases. */
 import { describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { loadConfig } from '../config.js';
 import { createMemoryLeaseLimiter } from '../limits/memory-lease-limiter.js';
 import { createLogger } from '../shared/logger.js';
 import { createMetrics } from '../shared/metrics.js';
 import { createDeliveryGate, leaseKeyOf } from './delivery-gate.js';
 import { createSqliteDestinationStore } from './sqlite-destination-store.js';
 
-const SETTINGS = {
-  failureRatio: 0.7,
-  minAttempts: 10,
-  windowMs: 300_000,
-  cooldownMs: 30_000,
-  cooldownMaxMs: 300_000,
-  probeMs: 15_000,
-  maxInFlight: 2,
-  leaseMs: 20_000,
-};
+/** The default breaker, two places in flight. */
+const SETTINGS = { ...loadConfig({}).callbackBreaker, probeMs: 15_000, maxInFlight: 2, leaseMs: 20_000 };
 
 function gateWith() {
   const store = createSqliteDestinationStore(openSqliteDatabase({ path: ':memory:' }));

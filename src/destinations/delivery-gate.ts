@@ -106,11 +106,16 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   };
   /** Destinations whose attempts failed in the last `RECORD_CACHE_MS`: read afresh every time. */
   const failing = new Map<string, number>();
+  const failedRecently = (key: string): boolean => {
+    const failedAt = failing.get(key);
+    if (failedAt === undefined) return false;
+    if (now() - failedAt < RECORD_CACHE_MS) return true;
+    failing.delete(key);
+    return false;
+  };
   const readRecord = async (ref: DestinationRef): Promise<BreakerRecord> => {
     const key = leaseKeyOf(ref);
-    const failedAt = failing.get(key);
-    const recentlyFailed = failedAt !== undefined && now() - failedAt < RECORD_CACHE_MS;
-    if (failedAt !== undefined && !recentlyFailed) failing.delete(key);
+    const recentlyFailed = failedRecently(key);
     const cached = records.get(key);
     if (
       !recentlyFailed &&
@@ -152,6 +157,13 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
     return pending;
   };
 
+  /** Adds `by` to a per-key count, forgetting the key at zero. */
+  const count = (counts: Map<string, number>, key: string, by: 1 | -1): void => {
+    const next = (counts.get(key) ?? 0) + by;
+    if (next <= 0) counts.delete(key);
+    else counts.set(key, next);
+  };
+
   /** This process's attempts in flight, and the deliveries waiting for one to end, by lease key. */
   const localInFlight = new Map<string, number>();
   const localWaiters = new Map<string, Array<() => void>>();
@@ -188,14 +200,12 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
     lease: { release(): Promise<void> },
   ): Extract<GateEntry, { type: 'go' }> => {
     const key = leaseKeyOf(ref);
-    localInFlight.set(key, (localInFlight.get(key) ?? 0) + 1);
+    count(localInFlight, key, 1);
     let released = false;
     const release = async (): Promise<void> => {
       if (released) return;
       released = true;
-      const left = (localInFlight.get(key) ?? 1) - 1;
-      if (left === 0) localInFlight.delete(key);
-      else localInFlight.set(key, left);
+      count(localInFlight, key, -1);
       await lease.release();
       localWaiters.get(key)?.shift()?.();
     };
@@ -221,9 +231,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   return {
     async enterNow(ref) {
       const key = leaseKeyOf(ref);
-      const failedAt = failing.get(key);
-      if (failedAt !== undefined && now() - failedAt < RECORD_CACHE_MS) return null;
-      if ((await readRecord(ref)).state !== 'closed') return null;
+      if (failedRecently(key) || (await readRecord(ref)).state !== 'closed') return null;
       const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
       if (lease === null) return null;
       if ((await readRecord(ref)).state === 'closed') return admitted(ref, false, lease);
@@ -265,30 +273,27 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
           continue;
         }
         if (lease !== null) return admitted(ref, probe, lease);
-        // This process's own attempts fill the destination: wait here, briefly, for one of them
-        // to end, then look at the breaker again; else (or after the wait) go back to the queue,
-        // backing off. (A probe does not wait: its claim lapses, and another delivery probes.)
+        // Full. Wait here, briefly (a probe does not wait: its claim lapses, and another delivery
+        // probes), then look at the breaker again; after the wait, go back to the queue, backing off.
         const queue = localWaiters.get(key) ?? [];
         const waitMs = waitUntil - now();
-        const polling = pollers.get(key) ?? 0;
         if (
           !probe &&
           (localInFlight.get(key) ?? 0) === 0 &&
           waitMs > 0 &&
-          polling < Math.min(MAX_LOCAL_WAITERS, settings.maxInFlight)
+          (pollers.get(key) ?? 0) < Math.min(MAX_LOCAL_WAITERS, settings.maxInFlight)
         ) {
-          // Other workers' attempts fill it: look again shortly, within the same wait, so a fast
-          // receiver shared by several workers is not served through the queue's backoff.
-          pollers.set(key, polling + 1);
+          // Other workers' attempts fill it: look again shortly, so a fast receiver shared by
+          // several workers is not served through the queue's backoff.
+          count(pollers, key, 1);
           try {
             await sleep(Math.min(OTHERS_POLL_MS, waitMs));
           } finally {
-            const left = (pollers.get(key) ?? 1) - 1;
-            if (left === 0) pollers.delete(key);
-            else pollers.set(key, left);
+            count(pollers, key, -1);
           }
           continue;
         }
+        // This process's own attempts fill it: wait for one of them to end.
         if (
           probe ||
           (localInFlight.get(key) ?? 0) === 0 ||
