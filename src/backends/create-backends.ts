@@ -31,6 +31,13 @@ export interface Backends {
   close(): Promise<void>;
 }
 
+/**
+ * A redis-mode lease released is kept this long for the process's next attempt at the same place
+ * (no round trip), and reused for at most this long after Redis granted it.
+ */
+const LEASE_KEPT_IDLE_MS = 100;
+const LEASE_REUSE_MS = 1_000;
+
 export async function createBackends(config: Readonly<Config>, logger: Logger): Promise<Backends> {
   const limits: StoreLimits = {
     historyMaxMessages: config.historyMaxMessages,
@@ -69,6 +76,7 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   const { createRedisStore } = await import('../store/redis-store.js');
   const { createBullmqJobQueue } = await import('../queue/bullmq/bullmq-job-queue.js');
   const { createRedisLeaseLimiter } = await import('../limits/redis-lease-limiter.js');
+  const { createReusingLeaseLimiter } = await import('../limits/reusing-lease-limiter.js');
   const { createRedisRateLimits } = await import('../limits/redis-limits.js');
   const { createRedisDestinationStore } = await import('../destinations/redis-destination-store.js');
   const client = createRedisClient(config.redisUrl, { role: 'command', logger });
@@ -81,6 +89,15 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
   };
   const queue = createBullmqJobQueue(queueOptions);
   const deliveries = createBullmqJobQueue({ ...queueOptions, queueName: 'deliveries' });
+  const leases = createReusingLeaseLimiter(createRedisLeaseLimiter(client, `${config.queuePrefix}:`), {
+    reuseMs: LEASE_REUSE_MS,
+    idleMs: LEASE_KEPT_IDLE_MS,
+  });
+  const rateLimits = createRedisRateLimits(
+    client,
+    `${config.queuePrefix}:`,
+    createRedisClient(config.redisUrl, { role: 'blocking', logger }),
+  );
   return {
     mode: 'redis',
     store,
@@ -94,10 +111,12 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
         2 * config.callbackRetryScheduleMs.reduce((sum, ms) => sum + ms, 0),
       ),
     }),
-    leases: createRedisLeaseLimiter(client, `${config.queuePrefix}:`),
-    rateLimits: createRedisRateLimits(client, `${config.queuePrefix}:`),
+    leases,
+    rateLimits,
     rateLimitRedis: client,
     close: async () => {
+      await leases.close();
+      await rateLimits.close?.();
       await store.close();
       client.disconnect();
     },

@@ -31,6 +31,8 @@ export interface ModelPauses {
 export interface RateLimits {
   rates: RateLimiter;
   pauses: ModelPauses;
+  /** Closes what the driver opened of its own (redis: the pauses' subscriber connection). */
+  close?(): Promise<void>;
 }
 
 /** The bucket arithmetic both drivers use: units in the bucket after refilling up to `nowMs`. */

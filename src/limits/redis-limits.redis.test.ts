@@ -1,12 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { useRedisConnections } from '../../test/support/redis-server.js';
+import { waitFor } from '../dev/harness.js';
 import { defineRateLimitsContractTests } from './rate-limits.contract.js';
 import { createRedisRateLimits } from './redis-limits.js';
 
 const { connect } = useRedisConnections();
 
 defineRateLimitsContractTests('redis', () => createRedisRateLimits(connect(), 'test:'));
+defineRateLimitsContractTests('redis, with a subscriber', () =>
+  createRedisRateLimits(connect(), 'test-sub:', connect()),
+);
 
 describe('redis rate limits', () => {
   it('hold one bucket and one pause across two connections (two worker processes)', async () => {
@@ -20,5 +24,27 @@ describe('redis rate limits', () => {
     expect(taken.filter((wait) => wait === 0)).toHaveLength(4);
     await a.pauses.pause('model-x', 5000);
     expect(await b.pauses.remainingMs('model-x')).toBeGreaterThan(1000);
+  });
+
+  it('tell every subscribed process of a pause as it is set, with no read per check', async () => {
+    const a = createRedisRateLimits(connect(), 'heard:', connect());
+    const bClient = connect();
+    const b = createRedisRateLimits(bClient, 'heard:', connect());
+    const model = `m-${randomUUID()}`;
+    // A pause set before b listened is found by one read of its key.
+    await a.pauses.pause(`${model}-early`, 5000);
+    await waitFor(
+      async () => (await b.pauses.remainingMs(`${model}-early`)) > 1000,
+      'b to see the early pause',
+    );
+    // b has read `model`'s key once (no pause); from then on it learns of pauses as they are set.
+    expect(await b.pauses.remainingMs(model)).toBe(0);
+    const reads = vi.spyOn(bClient, 'pttl');
+    for (let n = 0; n < 20; n++) expect(await b.pauses.remainingMs(model)).toBe(0);
+    await a.pauses.pause(model, 3000);
+    await waitFor(async () => (await b.pauses.remainingMs(model)) > 1000, 'b to hear of the pause');
+    expect(reads).not.toHaveBeenCalled();
+    await a.close?.();
+    await b.close?.();
   });
 });
