@@ -50,20 +50,35 @@ describe('delivery gate', () => {
     expect(Date.now() - startedAt).toBeLessThan(1000);
   });
 
-  it('gives a first attempt a place at once or none, and none after a failure of that destination', async () => {
+  it('gives a first attempt a place when one of its own attempts ends within the short wait, else none', async () => {
     const { leases, gate } = gateWith();
     const first = await gate.enterNow(ref);
     expect(first?.type).toBe('go');
     const second = await gate.enterNow(ref);
     expect(second?.type).toBe('go');
-    // Full: no wait, no place.
+    // Full of this process's attempts: the third waits; the first ending 30 ms later passes it on.
+    setTimeout(() => void first!.release(), 30);
+    const third = await gate.enterNow(ref);
+    expect(third?.type).toBe('go');
+    // Full, and nothing of this process's ends within 100 ms: none.
+    const startedAt = Date.now();
     expect(await gate.enterNow(ref)).toBeNull();
-    await first!.release();
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(90);
+    expect(Date.now() - startedAt).toBeLessThan(1000);
     await gate.settle(first!, { ok: false, error: 'HTTP 500' });
     await second!.release();
+    await third!.release();
     // A failure of the destination in the last second: queued, though places are free.
     expect(await leases.count(leaseKeyOf(ref))).toBe(0);
     expect(await gate.enterNow(ref)).toBeNull();
+  });
+
+  it('gives a first attempt no place at once when other workers fill its destination', async () => {
+    const { leases, gate } = gateWith();
+    for (let index = 0; index < 2; index++) await leases.acquire(leaseKeyOf(ref), 2, 20_000);
+    const startedAt = Date.now();
+    expect(await gate.enterNow(ref)).toBeNull();
+    expect(Date.now() - startedAt).toBeLessThan(50);
   });
 
   it('counts a closed breaker’s successes in the store within about a second', async () => {

@@ -44,9 +44,10 @@ export interface DeliveryGate {
   /** `waits`: how many times this delivery found its destination busy before (backs off). */
   enter(ref: DestinationRef, jobId: string, waits?: number): Promise<GateEntry>;
   /**
-   * A place at once or nothing: `go` only when the destination's breaker is closed, no attempt of
-   * it failed here in the last second, and it has a place in flight now. `null` otherwise, and
-   * then nothing is counted or held: the caller queues the delivery, which passes `enter` later.
+   * A place soon or nothing: `go` only when the destination's breaker is closed, no attempt of
+   * it failed here in the last second, and it has a place in flight now, or within 100 ms as one
+   * of this process's own attempts to it ends. `null` otherwise, and then nothing is counted or
+   * held: the caller queues the delivery, which passes `enter` later.
    */
   enterNow(ref: DestinationRef): Promise<Extract<GateEntry, { type: 'go' }> | null>;
   settle(entry: Extract<GateEntry, { type: 'go' }>, outcome: GateOutcome): Promise<void>;
@@ -231,12 +232,24 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   return {
     async enterNow(ref) {
       const key = leaseKeyOf(ref);
-      if (failedRecently(key) || (await readRecord(ref)).state !== 'closed') return null;
-      const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
-      if (lease === null) return null;
-      if ((await readRecord(ref)).state === 'closed') return admitted(ref, false, lease);
-      await lease.release();
-      return null;
+      const waitUntil = now() + BUSY_WAIT_MS;
+      for (;;) {
+        if (failedRecently(key) || (await readRecord(ref)).state !== 'closed') return null;
+        const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
+        if (lease !== null) {
+          if ((await readRecord(ref)).state === 'closed') return admitted(ref, false, lease);
+          await lease.release();
+          return null;
+        }
+        // Full of this process's own attempts: wait briefly for one of them to end (its place
+        // then passes here without a round trip). Full of other workers' attempts: queued.
+        const queue = localWaiters.get(key) ?? [];
+        const waitMs = waitUntil - now();
+        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.length >= MAX_LOCAL_WAITERS) {
+          return null;
+        }
+        await waitForLocal(key, queue, waitMs);
+      }
     },
 
     async enter(ref, jobId, waits = 0) {

@@ -92,30 +92,47 @@ export function createRedisClient(url: string, options: RedisClientOptions): Red
  * makes `client` skip, instead of sending, a command whose promise has already rejected. Every
  * command passes through `sendCommand` when issued, and again when ioredis replays it from its
  * offline queue or after a reconnect; only the replay can meet a settled command.
+ *
+ * One sweep every `timeoutMs / 15` (100 ms for the command timeout) fails the commands
+ * unanswered for longer than `timeoutMs`, rather than a timer for each command: a worker sends
+ * thousands a second, and a timer each cost more than the rest of this wrapper.
  */
 function guardCommands(client: Redis, timeoutMs: number): void {
   const abandoned = new WeakSet<Command>();
-  const seen = new WeakSet<Command>();
+  /** Commands sent and not known to be settled, with when they were first sent, oldest first. */
+  const waiting = new Map<Command, number>();
+  let sweeper: NodeJS.Timeout | null = null;
+  const sweep = (): void => {
+    // Replies already received are read in this turn's poll phase, after the timers: decide
+    // after it, so time this process spent busy elsewhere is not blamed on Redis.
+    setImmediate(() => {
+      const cutoff = performance.now() - timeoutMs;
+      for (const [command, sentAt] of waiting) {
+        if (command.isResolved) waiting.delete(command);
+        else if (sentAt <= cutoff) command.reject(new Error('Command timed out'));
+      }
+      if (waiting.size === 0 && sweeper !== null) {
+        clearInterval(sweeper);
+        sweeper = null;
+      }
+    });
+  };
   const send = client.sendCommand.bind(client);
   client.sendCommand = (command: Command, stream?: Parameters<Redis['sendCommand']>[1]) => {
     if (abandoned.has(command)) return command.promise;
-    if (!seen.has(command)) {
-      seen.add(command);
-      const timer = setTimeout(() => {
-        // Replies already received are read in this turn's poll phase, after the timers: decide
-        // after it, so time this process spent busy elsewhere is not blamed on Redis.
-        setImmediate(() => {
-          if (!command.isResolved) command.reject(new Error('Command timed out'));
-        });
-      }, timeoutMs);
-      command.promise.then(
-        () => clearTimeout(timer),
-        () => {
-          clearTimeout(timer);
-          // A command that fails (timeout included) before it was answered is abandoned for good.
-          abandoned.add(command);
-        },
-      );
+    if (!waiting.has(command) && !command.isResolved) {
+      waiting.set(command, performance.now());
+      // A command that fails (timeout included) before it was answered is abandoned for good.
+      const reject = command.reject;
+      command.reject = (error: Error) => {
+        abandoned.add(command);
+        waiting.delete(command);
+        reject(error);
+      };
+      if (sweeper === null) {
+        sweeper = setInterval(sweep, Math.max(1, Math.floor(timeoutMs / 15)));
+        sweeper.unref();
+      }
     }
     return send(command, stream);
   };
