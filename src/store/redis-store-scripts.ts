@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
  * Shared by the scripts that change a task's status or count an event: the listing indexes
  * (sorted sets of `<created ms, 16 digits>:<task id>` members, all at score 0, read by range of
  * member: `tasks:<ns>:all`, `tasks:<ns>:status:<status>`, `tasks:<ns>:conv:<id>`,
- * `tasks:<ns>:dest:<destination>`), each kept alive as long as its newest member's task, and the
+ * `tasks:<ns>:dest:<destination>`), each kept alive as long as its newest member's task (and up to
+ * an hour more), and the
  * per-minute roll-ups, one hash an hour `rollup:<ns>:<hour ms>` with fields `<minute ms>:<counter>`. Their keys are derived from the task's key,
  * so they share its prefix (and its Redis Cluster slot).
  */
@@ -20,11 +21,11 @@ local function llmw_now()
   local t = redis.call('TIME')
   return tonumber(t[1]), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), tonumber(t[2])
 end
--- Keeps key alive until expires_ms at least: one command, unless the key has no expiry yet.
+-- Keeps key alive until expires_ms at least, and then an hour more, so the touches of the next
+-- hour (members moved in any order) are one read each.
 local function llmw_touch(key, expires_ms)
-  if redis.call('PEXPIREAT', key, expires_ms, 'GT') == 0 and redis.call('PTTL', key) == -1 then
-    redis.call('PEXPIREAT', key, expires_ms)
-  end
+  local until_ms = tonumber(expires_ms)
+  if redis.call('PEXPIRETIME', key) < until_ms then redis.call('PEXPIREAT', key, until_ms + 3600000) end
 end
 -- Counts one event in the minute of now_s (its hour's hash lives 48 h past its minutes' first events).
 local function llmw_bump(task_key, ns, field, now_s)
@@ -141,7 +142,7 @@ return 1`,
   // The generation ends once: the user message and the reply enter the history together with
   // the task update, or nothing happens (a task that already has completedAt).
   // The usage roll-ups (KEYS[3] the day's by model and conversation, KEYS[4..5] the day's and the
-  // month's totals) are added to in the same step, so a task's usage is counted exactly once;
+  // month's totals of tokens and cost) are added to in the same step, so a task's usage is counted exactly once;
   // each gets its expiry with its first request.
   llmwStoreComplete: {
     keys: 5,
@@ -150,15 +151,16 @@ local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS}, 'message', 'conversationI
 if not f[1] or f[7] then return 0 end
 local field = ARGV[8]
 if redis.call('HINCRBY', KEYS[3], 'r' .. field, 1) == 1 then redis.call('EXPIRE', KEYS[3], ARGV[13]) end
-for i = 4, 5 do
-  if redis.call('HINCRBY', KEYS[i], 'r', 1) == 1 then redis.call('EXPIRE', KEYS[i], ARGV[13]) end
-end
 local amounts = { p = tonumber(ARGV[9]), c = tonumber(ARGV[10]), t = tonumber(ARGV[11]), n = tonumber(ARGV[12]) }
 for metric, amount in pairs(amounts) do
-  if amount ~= 0 then
-    redis.call('HINCRBY', KEYS[3], metric .. field, amount)
-    redis.call('HINCRBY', KEYS[4], metric, amount)
-    redis.call('HINCRBY', KEYS[5], metric, amount)
+  if amount ~= 0 then redis.call('HINCRBY', KEYS[3], metric .. field, amount) end
+end
+-- The totals hold what budgets count: tokens and cost.
+for i = 4, 5 do
+  for _, metric in ipairs({'t', 'n'}) do
+    if amounts[metric] ~= 0 and redis.call('HINCRBY', KEYS[i], metric, amounts[metric]) == amounts[metric] then
+      redis.call('EXPIRE', KEYS[i], ARGV[13])
+    end
   end
 end
 redis.call('RPUSH', KEYS[2], 'user\\n' .. ARGV[5] .. '\\n' .. f[5], 'assistant\\n' .. ARGV[5] .. '\\n' .. ARGV[1])

@@ -6,13 +6,13 @@
 import type { Redis } from 'ioredis';
 import { toNanoUsd } from '../shared/llm-settings.js';
 import {
+  type BudgetTotals,
   dayOf,
   type Generation,
   USAGE_RETENTION_DAYS,
   type UsagePeriod,
   type UsageQuery,
   type UsageRow,
-  type UsageTotals,
   ZERO_USAGE,
 } from './store.js';
 
@@ -55,7 +55,7 @@ export interface RedisUsage {
     generation: Generation,
   ): { keys: string[]; args: Array<string | number> };
   query(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
-  total(client: string, period: UsagePeriod): Promise<UsageTotals>;
+  total(client: string, period: UsagePeriod): Promise<BudgetTotals>;
 }
 
 export function createRedisUsage(client: Redis, prefix: string): RedisUsage {
@@ -110,12 +110,8 @@ export function createRedisUsage(client: Redis, prefix: string): RedisUsage {
 
     async total(charged, period) {
       const key = totalKey(charged, period.unit === 'day' ? `d:${period.day}` : `m:${period.month}`);
-      const fields = await client.hgetall(key);
-      const totals: UsageTotals = { ...ZERO_USAGE };
-      for (const [letter, amount] of Object.entries(fields)) {
-        if (isMetric(letter)) totals[METRICS[letter]] += Number(amount);
-      }
-      return totals;
+      const [tokens, cost] = await client.hmget(key, 't', 'n');
+      return { totalTokens: Number(tokens ?? 0), costNanoUsd: Number(cost ?? 0) };
     },
   };
 }

@@ -7,6 +7,7 @@
 import type { SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { toNanoUsd } from '../shared/llm-settings.js';
 import {
+  type BudgetTotals,
   dayOf,
   type Usage,
   type UsagePeriod,
@@ -77,7 +78,7 @@ export interface SqliteUsage {
     completedAt: string,
   ): void;
   query(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
-  total(client: string, period: UsagePeriod): Promise<UsageTotals>;
+  total(client: string, period: UsagePeriod): Promise<BudgetTotals>;
 }
 
 export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
@@ -136,7 +137,10 @@ export function createSqliteUsage(db: SqliteDatabase): SqliteUsage {
     },
     total(client, period) {
       const key = period.unit === 'day' ? `d:${period.day}` : `m:${period.month}`;
-      return db.read(() => totals(selectTotal.get(client, key)));
+      return db.read((): BudgetTotals => {
+        const { totalTokens, costNanoUsd } = totals(selectTotal.get(client, key));
+        return { totalTokens, costNanoUsd };
+      });
     },
   };
 }

@@ -50,6 +50,9 @@ export interface UsageTotals {
   costNanoUsd: number;
 }
 
+/** What a budget counts (`CLIENT_BUDGET`): a client's tokens and cost over a day or a month. */
+export type BudgetTotals = Pick<UsageTotals, 'totalTokens' | 'costNanoUsd'>;
+
 export interface UsageRow extends UsageTotals {
   /** The day (`YYYY-MM-DD`, UTC), the model or the conversation id, as grouped. */
   key: string;
@@ -249,8 +252,8 @@ export interface Store {
    * conversation (as grouped), read from the roll-ups (never from the tasks). Rows in key order.
    */
   getUsage(namespace: string, query: UsageQuery): Promise<UsageRow[]>;
-  /** A client's (`NewTask.client`) usage total over one day or month (zero when none). */
-  getUsageTotal(client: string, period: UsagePeriod): Promise<UsageTotals>;
+  /** A client's (`NewTask.client`) tokens and cost over one day or month (zero when none). */
+  getUsageTotal(client: string, period: UsagePeriod): Promise<BudgetTotals>;
   /**
    * The namespace's tasks matching `filter`, newest first (creation time, then id), at most
    * `limit`, after `cursor` (an opaque string from an earlier page's `nextCursor`). `nextCursor`
