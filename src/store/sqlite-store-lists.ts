@@ -1,8 +1,8 @@
 /**
  * The SQLite store's listings and roll-ups (SPEC §12): tasks newest first through the
  * `tasks_by_*` indexes (keyset pagination on `(created_at, task_id)`, so a page costs the same
- * however deep), conversations by last activity, and the per-minute `rollups` rows, bumped inside
- * the write of the event they count.
+ * however deep), conversations by last activity, and the per-minute `rollups` rows, counted in
+ * memory as events commit and written once a second.
  */
 import type { SqliteDatabase, SqlValue } from '../backends/sqlite/sqlite-database.js';
 import { type TaskRow, toRecord } from './sqlite-store-rows.js';
@@ -24,35 +24,90 @@ import {
 export type RollupCounter = 'accepted' | 'completed' | 'failed' | 'callback_ok' | 'callback_failed';
 
 export interface SqliteRollups {
-  /** Counts one event; call inside `db.write`. */
+  /** Counts one event; call once the write that made it has committed. */
   bump(namespace: string, nowMs: number, counter: RollupCounter): void;
-  /** Counts one answered LLM call; call inside `db.write`. */
+  /** Counts one answered LLM call; call once the write that stored it has committed. */
   bumpLlm(namespace: string, nowMs: number, durationMs: number): void;
+  /** The counts not written yet of `namespace`, by minute (added to the table's when read). */
+  pending(namespace: string): ReadonlyMap<number, ReadonlyMap<string, number>>;
+  /** Writes the pending counts now (also on a timer, a second after the first pending one). */
+  flush(): Promise<void>;
+  /** Writes the pending counts; later ones wait for an explicit `flush`. */
+  close(): Promise<void>;
 }
 
 const LLM_COLUMNS = Array.from({ length: LLM_LATENCY_BUCKETS }, (_, index) => `llm_${index}`);
+const ROLLUP_COLUMNS = ['accepted', 'completed', 'failed', 'callback_ok', 'callback_failed', ...LLM_COLUMNS];
+/** How long counts wait in memory before they are written. */
+const ROLLUP_FLUSH_MS = 1000;
 
+/**
+ * The embedded mode's per-minute counts: kept in memory and written once a second, one row per
+ * namespace and minute for all counters at once, instead of an upsert inside every task write
+ * (reads add what is pending, so they are exact in this process). A crash loses at most the
+ * last second's counts; the tasks themselves are never touched.
+ */
 export function createSqliteRollups(db: SqliteDatabase): SqliteRollups {
-  const statement = (column: string) =>
-    db.prepare(
-      `INSERT INTO rollups (namespace, minute_ms, ${column}) VALUES (?, ?, 1)
-       ON CONFLICT (namespace, minute_ms) DO UPDATE SET ${column} = ${column} + 1`,
-    );
-  const counters = new Map<string, ReturnType<typeof statement>>();
-  for (const column of [
-    'accepted',
-    'completed',
-    'failed',
-    'callback_ok',
-    'callback_failed',
-    ...LLM_COLUMNS,
-  ]) {
-    counters.set(column, statement(column));
-  }
+  const upsert = db.prepare(
+    `INSERT INTO rollups (namespace, minute_ms, ${ROLLUP_COLUMNS.join(', ')})
+     VALUES (?, ?, ${ROLLUP_COLUMNS.map(() => '?').join(', ')})
+     ON CONFLICT (namespace, minute_ms) DO UPDATE SET
+       ${ROLLUP_COLUMNS.map((column) => `${column} = ${column} + excluded.${column}`).join(', ')}`,
+  );
+  /** Namespace → minute → column → count. */
+  let counts = new Map<string, Map<number, Map<string, number>>>();
+  let timer: NodeJS.Timeout | null = null;
+  let closed = false;
+
+  const add = (namespace: string, nowMs: number, column: string): void => {
+    const minute = minuteOf(nowMs);
+    let minutes = counts.get(namespace);
+    if (minutes === undefined) counts.set(namespace, (minutes = new Map()));
+    let columns = minutes.get(minute);
+    if (columns === undefined) minutes.set(minute, (columns = new Map()));
+    columns.set(column, (columns.get(column) ?? 0) + 1);
+    if (timer === null && !closed) {
+      timer = setTimeout(() => void flush().catch(() => {}), ROLLUP_FLUSH_MS);
+      timer.unref();
+    }
+  };
+
+  const flush = async (): Promise<void> => {
+    if (timer !== null) clearTimeout(timer);
+    timer = null;
+    const due = counts;
+    if (due.size === 0) return;
+    counts = new Map();
+    try {
+      await db.write(() => {
+        for (const [namespace, minutes] of due) {
+          for (const [minute, columns] of minutes) {
+            upsert.run(namespace, minute, ...ROLLUP_COLUMNS.map((column) => columns.get(column) ?? 0));
+          }
+        }
+      });
+    } catch (error) {
+      // Kept for the next flush: added back to what was counted meanwhile.
+      for (const [namespace, minutes] of due) {
+        for (const [minute, columns] of minutes) {
+          for (const [column, count] of columns) {
+            for (let n = 0; n < count; n++) add(namespace, minute, column);
+          }
+        }
+      }
+      throw error;
+    }
+  };
+
   return {
-    bump: (namespace, nowMs, counter) => counters.get(counter)!.run(namespace, minuteOf(nowMs)),
-    bumpLlm: (namespace, nowMs, durationMs) =>
-      counters.get(`llm_${latencyBucket(durationMs)}`)!.run(namespace, minuteOf(nowMs)),
+    bump: (namespace, nowMs, counter) => add(namespace, nowMs, counter),
+    bumpLlm: (namespace, nowMs, durationMs) => add(namespace, nowMs, `llm_${latencyBucket(durationMs)}`),
+    pending: (namespace) => counts.get(namespace) ?? new Map(),
+    flush,
+    close: async () => {
+      closed = true;
+      await flush();
+    },
   };
 }
 
@@ -118,7 +173,11 @@ function whereOf(
   return { sql: clauses.join(' AND '), params };
 }
 
-export function createSqliteLists(db: SqliteDatabase, taskRetentionMs: number): Lists {
+export function createSqliteLists(
+  db: SqliteDatabase,
+  taskRetentionMs: number,
+  rollups: SqliteRollups,
+): Lists {
   const oldest = () => Date.now() - taskRetentionMs;
   const selectRollups = db.prepare<RollupRow>(
     'SELECT * FROM rollups WHERE namespace = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms',
@@ -209,19 +268,31 @@ export function createSqliteLists(db: SqliteDatabase, taskRetentionMs: number): 
     },
 
     getRollups(namespace, sinceMs, untilMs) {
-      return db.read(() =>
-        selectRollups.all(namespace, minuteOf(sinceMs), untilMs).map(
-          (row): MinuteRollup => ({
-            minuteMs: row.minute_ms,
-            accepted: row.accepted,
-            completed: row.completed,
-            failed: row.failed,
-            callbackOk: row.callback_ok,
-            callbackFailed: row.callback_failed,
-            llmLatency: LLM_COLUMNS.map((column) => row[column as `llm_${number}`] ?? 0),
-          }),
-        ),
-      );
+      const sinceMinute = minuteOf(sinceMs);
+      return db.read(() => {
+        const byMinute = new Map<number, Record<string, number>>();
+        for (const row of selectRollups.all(namespace, sinceMinute, untilMs))
+          byMinute.set(row.minute_ms, { ...row });
+        for (const [minute, columns] of rollups.pending(namespace)) {
+          if (minute < sinceMinute || minute >= untilMs) continue;
+          const row = byMinute.get(minute) ?? {};
+          for (const [column, count] of columns) row[column] = (row[column] ?? 0) + count;
+          byMinute.set(minute, row);
+        }
+        return [...byMinute.entries()]
+          .sort(([a], [b]) => a - b)
+          .map(
+            ([minuteMs, row]): MinuteRollup => ({
+              minuteMs,
+              accepted: row.accepted ?? 0,
+              completed: row.completed ?? 0,
+              failed: row.failed ?? 0,
+              callbackOk: row.callback_ok ?? 0,
+              callbackFailed: row.callback_failed ?? 0,
+              llmLatency: LLM_COLUMNS.map((column) => row[column] ?? 0),
+            }),
+          );
+      });
     },
   };
 }

@@ -115,4 +115,32 @@ describe('createSqliteStore', () => {
     await store.close();
     db.close();
   });
+
+  it('writes the per-minute counts within a second, and the ones pending at close, so a reopened file has them', async () => {
+    const path = join(dir, `${randomUUID()}.sqlite`);
+    const db = openSqliteDatabase({ path });
+    const store = createSqliteStore(db, LIMITS);
+    const rowsInTable = () =>
+      db.read(() => db.prepare<{ accepted: number }>('SELECT accepted FROM rollups').all());
+    const task = newTask();
+    await store.createTask(task);
+    const since = Date.now() - 120_000;
+    // Read at once: the pending count is added to the table's.
+    expect((await store.getRollups('', since, Date.now() + 60_000)).map((minute) => minute.accepted)).toEqual(
+      [1],
+    );
+    await waitFor(async () => (await rowsInTable()).length === 1, 'the counts to be written', {
+      timeoutMs: 3000,
+    });
+    await store.createTask(newTask());
+    await store.close();
+    db.close();
+    const reopened = openSqliteDatabase({ path });
+    const again = createSqliteStore(reopened, LIMITS);
+    expect((await again.getRollups('', since, Date.now() + 60_000)).map((minute) => minute.accepted)).toEqual(
+      [2],
+    );
+    await again.close();
+    reopened.close();
+  });
 });

@@ -77,19 +77,18 @@ export function createSqliteStore(
     `UPDATE tasks SET error = ?, completed_at = ?, status = 'delivering', updated_at = ?
      WHERE task_id = ? AND completed_at IS NULL AND expires_at_ms > ?`,
   );
-  const appendDelivery = db.prepare(
+  const appendDelivery = db.prepare<{ namespace: string; rolled_up: number }>(
     `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
-       callback_attempts = callback_attempts + 1, updated_at = ? WHERE task_id = ?`,
+       callback_attempts = callback_attempts + 1, updated_at = ? WHERE task_id = ?
+     RETURNING namespace, rolled_up`,
   );
-  const appendLastDelivery = db.prepare(
+  // rolled_up counts the final statuses recorded: 1 the first time (the one the roll-ups count).
+  const appendLastDelivery = db.prepare<{ namespace: string; rolled_up: number }>(
     `UPDATE tasks SET deliveries = json_insert(deliveries, '$[#]', json(?)),
-       callback_attempts = callback_attempts + 1, updated_at = ?, status = ?, error = ? WHERE task_id = ?`,
+       callback_attempts = callback_attempts + 1, updated_at = ?, status = ?, error = ?,
+       rolled_up = rolled_up + 1 WHERE task_id = ?
+     RETURNING namespace, rolled_up`,
   );
-  // Marks the task's final status as counted in the roll-ups: a redelivery does not count it again.
-  const markRolledUp = db.prepare<{ namespace: string }>(
-    'UPDATE tasks SET rolled_up = 1 WHERE task_id = ? AND rolled_up = 0 RETURNING namespace',
-  );
-  const selectNamespace = db.prepare<{ namespace: string }>('SELECT namespace FROM tasks WHERE task_id = ?');
   const rollups = createSqliteRollups(db);
 
   const selectConversation = db.prepare<ConversationRow>(
@@ -164,7 +163,7 @@ export function createSqliteStore(
   };
 
   return {
-    ...createSqliteLists(db, taskRetentionMs),
+    ...createSqliteLists(db, taskRetentionMs, rollups),
 
     async createTask(task: NewTask) {
       const createdMs = Date.parse(task.createdAt);
@@ -184,8 +183,8 @@ export function createSqliteStore(
           task.client ?? null,
           destinationOf(task.callbackUrl),
         );
-        rollups.bump(task.namespace, Date.now(), 'accepted');
       });
+      rollups.bump(task.namespace, Date.now(), 'accepted');
     },
 
     async getTask(namespace, taskId) {
@@ -213,15 +212,13 @@ export function createSqliteStore(
       await db.write(() => incrementLlmAttempts.run(new Date().toISOString(), taskId));
     },
 
-    completeGeneration(taskId: string, key: string, generation: Generation) {
-      return db.write(() => {
+    async completeGeneration(taskId: string, key: string, generation: Generation) {
+      const namespace = await db.write((): string | null => {
         const now = Date.now();
         const task = selectGenerationState.get(taskId, now);
         // Ended already: this is a job run again after a crash; the history holds the exchange.
-        if (task === undefined || task.completed_at !== null) return false;
+        if (task === undefined || task.completed_at !== null) return null;
         appendExchange(key, task, task.message, generation.reply, now);
-        if (generation.llmDurationMs !== undefined)
-          rollups.bumpLlm(task.namespace, now, generation.llmDurationMs);
         updateCompleted.run(
           generation.reply,
           generation.model,
@@ -238,8 +235,12 @@ export function createSqliteStore(
           generation.usage,
           generation.completedAt,
         );
-        return true;
+        return task.namespace;
       });
+      if (namespace === null) return false;
+      if (generation.llmDurationMs !== undefined)
+        rollups.bumpLlm(namespace, Date.now(), generation.llmDurationMs);
+      return true;
     },
 
     failGeneration(taskId: string, error: TaskError, completedAt: string) {
@@ -258,26 +259,24 @@ export function createSqliteStore(
 
     async recordDelivery(taskId: string, attempt: DeliveryAttempt, final?: DeliveryEnd) {
       const at = new Date().toISOString();
-      await db.write(() => {
-        const result =
-          final === undefined
-            ? appendDelivery.run(JSON.stringify(attempt), at, taskId)
-            : appendLastDelivery.run(
-                JSON.stringify(attempt),
-                at,
-                final.status,
-                final.error === null ? null : JSON.stringify(final.error),
-                taskId,
-              );
-        if (result.changes === 0) return;
-        const now = Date.now();
-        const namespace = selectNamespace.get(taskId)?.namespace ?? '';
-        const ok =
-          attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
-        rollups.bump(namespace, now, ok ? 'callback_ok' : 'callback_failed');
-        if (final !== undefined && markRolledUp.get(taskId) !== undefined)
-          rollups.bump(namespace, now, final.status);
-      });
+      const recorded = await db.write(() =>
+        final === undefined
+          ? appendDelivery.get(JSON.stringify(attempt), at, taskId)
+          : appendLastDelivery.get(
+              JSON.stringify(attempt),
+              at,
+              final.status,
+              final.error === null ? null : JSON.stringify(final.error),
+              taskId,
+            ),
+      );
+      if (recorded === undefined) return;
+      const now = Date.now();
+      const ok = attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
+      rollups.bump(recorded.namespace, now, ok ? 'callback_ok' : 'callback_failed');
+      // The first final status of the task: a redelivery does not count it again.
+      if (final !== undefined && recorded.rolled_up === 1)
+        rollups.bump(recorded.namespace, now, final.status);
     },
 
     getHistory(key: string, limit: number) {
@@ -324,6 +323,7 @@ export function createSqliteStore(
 
     async close() {
       purge.stop();
+      await rollups.close().catch(() => {});
     },
   };
 }
