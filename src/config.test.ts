@@ -77,16 +77,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ CLIENT_BUDGET: '1000 tokens/day' }).clientBudget?.label).toBe('1000 tokens/day');
   });
 
-  it('makes first callback attempts inline in redis mode only, unless CALLBACK_FIRST_ATTEMPT says otherwise', () => {
-    expect(loadConfig({}).callbackFirstAttemptInline).toBe(false);
+  it('makes first callback attempts inline in both modes, unless CALLBACK_FIRST_ATTEMPT=queued', () => {
+    expect(loadConfig({}).callbackFirstAttemptInline).toBe(true);
     expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).callbackFirstAttemptInline).toBe(true);
-    expect(loadConfig({ CALLBACK_FIRST_ATTEMPT: 'inline' }).callbackFirstAttemptInline).toBe(true);
+    expect(loadConfig({ CALLBACK_FIRST_ATTEMPT: 'Queued' }).callbackFirstAttemptInline).toBe(false);
     expect(
-      loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CALLBACK_FIRST_ATTEMPT: 'Queued' })
+      loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CALLBACK_FIRST_ATTEMPT: 'queued' })
         .callbackFirstAttemptInline,
     ).toBe(false);
-    expect(() => loadConfig({ CALLBACK_FIRST_ATTEMPT: 'sometimes' })).toThrow(
-      /CALLBACK_FIRST_ATTEMPT="sometimes" is invalid: expected auto, inline or queued/,
+    expect(() => loadConfig({ CALLBACK_FIRST_ATTEMPT: 'auto' })).toThrow(
+      /CALLBACK_FIRST_ATTEMPT="auto" is invalid: expected inline or queued/,
     );
   });
 

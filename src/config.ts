@@ -62,7 +62,7 @@ export interface Config {
   deliveryConcurrency: number;
   /**
    * Whether the run that stored a reply makes its callback's first attempt itself (README
-   * *Delivery isolation*): `CALLBACK_FIRST_ATTEMPT=auto` (on in redis mode only), `inline` or `queued`.
+   * *Delivery isolation*): `CALLBACK_FIRST_ATTEMPT=inline` (the default) or `queued`.
    */
   callbackFirstAttemptInline: boolean;
   rateLimit: RateLimit;
@@ -266,10 +266,10 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
   }
 
   const redisUrl = url('REDIS_URL', null, ['redis', 'rediss']);
-  const firstAttemptText = text('CALLBACK_FIRST_ATTEMPT', 'auto').trim().toLowerCase();
-  if (!['auto', 'inline', 'queued'].includes(firstAttemptText)) {
+  const firstAttemptText = text('CALLBACK_FIRST_ATTEMPT', 'inline').trim().toLowerCase();
+  if (!['inline', 'queued'].includes(firstAttemptText)) {
     problems.push(
-      `CALLBACK_FIRST_ATTEMPT=${JSON.stringify(firstAttemptText)} is invalid: expected auto, inline or queued`,
+      `CALLBACK_FIRST_ATTEMPT=${JSON.stringify(firstAttemptText)} is invalid: expected inline or queued`,
     );
   }
 
@@ -323,8 +323,7 @@ export function loadConfig(env: Env = readProcessEnv()): Readonly<Config> {
     historyTtlSeconds: integer('HISTORY_TTL_SECONDS', 604_800, 1),
     workerConcurrency: integer('WORKER_CONCURRENCY', 100, 1, 100_000),
     deliveryConcurrency: integer('DELIVERY_CONCURRENCY', 200, 1, 100_000),
-    callbackFirstAttemptInline:
-      firstAttemptText === 'auto' ? redisUrl !== null : firstAttemptText === 'inline',
+    callbackFirstAttemptInline: firstAttemptText === 'inline',
     rateLimit,
     trustProxy: boolean('TRUST_PROXY', false),
     apiTokens: list(text('API_TOKENS', '')),

@@ -167,7 +167,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
 
   /** This process's attempts in flight, and the deliveries waiting for one to end, by lease key. */
   const localInFlight = new Map<string, number>();
-  const localWaiters = new Map<string, Array<() => void>>();
+  const localWaiters = new Map<string, Set<() => void>>();
   /** Deliveries of this process looking again at a destination other workers' attempts fill. */
   const pollers = new Map<string, number>();
 
@@ -208,24 +208,24 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
       released = true;
       count(localInFlight, key, -1);
       await lease.release();
-      localWaiters.get(key)?.shift()?.();
+      // The longest waiting delivery to this destination, if any, takes the place.
+      localWaiters.get(key)?.values().next().value?.();
     };
     return { type: 'go', ref, probe, release };
   };
 
   /** Waits up to `waitMs` for one of this process's attempts to `key` to end. */
-  const waitForLocal = (key: string, queue: Array<() => void>, waitMs: number): Promise<void> => {
+  const waitForLocal = (key: string, queue: Set<() => void>, waitMs: number): Promise<void> => {
     localWaiters.set(key, queue);
     return new Promise<void>((resolve) => {
       const timer = setTimeout(wake, waitMs);
       function wake(): void {
         clearTimeout(timer);
-        const index = queue.indexOf(wake);
-        if (index !== -1) queue.splice(index, 1);
-        if (queue.length === 0 && localWaiters.get(key) === queue) localWaiters.delete(key);
+        queue.delete(wake);
+        if (queue.size === 0 && localWaiters.get(key) === queue) localWaiters.delete(key);
         resolve();
       }
-      queue.push(wake);
+      queue.add(wake);
     });
   };
 
@@ -243,9 +243,9 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         }
         // Full of this process's own attempts: wait briefly for one of them to end (its place
         // then passes here without a round trip). Full of other workers' attempts: queued.
-        const queue = localWaiters.get(key) ?? [];
+        const queue = localWaiters.get(key) ?? new Set();
         const waitMs = waitUntil - now();
-        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.length >= MAX_LOCAL_WAITERS) {
+        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.size >= MAX_LOCAL_WAITERS) {
           return null;
         }
         await waitForLocal(key, queue, waitMs);
@@ -288,7 +288,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         if (lease !== null) return admitted(ref, probe, lease);
         // Full. Wait here, briefly (a probe does not wait: its claim lapses, and another delivery
         // probes), then look at the breaker again; after the wait, go back to the queue, backing off.
-        const queue = localWaiters.get(key) ?? [];
+        const queue = localWaiters.get(key) ?? new Set();
         const waitMs = waitUntil - now();
         if (
           !probe &&
@@ -307,12 +307,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
           continue;
         }
         // This process's own attempts fill it: wait for one of them to end.
-        if (
-          probe ||
-          (localInFlight.get(key) ?? 0) === 0 ||
-          waitMs <= 0 ||
-          queue.length >= MAX_LOCAL_WAITERS
-        ) {
+        if (probe || (localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.size >= MAX_LOCAL_WAITERS) {
           metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
           const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
           return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };

@@ -2,14 +2,14 @@
  * The embedded mode's leases: one process holds them all, so a map of expiry times is the whole
  * state, and a restart frees every lease (nothing held them any more).
  */
-import { randomUUID } from 'node:crypto';
 import type { Lease, LeaseLimiter } from './lease-limiter.js';
 
 export function createMemoryLeaseLimiter(now: () => number = Date.now): LeaseLimiter {
   /** Key → lease id → expiry (epoch ms). */
-  const held = new Map<string, Map<string, number>>();
+  const held = new Map<string, Map<number, number>>();
+  let leases = 0;
 
-  const live = (key: string): Map<string, number> | undefined => {
+  const live = (key: string): Map<number, number> | undefined => {
     const leases = held.get(key);
     if (leases === undefined) return undefined;
     const at = now();
@@ -24,11 +24,12 @@ export function createMemoryLeaseLimiter(now: () => number = Date.now): LeaseLim
   return {
     async acquire(key, limit, ttlMs) {
       // Expired leases matter only at the limit: they are swept then, not on every acquire.
-      let leases = held.get(key);
-      if (leases !== undefined && leases.size >= limit) leases = live(key);
-      if ((leases?.size ?? 0) >= limit) return null;
-      const id = randomUUID();
-      const map = leases ?? new Map<string, number>();
+      let current = held.get(key);
+      if (current !== undefined && current.size >= limit) current = live(key);
+      if ((current?.size ?? 0) >= limit) return null;
+      leases += 1;
+      const id = leases;
+      const map = current ?? new Map<number, number>();
       map.set(id, now() + Math.max(1, ttlMs));
       held.set(key, map);
       return {

@@ -170,8 +170,8 @@ function expectTaskTree(spans: readonly CollectedSpan[], taskId: string, inline:
     'server.address': '127.0.0.1',
   });
   expect(chat.attributes['gen_ai.conversation.id']).toEqual(expect.any(String));
-  // In redis mode a healthy receiver's first attempt is made by the run that stored the reply
-  // (CALLBACK_FIRST_ATTEMPT=auto); embedded, the delivery is a job of the delivery queue.
+  // A healthy receiver's first attempt is made by the run that stored the reply
+  // (CALLBACK_FIRST_ATTEMPT=inline, the default); with `queued`, it is a job of the delivery queue.
   let parentOfCallback = lastRun;
   if (inline) {
     expect(spans.filter((span) => span.name === 'send deliver')).toEqual([]);
@@ -208,7 +208,11 @@ function expectNothingSecret(spans: readonly CollectedSpan[]): void {
 
 describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
   it('makes one trace per task from the client’s traceparent to the callback, with GenAI attributes and no secret', async () => {
-    const { api, worker } = await deploy(mode);
+    // Embedded with the delivery queued (CALLBACK_FIRST_ATTEMPT=queued), so both shapes are seen.
+    const { api, worker } = await deploy(
+      mode,
+      mode === 'embedded' ? { CALLBACK_FIRST_ATTEMPT: 'queued' } : {},
+    );
     const clientTraceId = hex(16);
     const clientSpanId = hex(8);
     const continued = await submit(api.url, 'conversation-a', {
@@ -332,7 +336,7 @@ describe.each(['embedded', 'redis'] as const)('tracing, %s mode', (mode) => {
     await restartWorker();
     await deployment.deliveredAll([taskId]);
     const spans = await traceOfTask(taskId);
-    const { process } = expectTaskTree(spans, taskId, mode === 'redis');
+    const { process } = expectTaskTree(spans, taskId, true);
     // The killed run's span was never exported; the run after the restart is attempt 2, in the
     // same trace, under the same producer span.
     expect(process.map((run) => run.attributes['llm_webhook.job.attempt'])).toEqual([2]);
