@@ -229,6 +229,32 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
     });
   };
 
+  /**
+   * The destination is full: waits briefly for a place, until `waitUntil`. With attempts of this
+   * process to it in flight, until one of them ends (its place then passes on here without a
+   * round trip); when other workers' attempts fill it, `OTHERS_POLL_MS` before looking again, so
+   * a fast receiver shared by several workers is not served through the queue's backoff (at most
+   * `maxInFlight` deliveries per destination and process look so). False: no wait; give up.
+   */
+  const waitForPlace = async (key: string, waitUntil: number): Promise<boolean> => {
+    const waitMs = waitUntil - now();
+    if (waitMs <= 0) return false;
+    if ((localInFlight.get(key) ?? 0) === 0) {
+      if ((pollers.get(key) ?? 0) >= Math.min(MAX_LOCAL_WAITERS, settings.maxInFlight)) return false;
+      count(pollers, key, 1);
+      try {
+        await sleep(Math.min(OTHERS_POLL_MS, waitMs));
+      } finally {
+        count(pollers, key, -1);
+      }
+      return true;
+    }
+    const queue = localWaiters.get(key) ?? new Set();
+    if (queue.size >= MAX_LOCAL_WAITERS) return false;
+    await waitForLocal(key, queue, waitMs);
+    return true;
+  };
+
   return {
     async enterNow(ref) {
       const key = leaseKeyOf(ref);
@@ -241,14 +267,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
           await lease.release();
           return null;
         }
-        // Full of this process's own attempts: wait briefly for one of them to end (its place
-        // then passes here without a round trip). Full of other workers' attempts: queued.
-        const queue = localWaiters.get(key) ?? new Set();
-        const waitMs = waitUntil - now();
-        if ((localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.size >= MAX_LOCAL_WAITERS) {
-          return null;
-        }
-        await waitForLocal(key, queue, waitMs);
+        if (!(await waitForPlace(key, waitUntil))) return null;
       }
     },
 
@@ -288,31 +307,11 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
         if (lease !== null) return admitted(ref, probe, lease);
         // Full. Wait here, briefly (a probe does not wait: its claim lapses, and another delivery
         // probes), then look at the breaker again; after the wait, go back to the queue, backing off.
-        const queue = localWaiters.get(key) ?? new Set();
-        const waitMs = waitUntil - now();
-        if (
-          !probe &&
-          (localInFlight.get(key) ?? 0) === 0 &&
-          waitMs > 0 &&
-          (pollers.get(key) ?? 0) < Math.min(MAX_LOCAL_WAITERS, settings.maxInFlight)
-        ) {
-          // Other workers' attempts fill it: look again shortly, so a fast receiver shared by
-          // several workers is not served through the queue's backoff.
-          count(pollers, key, 1);
-          try {
-            await sleep(Math.min(OTHERS_POLL_MS, waitMs));
-          } finally {
-            count(pollers, key, -1);
-          }
-          continue;
-        }
-        // This process's own attempts fill it: wait for one of them to end.
-        if (probe || (localInFlight.get(key) ?? 0) === 0 || waitMs <= 0 || queue.size >= MAX_LOCAL_WAITERS) {
+        if (probe || !(await waitForPlace(key, waitUntil))) {
           metrics.callbackDeliveriesDeferred.inc({ reason: 'in_flight_limit' });
           const backoffMs = Math.min(BUSY_BACKOFF_MAX_MS, BUSY_BACKOFF_MS * 2 ** Math.min(waits, 10));
           return { type: 'busy', retryInMs: backoffMs * (0.5 + random()) };
         }
-        await waitForLocal(key, queue, waitMs);
       }
     },
 
