@@ -8,6 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import { withRedis } from '../backends/redis/redis-connection.js';
+import { createRollupCounts, type RollupCounts } from './rollup-counts.js';
 import { conversationKey, type Store, type TaskRecord } from './store.js';
 import {
   type ConversationSummary,
@@ -44,6 +45,32 @@ function parseMember(member: string): { createdMs: number; taskId: string } {
 }
 
 type ToRecord = (taskId: string, fields: Record<string, string>, deliveries: string[]) => TaskRecord;
+
+/** A roll-up hash lives this long past its first count (its minutes are kept 48 h). */
+const ROLLUP_TTL_SECONDS = 172_800;
+
+/**
+ * The redis mode's roll-up counts (rollup-counts.ts): one hash an hour
+ * `rollup:<ns>:<hour ms>`, fields `<minute ms>:<counter>`, added to by every process in one
+ * pipeline a second.
+ */
+export function createRedisRollups(client: Redis, prefix: string): RollupCounts {
+  return createRollupCounts((due) =>
+    withRedis('write roll-ups', async () => {
+      const pipeline = client.pipeline();
+      for (const [namespace, minutes] of due) {
+        const hours = new Set<string>();
+        for (const [minuteMs, counters] of minutes) {
+          const key = `${prefix}rollup:${namespace}:${Math.floor(minuteMs / HOUR_MS) * HOUR_MS}`;
+          hours.add(key);
+          for (const [counter, count] of counters) pipeline.hincrby(key, `${minuteMs}:${counter}`, count);
+        }
+        for (const key of hours) pipeline.expire(key, ROLLUP_TTL_SECONDS, 'NX');
+      }
+      for (const [error] of (await pipeline.exec()) ?? []) if (error !== null) throw error;
+    }),
+  );
+}
 type Lists = Pick<Store, 'listTasks' | 'countTasks' | 'oldestTaskAt' | 'listConversations' | 'getRollups'>;
 
 export function createRedisLists(
@@ -51,6 +78,7 @@ export function createRedisLists(
   prefix: string,
   taskRetentionMs: number,
   toRecord: ToRecord,
+  rollups: RollupCounts,
 ): Lists {
   const tasksKey = (namespace: string, part: string): string => `${prefix}tasks:${namespace}:${part}`;
 
@@ -321,7 +349,8 @@ export function createRedisLists(
             else if (Object.hasOwn(COUNTERS, name)) rollup[COUNTERS[name]!] = count;
           }
         }
-        return [...byMinute.values()].sort((a, b) => a.minuteMs - b.minuteMs);
+        const stored = [...byMinute.values()].sort((a, b) => a.minuteMs - b.minuteMs);
+        return rollups.withPending(namespace, stored, sinceMs, untilMs);
       }),
   };
 }

@@ -6,13 +6,13 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Shared by the scripts that change a task's status or count an event: the listing indexes
- * (sorted sets of `<created ms, 16 digits>:<task id>` members, all at score 0, read by range of
- * member: `tasks:<ns>:all`, `tasks:<ns>:status:<status>`, `tasks:<ns>:conv:<id>`,
+ * Shared by the scripts that change a task's status: the listing indexes (sorted sets of
+ * `<created ms, 16 digits>:<task id>` members, all at score 0, read by range of member:
+ * `tasks:<ns>:all`, `tasks:<ns>:status:<status>`, `tasks:<ns>:conv:<id>`,
  * `tasks:<ns>:dest:<destination>`), each kept alive as long as its newest member's task (and up to
- * an hour more), and the
- * per-minute roll-ups, one hash an hour `rollup:<ns>:<hour ms>` with fields `<minute ms>:<counter>`. Their keys are derived from the task's key,
- * so they share its prefix (and its Redis Cluster slot).
+ * an hour more). Their keys are derived from the task's key, so they share its prefix (and its
+ * Redis Cluster slot). The per-minute roll-ups are counted by the caller from what the scripts
+ * return (rollup-counts.ts).
  */
 const PRELUDE = `
 local function llmw_prefix(task_key) return string.match(task_key, '^(.*)task:[^:]*$') end
@@ -26,13 +26,6 @@ end
 local function llmw_touch(key, expires_ms)
   local until_ms = tonumber(expires_ms)
   if redis.call('PEXPIRETIME', key) < until_ms then redis.call('PEXPIREAT', key, until_ms + 3600000) end
-end
--- Counts one event in the minute of now_s (its hour's hash lives 48 h past its minutes' first events).
-local function llmw_bump(task_key, ns, field, now_s)
-  local key = llmw_prefix(task_key) .. 'rollup:' .. ns .. ':' .. (math.floor(now_s / 3600) * 3600000)
-  if redis.call('HINCRBY', key, (math.floor(now_s / 60) * 60000) .. ':' .. field, 1) == 1 then
-    redis.call('EXPIRE', key, 172800)
-  end
 end
 -- Moves the task's index member from the set of status old to that of new.
 local function llmw_restatus(task_key, ns, member, expires_ms, old, new)
@@ -53,8 +46,8 @@ const SCRIPTS = {
     lua: `
 local now_s, now_ms, now_us = llmw_now()
 redis.call('DEL', KEYS[1], KEYS[2])
--- Created already past its retention: gone at once, and never listed.
-if tonumber(ARGV[1]) <= now_ms then return 1 end
+-- Created already past its retention: gone at once, never listed nor counted.
+if tonumber(ARGV[1]) <= now_ms then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 local f = {}
@@ -74,7 +67,6 @@ if now_us % 16 == 0 then
     redis.call('ZREMRANGEBYLEX', base .. 'status:' .. status, '-', cutoff)
   end
 end
-llmw_bump(KEYS[1], ns, 'accepted', now_s)
 return 1`,
   },
   llmwStoreSetStatus: {
@@ -117,12 +109,10 @@ local f = redis.call('HMGET', KEYS[1], ${TASK_FIELDS}, 'error', 'rolledUp')
 if not f[1] then return 0 end
 if redis.call('RPUSH', KEYS[2], ARGV[1]) == 1 then redis.call('PEXPIREAT', KEYS[2], f[4]) end
 redis.call('HINCRBY', KEYS[1], 'callbackAttempts', 1)
-local now_s = llmw_now()
 local ns = f[2] or ''
-llmw_bump(KEYS[1], ns, ARGV[5] == '1' and 'callbackOk' or 'callbackFailed', now_s)
 if ARGV[3] == '' then
   redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-  return 1
+  return {ns, 0}
 end
 local fields = {'updatedAt', ARGV[2], 'status', ARGV[3]}
 if ARGV[4] ~= '' then
@@ -136,8 +126,8 @@ end
 redis.call('HSET', KEYS[1], unpack(fields))
 if ARGV[4] == '' and f[5] then redis.call('HDEL', KEYS[1], 'error') end
 llmw_restatus(KEYS[1], f[2], f[3], f[4], f[1], ARGV[3])
-if not f[6] then llmw_bump(KEYS[1], ns, ARGV[3], now_s) end
-return 1`,
+-- The namespace, and 1 when this is the task's first final status (the one roll-ups count).
+return {ns, f[6] and 0 or 1}`,
   },
   // The generation ends once: the user message and the reply enter the history together with
   // the task update, or nothing happens (a task that already has completedAt).
@@ -174,12 +164,11 @@ else
     'status', 'delivering', 'updatedAt', ARGV[5])
 end
 llmw_restatus(KEYS[1], f[2], f[3], f[4], f[1], 'delivering')
-local now_s, now_ms = llmw_now()
+local _, now_ms = llmw_now()
 local conversations = llmw_prefix(KEYS[1]) .. 'convs:' .. (f[2] or '')
 redis.call('ZADD', conversations, now_ms, f[6] or '')
 llmw_touch(conversations, now_ms + tonumber(ARGV[6]) * 1000)
-if ARGV[14] ~= '' then llmw_bump(KEYS[1], f[2] or '', 'llm' .. ARGV[14], now_s) end
-return 1`,
+return {f[2] or ''}`,
   },
   llmwStoreFail: {
     keys: 1,

@@ -110,4 +110,27 @@ describe('redis store', () => {
     await store.createTask(task);
     expect((await store.getTaskById(task.taskId))?.status).toBe('queued');
   });
+
+  it('adds up the per-minute counts of several processes within a second, and those pending at close', async () => {
+    const namespace = `ns-${randomUUID()}`;
+    const prefix = `{rollups-${randomUUID()}}:`;
+    const workerA = createRedisStore(client, LIMITS, { keyPrefix: prefix });
+    const workerB = createRedisStore(client, LIMITS, { keyPrefix: prefix });
+    const reader = createRedisStore(client, LIMITS, { keyPrefix: prefix });
+    const accepted = async () =>
+      (await reader.getRollups(namespace, Date.now() - 120_000, Date.now() + 60_000)).reduce(
+        (sum, minute) => sum + minute.accepted,
+        0,
+      );
+    await workerA.createTask(newTask({ namespace }));
+    await workerB.createTask(newTask({ namespace }));
+    await workerB.createTask(newTask({ namespace }));
+    // Written once a second by each process, seen by any other.
+    await expect.poll(accepted, { timeout: 3000 }).toBe(3);
+    await workerA.createTask(newTask({ namespace }));
+    await workerA.close();
+    expect(await accepted()).toBe(4);
+    await workerB.close();
+    await reader.close();
+  });
 });

@@ -22,7 +22,7 @@
 import type { Redis } from 'ioredis';
 import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
 import { destinationOf } from '../shared/destination.js';
-import { createRedisLists, indexMember } from './redis-store-lists.js';
+import { createRedisLists, createRedisRollups, indexMember } from './redis-store-lists.js';
 import { defineStoreScripts, type ScriptArg } from './redis-store-scripts.js';
 import { createRedisUsage } from './redis-store-usage.js';
 import type {
@@ -37,7 +37,6 @@ import type {
   TaskStatus,
   Usage,
 } from './store.js';
-import { latencyBucket } from './task-lists.js';
 
 export interface RedisStoreOptions {
   /** Prefix of every key (default `{llm-webhook}:`); keep a `{hash tag}` for Redis Cluster. */
@@ -96,6 +95,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
   const historyKeep = Math.max(2, limits.historyMaxMessages);
   const run = defineStoreScripts(client);
   const usage = createRedisUsage(client, prefix);
+  const rollups = createRedisRollups(client, prefix);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
     withRedis('read task', async () => {
@@ -116,7 +116,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
     });
 
   return {
-    ...createRedisLists(client, prefix, taskRetentionMs, toRecord),
+    ...createRedisLists(client, prefix, taskRetentionMs, toRecord, rollups),
 
     createTask: (task) =>
       withRedis('create task', async () => {
@@ -155,11 +155,12 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
         if (task.options !== undefined && task.options !== null) {
           fields.push('options', JSON.stringify(task.options));
         }
-        await run(
+        const created = await run(
           'llmwStoreCreateTask',
           [taskKey(task.taskId), deliveriesKey(task.taskId)],
           [createdAtMs + taskRetentionMs, ...fields],
         );
+        if (created === 1) rollups.bump(task.namespace, Date.now(), 'accepted');
       }),
 
     async getTask(namespace, taskId) {
@@ -211,10 +212,13 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             limits.historyTtlSeconds,
             historyKeep,
             ...rollup.args,
-            generation.llmDurationMs === undefined ? '' : latencyBucket(generation.llmDurationMs),
           ],
         );
-        return applied === 1;
+        if (!Array.isArray(applied)) return false;
+        if (generation.llmDurationMs !== undefined) {
+          rollups.bumpLlm(String(applied[0]), Date.now(), generation.llmDurationMs);
+        }
+        return true;
       }),
 
     failGeneration: (taskId, error, completedAt) =>
@@ -229,7 +233,7 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
 
     recordDelivery: (taskId, attempt, final) =>
       withRedis('record delivery', async () => {
-        await run(
+        const recorded = await run(
           'llmwStoreDelivery',
           [taskKey(taskId), deliveriesKey(taskId)],
           [
@@ -237,11 +241,15 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
             new Date().toISOString(),
             final?.status ?? '',
             final?.error ? JSON.stringify(final.error) : '',
-            attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300
-              ? '1'
-              : '0',
           ],
         );
+        if (!Array.isArray(recorded)) return;
+        const namespace = String(recorded[0]);
+        const now = Date.now();
+        const ok =
+          attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
+        rollups.bump(namespace, now, ok ? 'callbackOk' : 'callbackFailed');
+        if (final !== undefined && recorded[1] === 1) rollups.bump(namespace, now, final.status);
       }),
 
     getHistory: (key, limit) =>
@@ -276,6 +284,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
 
     ping: () => pingRedis(client),
 
-    async close() {},
+    async close() {
+      await rollups.close().catch(() => {});
+    },
   };
 }

@@ -5,6 +5,7 @@
  * memory as events commit and written once a second.
  */
 import type { SqliteDatabase, SqlValue } from '../backends/sqlite/sqlite-database.js';
+import { createRollupCounts, type RollupCounter, type RollupCounts } from './rollup-counts.js';
 import { type TaskRow, toRecord } from './sqlite-store-rows.js';
 import type { Store, TaskStatus } from './store.js';
 import {
@@ -14,101 +15,40 @@ import {
   encodeConversationCursor,
   encodeTaskCursor,
   LLM_LATENCY_BUCKETS,
-  latencyBucket,
   type MinuteRollup,
   minuteOf,
   ROLLUP_RETENTION_MS,
   type TaskFilter,
 } from './task-lists.js';
 
-export type RollupCounter = 'accepted' | 'completed' | 'failed' | 'callback_ok' | 'callback_failed';
-
-export interface SqliteRollups {
-  /** Counts one event; call once the write that made it has committed. */
-  bump(namespace: string, nowMs: number, counter: RollupCounter): void;
-  /** Counts one answered LLM call; call once the write that stored it has committed. */
-  bumpLlm(namespace: string, nowMs: number, durationMs: number): void;
-  /** The counts not written yet of `namespace`, by minute (added to the table's when read). */
-  pending(namespace: string): ReadonlyMap<number, ReadonlyMap<string, number>>;
-  /** Writes the pending counts now (also on a timer, a second after the first pending one). */
-  flush(): Promise<void>;
-  /** Writes the pending counts; later ones wait for an explicit `flush`. */
-  close(): Promise<void>;
-}
-
 const LLM_COLUMNS = Array.from({ length: LLM_LATENCY_BUCKETS }, (_, index) => `llm_${index}`);
 const ROLLUP_COLUMNS = ['accepted', 'completed', 'failed', 'callback_ok', 'callback_failed', ...LLM_COLUMNS];
-/** How long counts wait in memory before they are written. */
-const ROLLUP_FLUSH_MS = 1000;
 
-/**
- * The embedded mode's per-minute counts: kept in memory and written once a second, one row per
- * namespace and minute for all counters at once, instead of an upsert inside every task write
- * (reads add what is pending, so they are exact in this process). A crash loses at most the
- * last second's counts; the tasks themselves are never touched.
- */
-export function createSqliteRollups(db: SqliteDatabase): SqliteRollups {
+/** The `rollups` column of a counter. */
+function columnOf(counter: RollupCounter): string {
+  if (counter === 'callbackOk') return 'callback_ok';
+  if (counter === 'callbackFailed') return 'callback_failed';
+  return counter.startsWith('llm') ? `llm_${counter.slice(3)}` : counter;
+}
+
+/** The embedded mode's roll-up counts (rollup-counts.ts): one upsert per namespace and minute. */
+export function createSqliteRollups(db: SqliteDatabase): RollupCounts {
   const upsert = db.prepare(
     `INSERT INTO rollups (namespace, minute_ms, ${ROLLUP_COLUMNS.join(', ')})
      VALUES (?, ?, ${ROLLUP_COLUMNS.map(() => '?').join(', ')})
      ON CONFLICT (namespace, minute_ms) DO UPDATE SET
        ${ROLLUP_COLUMNS.map((column) => `${column} = ${column} + excluded.${column}`).join(', ')}`,
   );
-  /** Namespace → minute → column → count. */
-  let counts = new Map<string, Map<number, Map<string, number>>>();
-  let timer: NodeJS.Timeout | null = null;
-  let closed = false;
-
-  const add = (namespace: string, nowMs: number, column: string): void => {
-    const minute = minuteOf(nowMs);
-    let minutes = counts.get(namespace);
-    if (minutes === undefined) counts.set(namespace, (minutes = new Map()));
-    let columns = minutes.get(minute);
-    if (columns === undefined) minutes.set(minute, (columns = new Map()));
-    columns.set(column, (columns.get(column) ?? 0) + 1);
-    if (timer === null && !closed) {
-      timer = setTimeout(() => void flush().catch(() => {}), ROLLUP_FLUSH_MS);
-      timer.unref();
-    }
-  };
-
-  const flush = async (): Promise<void> => {
-    if (timer !== null) clearTimeout(timer);
-    timer = null;
-    const due = counts;
-    if (due.size === 0) return;
-    counts = new Map();
-    try {
-      await db.write(() => {
-        for (const [namespace, minutes] of due) {
-          for (const [minute, columns] of minutes) {
-            upsert.run(namespace, minute, ...ROLLUP_COLUMNS.map((column) => columns.get(column) ?? 0));
-          }
-        }
-      });
-    } catch (error) {
-      // Kept for the next flush: added back to what was counted meanwhile.
+  return createRollupCounts((due) =>
+    db.write(() => {
       for (const [namespace, minutes] of due) {
-        for (const [minute, columns] of minutes) {
-          for (const [column, count] of columns) {
-            for (let n = 0; n < count; n++) add(namespace, minute, column);
-          }
+        for (const [minuteMs, counters] of minutes) {
+          const values = new Map([...counters].map(([counter, count]) => [columnOf(counter), count]));
+          upsert.run(namespace, minuteMs, ...ROLLUP_COLUMNS.map((column) => values.get(column) ?? 0));
         }
       }
-      throw error;
-    }
-  };
-
-  return {
-    bump: (namespace, nowMs, counter) => add(namespace, nowMs, counter),
-    bumpLlm: (namespace, nowMs, durationMs) => add(namespace, nowMs, `llm_${latencyBucket(durationMs)}`),
-    pending: (namespace) => counts.get(namespace) ?? new Map(),
-    flush,
-    close: async () => {
-      closed = true;
-      await flush();
-    },
-  };
+    }),
+  );
 }
 
 /** Deletes roll-ups past `ROLLUP_RETENTION_MS` (the purge loop calls it). */
@@ -173,11 +113,7 @@ function whereOf(
   return { sql: clauses.join(' AND '), params };
 }
 
-export function createSqliteLists(
-  db: SqliteDatabase,
-  taskRetentionMs: number,
-  rollups: SqliteRollups,
-): Lists {
+export function createSqliteLists(db: SqliteDatabase, taskRetentionMs: number, rollups: RollupCounts): Lists {
   const oldest = () => Date.now() - taskRetentionMs;
   const selectRollups = db.prepare<RollupRow>(
     'SELECT * FROM rollups WHERE namespace = ? AND minute_ms >= ? AND minute_ms < ? ORDER BY minute_ms',
@@ -268,31 +204,24 @@ export function createSqliteLists(
     },
 
     getRollups(namespace, sinceMs, untilMs) {
-      const sinceMinute = minuteOf(sinceMs);
-      return db.read(() => {
-        const byMinute = new Map<number, Record<string, number>>();
-        for (const row of selectRollups.all(namespace, sinceMinute, untilMs))
-          byMinute.set(row.minute_ms, { ...row });
-        for (const [minute, columns] of rollups.pending(namespace)) {
-          if (minute < sinceMinute || minute >= untilMs) continue;
-          const row = byMinute.get(minute) ?? {};
-          for (const [column, count] of columns) row[column] = (row[column] ?? 0) + count;
-          byMinute.set(minute, row);
-        }
-        return [...byMinute.entries()]
-          .sort(([a], [b]) => a - b)
-          .map(
-            ([minuteMs, row]): MinuteRollup => ({
-              minuteMs,
-              accepted: row.accepted ?? 0,
-              completed: row.completed ?? 0,
-              failed: row.failed ?? 0,
-              callbackOk: row.callback_ok ?? 0,
-              callbackFailed: row.callback_failed ?? 0,
-              llmLatency: LLM_COLUMNS.map((column) => row[column] ?? 0),
+      return db.read(() =>
+        rollups.withPending(
+          namespace,
+          selectRollups.all(namespace, minuteOf(sinceMs), untilMs).map(
+            (row): MinuteRollup => ({
+              minuteMs: row.minute_ms,
+              accepted: row.accepted,
+              completed: row.completed,
+              failed: row.failed,
+              callbackOk: row.callback_ok,
+              callbackFailed: row.callback_failed,
+              llmLatency: LLM_COLUMNS.map((column) => row[column as `llm_${number}`] ?? 0),
             }),
-          );
-      });
+          ),
+          sinceMs,
+          untilMs,
+        ),
+      );
     },
   };
 }

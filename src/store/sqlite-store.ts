@@ -273,7 +273,7 @@ export function createSqliteStore(
       if (recorded === undefined) return;
       const now = Date.now();
       const ok = attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
-      rollups.bump(recorded.namespace, now, ok ? 'callback_ok' : 'callback_failed');
+      rollups.bump(recorded.namespace, now, ok ? 'callbackOk' : 'callbackFailed');
       // The first final status of the task: a redelivery does not count it again.
       if (final !== undefined && recorded.rolled_up === 1)
         rollups.bump(recorded.namespace, now, final.status);
