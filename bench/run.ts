@@ -250,7 +250,7 @@ async function ingestScenario(results: Results): Promise<void> {
           seconds: settings.ingestSeconds,
         });
         log(
-          `ingest ${label} run ${run + 1}: ${figures.acceptedPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, non-2xx ${figures.non2xx}${exportedNote()} delivered-during ${receiver!.arrivals.size}`,
+          `ingest ${label} run ${run + 1}: ${figures.acceptedPerSecond.toFixed(0)}/s, p50 ${figures.p50Ms} ms, p99 ${figures.p99Ms} ms, non-2xx ${figures.non2xx}${exportedNote()}, ${receiver!.arrivals.size} callbacks meanwhile`,
         );
         runs.push(figures);
       } finally {
