@@ -55,9 +55,15 @@ export function createRollupCounts(write: (due: PendingCounts) => Promise<void>)
 
   const add = (namespace: string, minuteMs: number, counter: RollupCounter, by: number): void => {
     let minutes = counts.get(namespace);
-    if (minutes === undefined) counts.set(namespace, (minutes = new Map()));
+    if (minutes === undefined) {
+      minutes = new Map();
+      counts.set(namespace, minutes);
+    }
     let counters = minutes.get(minuteMs);
-    if (counters === undefined) minutes.set(minuteMs, (counters = new Map()));
+    if (counters === undefined) {
+      counters = new Map();
+      minutes.set(minuteMs, counters);
+    }
     counters.set(counter, (counters.get(counter) ?? 0) + by);
     if (timer === null && !closed) {
       timer = setTimeout(() => void flush().catch(() => {}), ROLLUP_FLUSH_MS);
