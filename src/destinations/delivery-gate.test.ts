@@ -50,7 +50,7 @@ describe('delivery gate', () => {
     expect(Date.now() - startedAt).toBeLessThan(1000);
   });
 
-  it('gives a first attempt a place when one of its own attempts ends within the short wait, else none', async () => {
+  it('gives a first attempt a place when one of its own attempts ends within its wait, else none', async () => {
     const { leases, gate } = gateWith();
     const first = await gate.enterNow(ref);
     expect(first?.type).toBe('go');
@@ -60,11 +60,11 @@ describe('delivery gate', () => {
     setTimeout(() => void first!.release(), 30);
     const third = await gate.enterNow(ref);
     expect(third?.type).toBe('go');
-    // Full, and nothing of this process's ends within 100 ms: none.
+    // Full, and nothing of this process's ends within the first attempt's wait (1 s): none.
     const startedAt = Date.now();
     expect(await gate.enterNow(ref)).toBeNull();
-    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(90);
-    expect(Date.now() - startedAt).toBeLessThan(1000);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(990);
+    expect(Date.now() - startedAt).toBeLessThan(3000);
     await gate.settle(first!, { ok: false, error: 'HTTP 500' });
     await second!.release();
     await third!.release();
@@ -73,7 +73,7 @@ describe('delivery gate', () => {
     expect(await gate.enterNow(ref)).toBeNull();
   });
 
-  it('lets a first attempt through once a place held by another worker frees within the short wait, else none', async () => {
+  it('lets a first attempt through once a place held by another worker frees within its wait, else none', async () => {
     const { leases, gate } = gateWith();
     const others = [
       await leases.acquire(leaseKeyOf(ref), 2, 20_000),
@@ -84,8 +84,8 @@ describe('delivery gate', () => {
     // Still full of the other worker's attempts after the wait: none, so the delivery is queued.
     const startedAt = Date.now();
     expect(await gate.enterNow(ref)).toBeNull();
-    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(90);
-    expect(Date.now() - startedAt).toBeLessThan(1000);
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(990);
+    expect(Date.now() - startedAt).toBeLessThan(3000);
   });
 
   it('counts a closed breaker’s successes in the store within about a second', async () => {

@@ -45,8 +45,8 @@ export interface DeliveryGate {
   enter(ref: DestinationRef, jobId: string, waits?: number): Promise<GateEntry>;
   /**
    * A place soon or nothing: `go` only when the destination's breaker is closed, no attempt of
-   * it failed here in the last second, and it has a place in flight now, or within 100 ms as one
-   * of this process's own attempts to it ends. `null` otherwise, and then nothing is counted or
+   * it failed here in the last second, and it has a place in flight now, or within a second as
+   * one of its attempts ends. `null` otherwise, and then nothing is counted or
    * held: the caller queues the delivery, which passes `enter` later.
    */
   enterNow(ref: DestinationRef): Promise<Extract<GateEntry, { type: 'go' }> | null>;
@@ -73,10 +73,17 @@ const RECORD_CACHE_MS = 1000;
 const RECORD_CACHE_MAX = 10_000;
 /** Longest a delivery waits in the process for one of its destination's local attempts to end. */
 const BUSY_WAIT_MS = 100;
+/**
+ * Longest a first attempt waits so. It holds no slot meanwhile (its run has handed its
+ * generation slot back), only its conversation's next run, so it waits longer than a queued
+ * delivery, which holds a delivery slot: a burst of replies to one fast receiver then goes out
+ * as places free, rather than through the queue's backoff.
+ */
+const FIRST_WAIT_MS = 1000;
 /** How often a delivery looks again at a destination that other workers' attempts fill. */
 const OTHERS_POLL_MS = 10;
 /** Most deliveries waiting so per destination. */
-const MAX_LOCAL_WAITERS = 1000;
+const MAX_LOCAL_WAITERS = 10_000;
 /** A delivery that finds its destination busy looks again after this, doubled each time. */
 const BUSY_BACKOFF_MS = 100;
 const BUSY_BACKOFF_MAX_MS = 2000;
@@ -258,7 +265,7 @@ export function createDeliveryGate(deps: DeliveryGateDeps): DeliveryGate {
   return {
     async enterNow(ref) {
       const key = leaseKeyOf(ref);
-      const waitUntil = now() + BUSY_WAIT_MS;
+      const waitUntil = now() + FIRST_WAIT_MS;
       for (;;) {
         if (failedRecently(key) || (await readRecord(ref)).state !== 'closed') return null;
         const lease = await leases.acquire(key, settings.maxInFlight, settings.leaseMs);
