@@ -1,0 +1,105 @@
+/**
+ * CPU per task of one `all` process (and of Redis in redis mode): 300 tasks to warm up, then
+ * TASKS (3000) of an instant mock LLM to one receiver in CONVERSATIONS (100) conversations, 50
+ * requests at a time. Prints one JSON line: the service's CPU per task (every thread, /proc),
+ * and in redis mode Redis commands and CPU per task (`INFO`). Run two trees' copies at the same
+ * time to compare them under the same noise:
+ *
+ *   MODE=embedded|redis npx tsx bench/cpu-per-task.ts
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../src/dev/harness.js';
+import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
+import { cpuTimeMs, killAll, ROOT, spawnChild, startService, waitUntilReady } from './processes.js';
+import { startReceiver } from './receiver.js';
+
+const mode = process.env.MODE === 'redis' ? 'redis' : 'embedded';
+const tasks = Number(process.env.TASKS ?? 3000);
+const conversations = Number(process.env.CONVERSATIONS ?? 100);
+
+const llmPort = await freePort();
+const llm = spawnChild('mock LLM', [join(ROOT, 'dist/dev/mock-llm.js')], {
+  cwd: ROOT,
+  env: { MOCK_LLM_PORT: String(llmPort), MOCK_LLM_HOST: '127.0.0.1', MOCK_LLM_LATENCY_MS: '0' },
+});
+await waitUntilReady(llm, `http://127.0.0.1:${llmPort}/v1/models`, { anyStatus: true });
+const receiver = await startReceiver();
+const dataDir = mkdtempSync(join(tmpdir(), 'cpu-per-task-'));
+const env: Record<string, string> = {
+  HOST: '127.0.0.1',
+  DATA_DIR: dataDir,
+  API_KEY: 'bench',
+  LLM_BASE_URL: `http://127.0.0.1:${llmPort}/v1`,
+  CALLBACK_ALLOWED_HOSTS: '127.0.0.1',
+  RATE_LIMIT: 'off',
+  LOG_LEVEL: 'warn',
+  WORKER_CONCURRENCY: '100',
+};
+let redis: RedisServer | null = null;
+if (mode === 'redis') {
+  redis = await startRedisServer();
+  env.REDIS_URL = redis.url;
+}
+const service = await startService('service (all)', { role: 'all', env, cwd: dataDir });
+
+async function send(count: number, tag: string): Promise<void> {
+  const ids: string[] = [];
+  let next = 0;
+  const sender = async (): Promise<void> => {
+    while (next < count) {
+      const index = next++;
+      const response = await fetch(`${service.url}/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: 'Bearer bench' },
+        body: JSON.stringify({
+          message: `${tag} ${index}`,
+          callback_url: receiver.url,
+          conversation_id: `c${index % conversations}`,
+        }),
+      });
+      const body = (await response.json()) as { task_id?: string };
+      if (body.task_id === undefined) throw new Error(`not accepted: ${JSON.stringify(body)}`);
+      ids.push(body.task_id);
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, sender));
+  const arrived = await receiver.waitFor(ids, { idleMs: 20_000, deadlineMs: 120_000 });
+  if (arrived !== count) throw new Error(`only ${arrived} of ${count} callbacks arrived`);
+}
+
+function redisStats(): { commands: number; cpuMs: number } {
+  const cli = (...args: string[]): string =>
+    execFileSync('redis-cli', ['-u', redis!.url, ...args]).toString();
+  let commands = 0;
+  for (const match of cli('INFO', 'commandstats').matchAll(/calls=(\d+)/g)) commands += Number(match[1]);
+  const cpu = cli('INFO', 'cpu');
+  const seconds = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
+  return { commands, cpuMs: (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000 };
+}
+
+try {
+  await send(300, 'warm');
+  const cpuBefore = cpuTimeMs(service.pid) ?? 0;
+  const redisBefore = redis === null ? null : redisStats();
+  await send(tasks, 'run');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const figures: Record<string, number> = {
+    serviceCpuMsPerTask: ((cpuTimeMs(service.pid) ?? 0) - cpuBefore) / tasks,
+  };
+  if (redisBefore !== null) {
+    const after = redisStats();
+    figures.redisCommandsPerTask = (after.commands - redisBefore.commands) / tasks;
+    figures.redisCpuMsPerTask = (after.cpuMs - redisBefore.cpuMs) / tasks;
+  }
+  console.log(JSON.stringify({ mode, tasks, ...figures }));
+} finally {
+  await service.stop();
+  await llm.stop();
+  await receiver.close();
+  await redis?.stop();
+  killAll();
+  rmSync(dataDir, { recursive: true, force: true });
+}
