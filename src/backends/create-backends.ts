@@ -93,10 +93,10 @@ export async function createBackends(config: Readonly<Config>, logger: Logger): 
     reuseMs: LEASE_REUSE_MS,
     idleMs: LEASE_KEPT_IDLE_MS,
   });
-  const rateLimits = createRedisRateLimits(
-    client,
-    `${config.queuePrefix}:`,
-    createRedisClient(config.redisUrl, { role: 'blocking', logger }),
+  const redisUrl = config.redisUrl;
+  // Its subscriber connection opens with the first LLM call's check (a worker's, not the API's).
+  const rateLimits = createRedisRateLimits(client, `${config.queuePrefix}:`, () =>
+    createRedisClient(redisUrl, { role: 'blocking', logger }),
   );
   return {
     mode: 'redis',

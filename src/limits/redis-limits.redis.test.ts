@@ -9,7 +9,7 @@ const { connect } = useRedisConnections();
 
 defineRateLimitsContractTests('redis', () => createRedisRateLimits(connect(), 'test:'));
 defineRateLimitsContractTests('redis, with a subscriber', () =>
-  createRedisRateLimits(connect(), 'test-sub:', connect()),
+  createRedisRateLimits(connect(), 'test-sub:', connect),
 );
 
 describe('redis rate limits', () => {
@@ -27,18 +27,27 @@ describe('redis rate limits', () => {
   });
 
   it('tell every subscribed process of a pause as it is set, with no read per check', async () => {
-    const a = createRedisRateLimits(connect(), 'heard:', connect());
+    const a = createRedisRateLimits(connect(), 'heard:', connect);
     const bClient = connect();
-    const b = createRedisRateLimits(bClient, 'heard:', connect());
+    const b = createRedisRateLimits(bClient, 'heard:', connect);
     const model = `m-${randomUUID()}`;
-    // A pause set before b listened is found by one read of its key.
+    // A pause set before b listened is found by a read of its key.
     await a.pauses.pause(`${model}-early`, 5000);
-    await waitFor(
-      async () => (await b.pauses.remainingMs(`${model}-early`)) > 1000,
-      'b to see the early pause',
-    );
-    // b has read `model`'s key once (no pause); from then on it learns of pauses as they are set.
-    expect(await b.pauses.remainingMs(model)).toBe(0);
+    expect(await b.pauses.remainingMs(`${model}-early`)).toBeGreaterThan(1000);
+    // b's first check opened its subscription: both processes listen once Redis counts two.
+    await waitFor(async () => {
+      const [, listeners] = (await bClient.pubsub('NUMSUB', 'heard:pauses')) as [string, number];
+      return listeners === 2;
+    }, 'b to subscribe');
+    // b reads `model`'s key once (no pause), during its subscription; from then on it learns of
+    // pauses as they are set.
+    await waitFor(async () => {
+      const reads = vi.spyOn(bClient, 'pttl');
+      const ms = await b.pauses.remainingMs(model);
+      const read = reads.mock.calls.length > 0;
+      reads.mockRestore();
+      return ms === 0 && !read;
+    }, 'b to check without a read');
     const reads = vi.spyOn(bClient, 'pttl');
     for (let n = 0; n < 20; n++) expect(await b.pauses.remainingMs(model)).toBe(0);
     await a.pauses.pause(model, 3000);

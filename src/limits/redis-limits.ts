@@ -4,7 +4,8 @@
  * clock, so any number of workers draw from one bucket and never overshoot; a pause is a key
  * with a time-to-live, announced on a channel as it is set. With a subscriber connection, each
  * process keeps the pauses it heard of and reads a model's key once per subscription (for a
- * pause set before it listened), so the check before every LLM call needs no round trip. Our own scripts rather than BullMQ's global rate limiter: that one counts
+ * pause set before it listened), so the check before every LLM call needs no round trip. Our
+ * own scripts rather than BullMQ's global rate limiter: that one counts
  * jobs of a whole queue (deliveries included) and neither tokens nor a model, and it would hold
  * back a conversation's jobs in the group machinery of queue/bullmq/ rather than return them.
  */
@@ -46,10 +47,15 @@ interface RateCommands {
 }
 
 /**
- * `subscriber`: a connection of its own (it is put in subscriber mode) through which pauses set
- * by any process arrive; without it, every check reads the pause's key.
+ * `subscriber` opens a connection of its own (put in subscriber mode) through which pauses set by
+ * any process arrive, at the first pause or check (so a process that makes no LLM call opens
+ * none); without it, every check reads the pause's key.
  */
-export function createRedisRateLimits(client: Redis, keyPrefix: string, subscriber?: Redis): RateLimits {
+export function createRedisRateLimits(
+  client: Redis,
+  keyPrefix: string,
+  subscriber?: () => Redis,
+): RateLimits {
   client.defineCommand('llmwRateTake', { numberOfKeys: 1, lua: TAKE });
   client.defineCommand('llmwModelPause', { numberOfKeys: 1, lua: PAUSE });
   const commands = client as unknown as RateCommands;
@@ -65,7 +71,16 @@ export function createRedisRateLimits(client: Redis, keyPrefix: string, subscrib
       ),
   };
   const channel = `${keyPrefix}pauses`;
-  const heard = subscriber === undefined ? null : listenForPauses(subscriber, channel);
+  let connection: Redis | null = null;
+  let listening: HeardPauses | null = null;
+  const heard = (): HeardPauses | null => {
+    if (subscriber === undefined) return null;
+    if (listening === null) {
+      connection = subscriber();
+      listening = listenForPauses(connection, channel);
+    }
+    return listening;
+  };
   const readKey = (model: string): Promise<number> =>
     withRedis('read a model pause', async () => Math.max(0, await client.pttl(`${keyPrefix}pause:${model}`)));
   const pauses: ModelPauses = {
@@ -73,19 +88,20 @@ export function createRedisRateLimits(client: Redis, keyPrefix: string, subscrib
       withRedis('pause a model', async () => {
         const pauseMs = Math.max(1, Math.ceil(ms));
         await commands.llmwModelPause(`${keyPrefix}pause:${model}`, pauseMs, channel, model);
-        heard?.note(model, pauseMs);
+        heard()?.note(model, pauseMs);
       }),
     remainingMs: async (model) => {
-      if (heard === null) return readKey(model);
-      const known = heard.remainingMs(model);
+      const pauses = heard();
+      if (pauses === null) return readKey(model);
+      const known = pauses.remainingMs(model);
       if (known !== null) return known;
-      const since = heard.subscription();
+      const since = pauses.subscription();
       const ms = await readKey(model);
-      heard.note(model, ms, since);
+      pauses.note(model, ms, since);
       return ms;
     },
   };
-  return { rates, pauses, close: async () => subscriber?.disconnect() };
+  return { rates, pauses, close: async () => connection?.disconnect() };
 }
 
 interface HeardPauses {

@@ -23,10 +23,13 @@ export interface ReusingLeaseLimiter extends LeaseLimiter {
   close(): Promise<void>;
 }
 
-interface Kept {
+interface Granted {
   lease: Lease;
   grantedAtMs: number;
   ttlMs: number;
+}
+
+interface Kept extends Granted {
   keptAtMs: number;
 }
 
@@ -35,13 +38,13 @@ export function createReusingLeaseLimiter(
   options: ReusingLeaseOptions,
 ): ReusingLeaseLimiter {
   const now = options.now ?? Date.now;
+  /** Kept leases by key; a key without any is removed. */
   const kept = new Map<string, Kept[]>();
-  let keptCount = 0;
   let sweeper: NodeJS.Timeout | null = null;
   let closed = false;
 
   const reuseWindowMs = (ttlMs: number): number => Math.min(options.reuseMs, ttlMs / 10);
-  const fresh = (entry: Kept, nowMs: number): boolean =>
+  const fresh = (entry: Granted, nowMs: number): boolean =>
     nowMs - entry.grantedAtMs <= reuseWindowMs(entry.ttlMs);
   // The place expires by itself in the backend if this release fails.
   const releaseQuietly = (lease: Lease): void => void lease.release().catch(() => {});
@@ -49,13 +52,15 @@ export function createReusingLeaseLimiter(
   const sweep = (): void => {
     const nowMs = now();
     for (const [key, entries] of kept) {
-      const stay = entries.filter((entry) => fresh(entry, nowMs) && nowMs - entry.keptAtMs < options.idleMs);
-      for (const entry of entries) if (!stay.includes(entry)) releaseQuietly(entry.lease);
-      keptCount -= entries.length - stay.length;
+      const stay: Kept[] = [];
+      for (const entry of entries) {
+        if (fresh(entry, nowMs) && nowMs - entry.keptAtMs < options.idleMs) stay.push(entry);
+        else releaseQuietly(entry.lease);
+      }
       if (stay.length === 0) kept.delete(key);
       else kept.set(key, stay);
     }
-    if (keptCount === 0 && sweeper !== null) {
+    if (kept.size === 0 && sweeper !== null) {
       clearInterval(sweeper);
       sweeper = null;
     }
@@ -65,7 +70,6 @@ export function createReusingLeaseLimiter(
     const entries = kept.get(key);
     if (entries === undefined) kept.set(key, [entry]);
     else entries.push(entry);
-    keptCount += 1;
     if (sweeper === null) {
       sweeper = setInterval(sweep, Math.max(1, Math.floor(options.idleMs / 2)));
       sweeper.unref();
@@ -77,7 +81,6 @@ export function createReusingLeaseLimiter(
     const entries = kept.get(key);
     while (entries !== undefined && entries.length > 0) {
       const entry = entries.pop()!;
-      keptCount -= 1;
       if (entries.length === 0) kept.delete(key);
       if (fresh(entry, nowMs) && entry.ttlMs >= ttlMs) return entry;
       releaseQuietly(entry.lease);
@@ -86,14 +89,14 @@ export function createReusingLeaseLimiter(
   };
 
   /** One holder's handle on `entry`'s place: its own release, once. */
-  const handle = (key: string, entry: Omit<Kept, 'keptAtMs'>): Lease => {
+  const handle = (key: string, entry: Granted): Lease => {
     let released = false;
     return {
       release: async () => {
         if (released) return;
         released = true;
         const nowMs = now();
-        if (closed || !fresh({ ...entry, keptAtMs: nowMs }, nowMs)) await entry.lease.release();
+        if (closed || !fresh(entry, nowMs)) await entry.lease.release();
         else keep(key, { ...entry, keptAtMs: nowMs });
       },
     };
@@ -119,7 +122,6 @@ export function createReusingLeaseLimiter(
       sweeper = null;
       const leases = [...kept.values()].flat().map((entry) => entry.lease);
       kept.clear();
-      keptCount = 0;
       await Promise.allSettled(leases.map((lease) => lease.release()));
     },
   };

@@ -14,9 +14,9 @@ import {
   type ConversationSummary,
   decodeConversationCursor,
   decodeTaskCursor,
+  emptyRollup,
   encodeConversationCursor,
   encodeTaskCursor,
-  LLM_LATENCY_BUCKETS,
   type MinuteRollup,
   minuteOf,
   type TaskFilter,
@@ -332,15 +332,7 @@ export function createRedisLists(
             if (minuteMs < firstMinute || minuteMs >= untilMs) continue;
             let rollup = byMinute.get(minuteMs);
             if (rollup === undefined) {
-              rollup = {
-                minuteMs,
-                accepted: 0,
-                completed: 0,
-                failed: 0,
-                callbackOk: 0,
-                callbackFailed: 0,
-                llmLatency: new Array<number>(LLM_LATENCY_BUCKETS).fill(0),
-              };
+              rollup = emptyRollup(minuteMs);
               byMinute.set(minuteMs, rollup);
             }
             const name = field.slice(separator + 1);

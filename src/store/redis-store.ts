@@ -244,12 +244,8 @@ export function createRedisStore(client: Redis, limits: StoreLimits, options: Re
           ],
         );
         if (!Array.isArray(recorded)) return;
-        const namespace = String(recorded[0]);
-        const now = Date.now();
-        const ok =
-          attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
-        rollups.bump(namespace, now, ok ? 'callbackOk' : 'callbackFailed');
-        if (final !== undefined && recorded[1] === 1) rollups.bump(namespace, now, final.status);
+        const firstFinal = final !== undefined && recorded[1] === 1 ? final.status : null;
+        rollups.bumpDelivery(String(recorded[0]), attempt, firstFinal);
       }),
 
     getHistory: (key, limit) =>

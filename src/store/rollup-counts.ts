@@ -5,7 +5,8 @@
  * update inside every task write. A read adds this process's pending counts to the stored ones.
  * A crash loses at most the last second's counts; the tasks themselves are never touched.
  */
-import { LLM_LATENCY_BUCKETS, latencyBucket, type MinuteRollup, minuteOf } from './task-lists.js';
+import type { DeliveryAttempt, TaskStatus } from './store.js';
+import { emptyRollup, latencyBucket, type MinuteRollup, minuteOf } from './task-lists.js';
 
 /** What a roll-up counts: the five events, and one LLM latency bucket (`llm0`, `llm1`, ...). */
 export type RollupCounter =
@@ -24,6 +25,11 @@ export interface RollupCounts {
   bump(namespace: string, nowMs: number, counter: RollupCounter): void;
   /** Counts one answered LLM call of `durationMs`. */
   bumpLlm(namespace: string, nowMs: number, durationMs: number): void;
+  /**
+   * Counts one recorded callback attempt (a 2xx or not), and `firstFinal`, the status it ended
+   * the task with when that is the task's first final status (a redelivery's is not counted).
+   */
+  bumpDelivery(namespace: string, attempt: DeliveryAttempt, firstFinal: TaskStatus | null): void;
   /** Adds the counts not written yet of `namespace` to `stored` (a store read, oldest first). */
   withPending(namespace: string, stored: MinuteRollup[], sinceMs: number, untilMs: number): MinuteRollup[];
   /** Writes the pending counts now (also on a timer, a second after the first pending one). */
@@ -34,18 +40,6 @@ export interface RollupCounts {
 
 /** How long counts wait in memory before they are written. */
 const ROLLUP_FLUSH_MS = 1000;
-
-export function emptyRollup(minuteMs: number): MinuteRollup {
-  return {
-    minuteMs,
-    accepted: 0,
-    completed: 0,
-    failed: 0,
-    callbackOk: 0,
-    callbackFailed: 0,
-    llmLatency: new Array<number>(LLM_LATENCY_BUCKETS).fill(0),
-  };
-}
 
 /** `write` stores `due` (adding to what is stored); on a throw the counts are kept for the next flush. */
 export function createRollupCounts(write: (due: PendingCounts) => Promise<void>): RollupCounts {
@@ -93,6 +87,17 @@ export function createRollupCounts(write: (due: PendingCounts) => Promise<void>)
     bump: (namespace, nowMs, counter) => add(namespace, minuteOf(nowMs), counter, 1),
     bumpLlm: (namespace, nowMs, durationMs) =>
       add(namespace, minuteOf(nowMs), `llm${latencyBucket(durationMs)}`, 1),
+    bumpDelivery(namespace, attempt, firstFinal) {
+      const minuteMs = minuteOf(Date.now());
+      const code = attempt.status_code;
+      add(
+        namespace,
+        minuteMs,
+        code !== undefined && code >= 200 && code < 300 ? 'callbackOk' : 'callbackFailed',
+        1,
+      );
+      if (firstFinal === 'completed' || firstFinal === 'failed') add(namespace, minuteMs, firstFinal, 1);
+    },
     withPending(namespace, stored, sinceMs, untilMs) {
       const pending = counts.get(namespace);
       if (pending === undefined) return stored;

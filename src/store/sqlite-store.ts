@@ -271,12 +271,8 @@ export function createSqliteStore(
             ),
       );
       if (recorded === undefined) return;
-      const now = Date.now();
-      const ok = attempt.status_code !== undefined && attempt.status_code >= 200 && attempt.status_code < 300;
-      rollups.bump(recorded.namespace, now, ok ? 'callbackOk' : 'callbackFailed');
-      // The first final status of the task: a redelivery does not count it again.
-      if (final !== undefined && recorded.rolled_up === 1)
-        rollups.bump(recorded.namespace, now, final.status);
+      const firstFinal = final !== undefined && recorded.rolled_up === 1 ? final.status : null;
+      rollups.bumpDelivery(recorded.namespace, attempt, firstFinal);
     },
 
     getHistory(key: string, limit: number) {

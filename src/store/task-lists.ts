@@ -70,6 +70,19 @@ export function minuteOf(ms: number): number {
   return Math.floor(ms / MINUTE_MS) * MINUTE_MS;
 }
 
+/** A minute with nothing counted. */
+export function emptyRollup(minuteMs: number): MinuteRollup {
+  return {
+    minuteMs,
+    accepted: 0,
+    completed: 0,
+    failed: 0,
+    callbackOk: 0,
+    callbackFailed: 0,
+    llmLatency: new Array<number>(LLM_LATENCY_BUCKETS).fill(0),
+  };
+}
+
 /**
  * The `fraction` (0..1) percentile of bucketed latencies, interpolated linearly inside its
  * bucket; `null` with no calls. The open last bucket reports its lower bound.

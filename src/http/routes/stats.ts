@@ -9,7 +9,7 @@ import type { JobQueue } from '../../queue/job-queue.js';
 import { ERROR_CODES, HttpError } from '../../shared/errors.js';
 import type { Store } from '../../store/store.js';
 import {
-  LLM_LATENCY_BUCKETS,
+  emptyRollup,
   latencyPercentile,
   MINUTE_MS,
   type MinuteRollup,
@@ -27,17 +27,6 @@ import {
 import type { SecurityDoc } from './docs.js';
 
 type Counts = Omit<MinuteRollup, 'minuteMs'>;
-
-function emptyCounts(): Counts {
-  return {
-    accepted: 0,
-    completed: 0,
-    failed: 0,
-    callbackOk: 0,
-    callbackFailed: 0,
-    llmLatency: new Array<number>(LLM_LATENCY_BUCKETS).fill(0),
-  };
-}
 
 function figuresOf(counts: Counts) {
   const attempts = counts.callbackOk + counts.callbackFailed;
@@ -94,10 +83,10 @@ export function registerStatsRoute(
         ]),
       );
       const byMinute = new Map(rollups.map((rollup) => [rollup.minuteMs, rollup]));
-      const totals = emptyCounts();
+      const totals: Counts = emptyRollup(0);
       const series = [];
       for (let minute = firstMinute; minute <= now; minute += MINUTE_MS) {
-        const rollup = byMinute.get(minute) ?? { minuteMs: minute, ...emptyCounts() };
+        const rollup = byMinute.get(minute) ?? emptyRollup(minute);
         totals.accepted += rollup.accepted;
         totals.completed += rollup.completed;
         totals.failed += rollup.failed;
