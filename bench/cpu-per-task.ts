@@ -6,9 +6,13 @@
  * time to compare them under the same noise:
  *
  *   MODE=embedded|redis npx tsx bench/cpu-per-task.ts
+ *
+ * CPU_PROF=<dir> also writes the service's V8 CPU profiles there (bench/profile-summary.ts reads them);
+ * REDIS_COMMANDSTATS=<file> writes Redis' `INFO commandstats` at the end (calls and µs by command,
+ * those run inside scripts included).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/dev/harness.js';
@@ -43,7 +47,12 @@ if (mode === 'redis') {
   redis = await startRedisServer();
   env.REDIS_URL = redis.url;
 }
-const service = await startService('service (all)', { role: 'all', env, cwd: dataDir });
+const service = await startService('service (all)', {
+  role: 'all',
+  env,
+  cwd: dataDir,
+  ...(process.env.CPU_PROF ? { cpuProfileDir: process.env.CPU_PROF } : {}),
+});
 
 async function send(count: number, tag: string): Promise<void> {
   const ids: string[] = [];
@@ -95,6 +104,12 @@ try {
     figures.redisCpuMsPerTask = (after.cpuMs - redisBefore.cpuMs) / tasks;
   }
   console.log(JSON.stringify({ mode, tasks, ...figures }));
+  if (redis !== null && process.env.REDIS_COMMANDSTATS) {
+    writeFileSync(
+      process.env.REDIS_COMMANDSTATS,
+      execFileSync('redis-cli', ['-u', redis.url, 'INFO', 'commandstats']),
+    );
+  }
 } finally {
   await service.stop();
   await llm.stop();
