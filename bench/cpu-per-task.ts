@@ -79,12 +79,15 @@ async function send(count: number, tag: string): Promise<void> {
   if (arrived !== count) throw new Error(`only ${arrived} of ${count} callbacks arrived`);
 }
 
+/** What `redis-cli` prints for one command against this run's Redis (redis mode only). */
+function redisCli(...args: string[]): string {
+  return execFileSync('redis-cli', ['-u', redis!.url, ...args]).toString();
+}
+
 function redisStats(): { commands: number; cpuMs: number } {
-  const cli = (...args: string[]): string =>
-    execFileSync('redis-cli', ['-u', redis!.url, ...args]).toString();
   let commands = 0;
-  for (const match of cli('INFO', 'commandstats').matchAll(/calls=(\d+)/g)) commands += Number(match[1]);
-  const cpu = cli('INFO', 'cpu');
+  for (const match of redisCli('INFO', 'commandstats').matchAll(/calls=(\d+)/g)) commands += Number(match[1]);
+  const cpu = redisCli('INFO', 'cpu');
   const seconds = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
   return { commands, cpuMs: (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000 };
 }
@@ -105,10 +108,7 @@ try {
   }
   console.log(JSON.stringify({ mode, tasks, ...figures }));
   if (redis !== null && process.env.REDIS_COMMANDSTATS) {
-    writeFileSync(
-      process.env.REDIS_COMMANDSTATS,
-      execFileSync('redis-cli', ['-u', redis.url, 'INFO', 'commandstats']),
-    );
+    writeFileSync(process.env.REDIS_COMMANDSTATS, redisCli('INFO', 'commandstats'));
   }
 } finally {
   await service.stop();
