@@ -1,7 +1,8 @@
 /**
  * CPU per task of one `all` process (and of Redis in redis mode): 300 tasks to warm up, then
  * TASKS (3000) of an instant mock LLM to one receiver in CONVERSATIONS (100) conversations, 50
- * requests at a time. Prints one JSON line: the service's CPU per task (every thread, /proc),
+ * requests at a time. Prints one JSON line: the service's CPU per task (every thread, /proc; also
+ * split into user and system time),
  * and in redis mode Redis commands and CPU per task (`INFO`). Run two trees' copies at the same
  * time to compare them under the same noise:
  *
@@ -9,15 +10,16 @@
  *
  * CPU_PROF=<dir> also writes the service's V8 CPU profiles there (bench/profile-summary.ts reads them);
  * REDIS_COMMANDSTATS=<file> writes Redis' `INFO commandstats` at the end (calls and µs by command,
- * those run inside scripts included).
+ * those run inside scripts included); STRACE=<file> the service's system calls during the measured
+ * tasks (`strace -c`); SERVICE_ENV=NAME=value,... adds settings for the service.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/dev/harness.js';
 import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
-import { cpuTimeMs, killAll, ROOT, spawnChild, startService, waitUntilReady } from './processes.js';
+import { cpuTimeMs, cpuTimesMs, killAll, pairsEnv, ROOT, spawnChild, startService, waitUntilReady } from './processes.js';
 import { startReceiver } from './receiver.js';
 
 const mode = process.env.MODE === 'redis' ? 'redis' : 'embedded';
@@ -41,6 +43,7 @@ const env: Record<string, string> = {
   RATE_LIMIT: 'off',
   LOG_LEVEL: 'warn',
   WORKER_CONCURRENCY: '100',
+  ...pairsEnv('SERVICE_ENV'),
 };
 let redis: RedisServer | null = null;
 if (mode === 'redis') {
@@ -94,12 +97,26 @@ function redisStats(): { commands: number; cpuMs: number } {
 
 try {
   await send(300, 'warm');
-  const cpuBefore = cpuTimeMs(service.pid) ?? 0;
+  const cpuBefore = cpuTimesMs(service.pid) ?? { user: 0, system: 0 };
+  const llmCpuBefore = cpuTimeMs(llm.pid) ?? 0;
   const redisBefore = redis === null ? null : redisStats();
+  // STRACE=<file>: the service's system calls during the measured tasks, counted by strace -c.
+  const strace = process.env.STRACE
+    ? spawn('strace', ['-f', '-c', '-p', String(service.pid), '-o', process.env.STRACE], { stdio: 'ignore' })
+    : null;
+  if (strace !== null) await new Promise((resolve) => setTimeout(resolve, 1000));
   await send(tasks, 'run');
+  if (strace !== null) {
+    strace.kill('SIGINT');
+    await new Promise((resolve) => strace.once('exit', resolve));
+  }
   await new Promise((resolve) => setTimeout(resolve, 1500));
+  const cpuAfter = cpuTimesMs(service.pid) ?? cpuBefore;
   const figures: Record<string, number> = {
-    serviceCpuMsPerTask: ((cpuTimeMs(service.pid) ?? 0) - cpuBefore) / tasks,
+    serviceCpuMsPerTask: (cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system) / tasks,
+    serviceUserMsPerTask: (cpuAfter.user - cpuBefore.user) / tasks,
+    serviceSystemMsPerTask: (cpuAfter.system - cpuBefore.system) / tasks,
+    mockLlmCpuMsPerTask: ((cpuTimeMs(llm.pid) ?? 0) - llmCpuBefore) / tasks,
   };
   if (redisBefore !== null) {
     const after = redisStats();

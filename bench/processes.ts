@@ -26,9 +26,11 @@ export interface Child {
 export function spawnChild(
   name: string,
   args: readonly string[],
-  options: { env: Record<string, string>; cwd: string },
+  options: { env: Record<string, string>; cwd: string; prefix?: readonly string[] },
 ): Child {
-  const child = spawn(process.execPath, args, {
+  // BENCH_SERVICE_PREFIX: a command the service processes run under (`valgrind --tool=callgrind`, say).
+  const prefix = options.prefix ?? [];
+  const child = spawn(prefix[0] ?? process.execPath, prefix.length === 0 ? args : [...prefix.slice(1), process.execPath, ...args], {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -107,24 +109,32 @@ export async function startService(name: string, options: ServiceOptions): Promi
   const portVar = options.role === 'worker' ? 'WORKER_PORT' : 'PORT';
   const args =
     options.cpuProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`];
+  const prefix = process.env.BENCH_SERVICE_PREFIX?.trim();
   const child = spawnChild(name, [...args, MAIN_JS, options.role], {
     cwd: options.cwd,
+    ...(prefix ? { prefix: prefix.split(/\s+/) } : {}),
     env: { ...options.env, [portVar]: String(port) },
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitUntilReady(child, `${url}/readyz`);
+  await waitUntilReady(child, `${url}/readyz`, prefix ? { timeoutMs: 600_000 } : {});
   return { ...child, url };
 }
 
-/** Peak resident set size (VmHWM) of a live process, in bytes; null when it cannot be read. */
 /** CPU time (user + system, every thread) a process has used so far, in ms; null once it is gone. */
 export function cpuTimeMs(pid: number): number | null {
+  const split = cpuTimesMs(pid);
+  return split === null ? null : split.user + split.system;
+}
+
+/** `cpuTimeMs` in its two parts: user and system (kernel) time, in ms. */
+export function cpuTimesMs(pid: number): { user: number; system: number } | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces), from field 3: utime and stime are 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return Number.isFinite(ticks) ? ticks * CLOCK_TICK_MS : null;
+    const user = Number(fields[11]) * CLOCK_TICK_MS;
+    const system = Number(fields[12]) * CLOCK_TICK_MS;
+    return Number.isFinite(user) && Number.isFinite(system) ? { user, system } : null;
   } catch {
     return null;
   }
@@ -133,6 +143,7 @@ export function cpuTimeMs(pid: number): number | null {
 /** Linux's USER_HZ is 100 on every common build: one tick of /proc/<pid>/stat is 10 ms. */
 const CLOCK_TICK_MS = 10;
 
+/** Peak resident set size (VmHWM) of a live process, in bytes; null when it cannot be read. */
 export function peakRssBytes(pid: number): number | null {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -141,4 +152,18 @@ export function peakRssBytes(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** `A=1,B=2` into `{ A: '1', B: '2' }`: settings passed to the service processes, to compare configurations. */
+export function pairsEnv(name: string): Record<string, string> {
+  const raw = process.env[name]?.trim() ?? '';
+  const pairs: Record<string, string> = {};
+  if (raw === '') return pairs;
+  for (const part of raw.split(',')) {
+    const match = /^\s*([A-Z][A-Z0-9_]*)=(.*)$/.exec(part);
+    if (match === null)
+      throw new Error(`${name}: expected NAME=value pairs separated by commas, got "${part}"`);
+    pairs[match[1]!] = match[2]!.trim();
+  }
+  return pairs;
 }

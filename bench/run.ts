@@ -26,6 +26,7 @@ import {
   type Child,
   cpuTimeMs,
   killAll,
+  pairsEnv,
   peakRssBytes,
   ROOT,
   type Service,
@@ -65,19 +66,6 @@ function listEnv<T extends string>(
   return values as T[];
 }
 
-/** `A=1,B=2` into `{ A: '1', B: '2' }`: settings passed to the service processes, to compare configurations. */
-function pairsEnv(name: string): Record<string, string> {
-  const raw = process.env[name]?.trim() ?? '';
-  const pairs: Record<string, string> = {};
-  if (raw === '') return pairs;
-  for (const part of raw.split(',')) {
-    const match = /^\s*([A-Z][A-Z0-9_]*)=(.*)$/.exec(part);
-    if (match === null)
-      throw new Error(`${name}: expected NAME=value pairs separated by commas, got "${part}"`);
-    pairs[match[1]!] = match[2]!.trim();
-  }
-  return pairs;
-}
 
 const quick = process.env.BENCH_QUICK === '1';
 const settings = {
