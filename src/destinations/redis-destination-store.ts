@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import { withRedis } from '../backends/redis/redis-connection.js';
+import { bindScripts } from '../backends/redis/redis-scripts.js';
 import {
   type BreakerRecord,
   type BreakerStateName,
@@ -136,10 +137,7 @@ export function createRedisDestinationStore(
   client: Redis,
   options: RedisDestinationStoreOptions,
 ): DestinationStore {
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    client.defineCommand(name, { numberOfKeys: script.keys, lua: script.lua });
-  }
-  const commands = client as unknown as DestinationCommands;
+  const commands = bindScripts(client, SCRIPTS) as unknown as DestinationCommands;
   const ttl = Math.max(1000, Math.ceil(options.idleTtlMs));
   const hashKey = (ref: DestinationRef): string =>
     `${options.keyPrefix}dest:${ref.namespace}|${ref.destination}`;

@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { withRedis } from '../backends/redis/redis-connection.js';
+import { bindScripts } from '../backends/redis/redis-scripts.js';
 import type { Lease, LeaseLimiter } from './lease-limiter.js';
 
 /** KEYS[1]: the set. ARGV: lease id, limit, ttl ms. Returns 1 when granted. */
@@ -33,9 +34,10 @@ interface LeaseCommands {
 }
 
 export function createRedisLeaseLimiter(client: Redis, keyPrefix: string): LeaseLimiter {
-  client.defineCommand('llmwLeaseAcquire', { numberOfKeys: 1, lua: ACQUIRE });
-  client.defineCommand('llmwLeaseCount', { numberOfKeys: 1, lua: COUNT });
-  const commands = client as unknown as LeaseCommands;
+  const commands = bindScripts(client, {
+    llmwLeaseAcquire: { keys: 1, lua: ACQUIRE },
+    llmwLeaseCount: { keys: 1, lua: COUNT },
+  }) as unknown as LeaseCommands;
   const keyOf = (key: string): string => `${keyPrefix}lease:${key}`;
 
   return {

@@ -11,6 +11,7 @@
  */
 import type { Redis } from 'ioredis';
 import { withRedis } from '../backends/redis/redis-connection.js';
+import { bindScripts } from '../backends/redis/redis-scripts.js';
 import type { ModelPauses, RateLimiter, RateLimits } from './rate-limits.js';
 
 /** KEYS[1]: the bucket. ARGV: max, window ms, cost. Returns 0 when taken, else the ms to wait. */
@@ -56,9 +57,10 @@ export function createRedisRateLimits(
   keyPrefix: string,
   subscriber?: () => Redis,
 ): RateLimits {
-  client.defineCommand('llmwRateTake', { numberOfKeys: 1, lua: TAKE });
-  client.defineCommand('llmwModelPause', { numberOfKeys: 1, lua: PAUSE });
-  const commands = client as unknown as RateCommands;
+  const commands = bindScripts(client, {
+    llmwRateTake: { keys: 1, lua: TAKE },
+    llmwModelPause: { keys: 1, lua: PAUSE },
+  }) as unknown as RateCommands;
   const rates: RateLimiter = {
     take: (key, cost, window) =>
       withRedis('take from a rate limit', () =>

@@ -4,6 +4,7 @@
  * the key layout they work on).
  */
 import type { Redis } from 'ioredis';
+import { bindScripts, type ScriptArg, type ScriptSource } from '../backends/redis/redis-scripts.js';
 
 /**
  * Shared by the scripts that change a task's status: the listing indexes (sorted sets of
@@ -201,16 +202,15 @@ return 0`,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
-export type ScriptArg = string | number;
-type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
 
-/** Registers the scripts on `client`; returns the function that runs one by name. */
+/** Binds the scripts to `client` (backends/redis/redis-scripts.ts); returns the function that runs one by name. */
 export function defineStoreScripts(
   client: Redis,
 ): (name: ScriptName, keys: string[], args: ScriptArg[]) => Promise<unknown> {
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    client.defineCommand(name, { numberOfKeys: script.keys, lua: PRELUDE + script.lua });
+  const sources = {} as Record<ScriptName, ScriptSource>;
+  for (const name of Object.keys(SCRIPTS) as ScriptName[]) {
+    sources[name] = { keys: SCRIPTS[name].keys, lua: PRELUDE + SCRIPTS[name].lua };
   }
-  const commands = client as unknown as Record<ScriptName, ScriptFn>;
-  return (name, keys, args) => commands[name].call(client, ...keys, ...args);
+  const scripts = bindScripts(client, sources);
+  return (name, keys, args) => scripts[name](...keys, ...args);
 }

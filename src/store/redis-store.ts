@@ -21,9 +21,10 @@
  */
 import type { Redis } from 'ioredis';
 import { pingRedis, withRedis } from '../backends/redis/redis-connection.js';
+import type { ScriptArg } from '../backends/redis/redis-scripts.js';
 import { destinationOf } from '../shared/destination.js';
 import { createRedisLists, createRedisRollups, indexMember } from './redis-store-lists.js';
-import { defineStoreScripts, type ScriptArg } from './redis-store-scripts.js';
+import { defineStoreScripts } from './redis-store-scripts.js';
 import { createRedisUsage } from './redis-store-usage.js';
 import type {
   DeliveryAttempt,

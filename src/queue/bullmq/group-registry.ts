@@ -46,6 +46,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { bindScripts, type ScriptArg } from '../../backends/redis/redis-scripts.js';
 import type { JobPriority, TraceCarrier } from '../job-queue.js';
 
 /** What BullMQ carries for a job. */
@@ -104,8 +105,6 @@ const SCRIPTS = {
 } as const;
 
 type ScriptName = keyof typeof SCRIPTS;
-type ScriptArg = string | number;
-type ScriptFn = (...args: ScriptArg[]) => Promise<unknown>;
 
 function encodeEntry(job: RegisteredJob): string {
   return `${job.bullId}|${JSON.stringify(job)}`;
@@ -116,8 +115,8 @@ function decodeEntry(entry: string): RegisteredJob {
 }
 
 /**
- * The registry under `base` (`<prefix>:<queue>`), on `client`, the command connection. Defines
- * the scripts as commands of `client`.
+ * The registry under `base` (`<prefix>:<queue>`), on `client`, the command connection, which runs
+ * its scripts.
  */
 export function createGroupRegistry(client: Redis, base: string): GroupRegistry {
   const keys = {
@@ -129,12 +128,9 @@ export function createGroupRegistry(client: Redis, base: string): GroupRegistry 
   };
   const bullKeyBase = `${base}:`;
 
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    client.defineCommand(name, { numberOfKeys: script.keys, lua: script.lua });
-  }
-  const commands = client as unknown as Record<ScriptName, ScriptFn>;
+  const scripts = bindScripts(client, SCRIPTS);
   const run = (name: ScriptName, scriptKeys: string[], args: ScriptArg[]): Promise<unknown> =>
-    commands[name].call(client, ...scriptKeys, ...args);
+    scripts[name](...scriptKeys, ...args);
 
   return {
     async enqueue(job, nowMs) {
