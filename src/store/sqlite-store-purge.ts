@@ -14,8 +14,14 @@ export interface SqlitePurge {
   stop(): void;
 }
 
-/** Purges every `intervalMs`, first after one interval. */
-export function startSqlitePurge(db: SqliteDatabase, intervalMs: number): SqlitePurge {
+/**
+ * Purges every `intervalMs`, first after one interval. A conversation's rows are written with
+ * `expires_at_ms` = `last_activity_ms` + `historyTtlMs` (sqlite-store.ts), so its expired ones are
+ * a prefix of each namespace's run of conversations_by_activity; the namespaces are read from the
+ * same index, one seek each. Rows written under a longer TTL than today's are purged once today's
+ * has passed too; rows of the first schema (no namespace, no activity) through their expiry.
+ */
+export function startSqlitePurge(db: SqliteDatabase, intervalMs: number, historyTtlMs: number): SqlitePurge {
   const purgeTasks = db.prepare(
     'DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks WHERE expires_at_ms <= ? LIMIT ?)',
   );
@@ -23,8 +29,21 @@ export function startSqlitePurge(db: SqliteDatabase, intervalMs: number): Sqlite
     `DELETE FROM idempotency_keys WHERE rowid IN
        (SELECT rowid FROM idempotency_keys WHERE expires_at_ms <= ? LIMIT ?)`,
   );
+  const selectNamespaces = db.prepare<{ namespace: string }>(
+    `WITH RECURSIVE ns(namespace) AS (
+       SELECT MIN(namespace) FROM conversations
+       UNION ALL
+       SELECT (SELECT MIN(namespace) FROM conversations WHERE namespace > ns.namespace) FROM ns
+       WHERE ns.namespace IS NOT NULL
+     )
+     SELECT namespace FROM ns WHERE namespace IS NOT NULL`,
+  );
   const selectExpiredConversations = db.prepare<{ conversation_key: string }>(
-    'SELECT conversation_key FROM conversations WHERE expires_at_ms <= ? LIMIT ?',
+    `SELECT conversation_key FROM conversations
+     WHERE namespace = ? AND last_activity_ms <= ? AND expires_at_ms <= ? LIMIT ?`,
+  );
+  const selectExpiredFirstSchemaConversations = db.prepare<{ conversation_key: string }>(
+    'SELECT conversation_key FROM conversations WHERE namespace IS NULL AND expires_at_ms <= ? LIMIT ?',
   );
   // The store prepares these too: `prepare` caches by text, so both use the same statements.
   const deleteConversation = db.prepare('DELETE FROM conversations WHERE conversation_key = ?');
@@ -37,7 +56,14 @@ export function startSqlitePurge(db: SqliteDatabase, intervalMs: number): Sqlite
       purgeTasks.run(now, PURGE_BATCH);
       purgeIdempotencyKeys.run(now, PURGE_BATCH);
       purgeRollups();
-      for (const { conversation_key } of selectExpiredConversations.all(now, PURGE_BATCH)) {
+      const expired = selectExpiredFirstSchemaConversations.all(now, PURGE_BATCH);
+      for (const { namespace } of selectNamespaces.all()) {
+        if (expired.length >= PURGE_BATCH) break;
+        expired.push(
+          ...selectExpiredConversations.all(namespace, now - historyTtlMs, now, PURGE_BATCH - expired.length),
+        );
+      }
+      for (const { conversation_key } of expired) {
         deleteMessages.run(conversation_key);
         deleteConversation.run(conversation_key);
       }

@@ -129,6 +129,11 @@ export const STORE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (namespace, minute_ms)
   ) WITHOUT ROWID;
   `,
+  // A conversation's expiry is its last activity plus the history TTL: the purge finds expired
+  // conversations through conversations_by_activity, so an exchange moves one index entry, not two.
+  `
+  DROP INDEX IF EXISTS conversations_expiry;
+  `,
 ];
 
 function parseJson<T>(text: string | null): T | null {

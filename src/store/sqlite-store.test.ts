@@ -97,6 +97,59 @@ describe('createSqliteStore', () => {
     db.close();
   });
 
+  it("purges each namespace's expired conversations through the activity index, and the first schema's", async () => {
+    const db = openSqliteDatabase({ path: ':memory:' });
+    const store = createSqliteStore(
+      db,
+      { historyMaxMessages: 20, historyTtlSeconds: 1, taskRetentionSeconds: 3600 },
+      { purgeIntervalMs: 50 },
+    );
+    const exchange = async (namespace: string, conversationId: string): Promise<void> => {
+      const task = newTask({ namespace, conversationId });
+      await store.createTask(task);
+      await store.completeGeneration(task.taskId, conversationKey(namespace, conversationId), {
+        reply: 'r',
+        model: 'm',
+        usage: null,
+        completedAt: new Date().toISOString(),
+      });
+    };
+    await exchange('', 'c1');
+    await exchange('tenant-a', 'c1');
+    await exchange('tenant-b', 'c2');
+    // A row of the first schema: no namespace, no activity, only its expiry.
+    await db.write(() =>
+      db
+        .prepare(
+          'INSERT INTO conversations (conversation_key, next_position, expires_at_ms) VALUES (?, 0, ?)',
+        )
+        .run('legacy', Date.now() - 1),
+    );
+    const keys = () =>
+      db
+        .prepare<{ conversation_key: string }>('SELECT conversation_key FROM conversations ORDER BY 1')
+        .all()
+        .map((row) => row.conversation_key);
+    expect(keys()).toEqual(['c1', 'legacy', 'tenant-a:c1', 'tenant-b:c2']);
+    await waitFor(() => keys().length === 0, 'expired conversations to be purged', { timeoutMs: 10_000 });
+    expect(db.prepare<{ n: number }>('SELECT count(*) AS n FROM history').get()!.n).toBe(0);
+
+    // A conversation within its TTL stays through several purges.
+    await exchange('tenant-a', 'live');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(keys()).toEqual(['tenant-a:live']);
+    // One index of conversations moves with each exchange: the activity index, not an expiry one.
+    const indexes = db
+      .prepare<{ name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'conversations' AND sql IS NOT NULL",
+      )
+      .all()
+      .map((row) => row.name);
+    expect(indexes).toEqual(['conversations_by_activity']);
+    await store.close();
+    db.close();
+  });
+
   it('keeps at most historyMaxMessages messages per conversation', async () => {
     const db = openSqliteDatabase({ path: ':memory:' });
     const store = createSqliteStore(db, { ...LIMITS, historyMaxMessages: 4 });

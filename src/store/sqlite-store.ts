@@ -126,7 +126,7 @@ export function createSqliteStore(
   const deleteIdempotencyKey = db.prepare('DELETE FROM idempotency_keys WHERE key = ? AND task_id = ?');
 
   const usage = createSqliteUsage(db);
-  const purge = startSqlitePurge(db, options.purgeIntervalMs ?? 60_000);
+  const purge = startSqlitePurge(db, options.purgeIntervalMs ?? 60_000, historyTtlMs);
 
   const getTaskById = (taskId: string): Promise<TaskRecord | null> =>
     db.read(() => {
