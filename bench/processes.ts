@@ -30,11 +30,15 @@ export function spawnChild(
 ): Child {
   // BENCH_SERVICE_PREFIX: a command the service processes run under (`valgrind --tool=callgrind`, say).
   const prefix = options.prefix ?? [];
-  const child = spawn(prefix[0] ?? process.execPath, prefix.length === 0 ? args : [...prefix.slice(1), process.execPath, ...args], {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    prefix[0] ?? process.execPath,
+    prefix.length === 0 ? args : [...prefix.slice(1), process.execPath, ...args],
+    {
+      cwd: options.cwd,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   if (child.pid === undefined) throw new Error(`could not start ${name}`);
   children.add(child);
   child.once('exit', () => children.delete(child));

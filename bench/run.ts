@@ -66,7 +66,6 @@ function listEnv<T extends string>(
   return values as T[];
 }
 
-
 const quick = process.env.BENCH_QUICK === '1';
 const settings = {
   quick,
