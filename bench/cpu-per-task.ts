@@ -6,7 +6,9 @@
  * and in redis mode Redis commands and CPU per task (`INFO`). Run two trees' copies at the same
  * time to compare them under the same noise:
  *
- *   MODE=embedded|redis npx tsx bench/cpu-per-task.ts
+ *   MODE=embedded|redis|redis-api npx tsx bench/cpu-per-task.ts
+ *
+ * MODE=redis-api runs an `api` process alone and sends the tasks to it: CPU per accepted request.
  *
  * CPU_PROF=<dir> also writes the service's V8 CPU profiles there (bench/profile-summary.ts reads them);
  * REDIS_COMMANDSTATS=<file> writes Redis' `INFO commandstats` at the end (calls and µs by command,
@@ -19,10 +21,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/dev/harness.js';
 import { type RedisServer, startRedisServer } from '../test/support/redis-server.js';
-import { cpuTimeMs, cpuTimesMs, killAll, pairsEnv, ROOT, spawnChild, startService, waitUntilReady } from './processes.js';
+import {
+  cpuTimeMs,
+  cpuTimesMs,
+  killAll,
+  pairsEnv,
+  ROOT,
+  spawnChild,
+  startService,
+  waitUntilReady,
+} from './processes.js';
 import { startReceiver } from './receiver.js';
 
-const mode = process.env.MODE === 'redis' ? 'redis' : 'embedded';
+const mode = process.env.MODE === 'redis' || process.env.MODE === 'redis-api' ? 'redis' : 'embedded';
+/** MODE=redis-api: an `api` process alone, CPU per accepted request (no worker: tasks stay queued). */
+const apiOnly = process.env.MODE === 'redis-api';
 const tasks = Number(process.env.TASKS ?? 3000);
 const conversations = Number(process.env.CONVERSATIONS ?? 100);
 
@@ -51,7 +64,7 @@ if (mode === 'redis') {
   env.REDIS_URL = redis.url;
 }
 const service = await startService('service (all)', {
-  role: 'all',
+  role: apiOnly ? 'api' : 'all',
   env,
   cwd: dataDir,
   ...(process.env.CPU_PROF ? { cpuProfileDir: process.env.CPU_PROF } : {}),
@@ -78,6 +91,7 @@ async function send(count: number, tag: string): Promise<void> {
     }
   };
   await Promise.all(Array.from({ length: 50 }, sender));
+  if (apiOnly) return;
   const arrived = await receiver.waitFor(ids, { idleMs: 20_000, deadlineMs: 120_000 });
   if (arrived !== count) throw new Error(`only ${arrived} of ${count} callbacks arrived`);
 }
@@ -123,7 +137,7 @@ try {
     figures.redisCommandsPerTask = (after.commands - redisBefore.commands) / tasks;
     figures.redisCpuMsPerTask = (after.cpuMs - redisBefore.cpuMs) / tasks;
   }
-  console.log(JSON.stringify({ mode, tasks, ...figures }));
+  console.log(JSON.stringify({ mode: process.env.MODE ?? mode, tasks, ...figures }));
   if (redis !== null && process.env.REDIS_COMMANDSTATS) {
     writeFileSync(process.env.REDIS_COMMANDSTATS, redisCli('INFO', 'commandstats'));
   }
