@@ -139,8 +139,10 @@ export function createSqliteLists(db: SqliteDatabase, taskRetentionMs: number, r
         let sql = `SELECT * FROM tasks WHERE ${where.sql}`;
         const after = cursor === null ? null : decodeTaskCursor(cursor);
         if (after !== null) {
-          sql += ' AND (created_at, task_id) < (?, ?)';
-          where.params.push(new Date(after.createdMs).toISOString(), after.taskId);
+          // (created_at, task_id) < (?, ?), written so the index's created_at bounds the walk.
+          const createdAt = new Date(after.createdMs).toISOString();
+          sql += ' AND created_at <= ? AND (created_at < ? OR task_id < ?)';
+          where.params.push(createdAt, createdAt, after.taskId);
         }
         sql += ' ORDER BY created_at DESC, task_id DESC LIMIT ?';
         const rows = db.prepare<TaskRow>(sql).all(...where.params, limit + 1);
