@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { waitFor } from '../dev/harness.js';
 import { createSqliteStore } from './sqlite-store.js';
+import { STORE_MIGRATIONS } from './sqlite-store-rows.js';
 import { defineStoreContractTests, type StoreContractFactory } from './store.contract.js';
 import { conversationKey, type NewTask, type StoreLimits } from './store.js';
 import { defineStoreListContractTests } from './store-lists.contract.js';
@@ -146,6 +147,56 @@ describe('createSqliteStore', () => {
       .all()
       .map((row) => row.name);
     expect(indexes).toEqual(['conversations_by_activity']);
+    await store.close();
+    db.close();
+  });
+
+  it('upgrades a file of the fourth schema: its listing indexes lose task_id, its tasks list as before', async () => {
+    const path = join(dir, `${randomUUID()}.sqlite`);
+    const old = openSqliteDatabase({ path });
+    old.migrate('store', STORE_MIGRATIONS.slice(0, 4));
+    const base = Date.now() - 10_000;
+    // Five tasks, the newest three in the same millisecond (a page boundary among them), written as
+    // the fourth schema's build did.
+    const ids = Array.from({ length: 5 }, () => randomUUID());
+    await old.write(() => {
+      const insert = old.prepare(
+        `INSERT INTO tasks (task_id, namespace, conversation_id, message, callback_url, created_at, status,
+           updated_at, expires_at_ms, destination)
+         VALUES (?, '', 'conv', 'hello', 'https://example.com/cb', ?, 'queued', ?, ?, 'https://example.com:443')`,
+      );
+      ids.forEach((id, index) => {
+        const createdAt = new Date(base + Math.min(index, 2)).toISOString();
+        insert.run(id, createdAt, createdAt, Date.now() + 3_600_000);
+      });
+    });
+    const columnsOf = (db: typeof old, index: string): string[] =>
+      db
+        .prepare<{ name: string }>(`SELECT name FROM pragma_index_info('${index}') ORDER BY seqno`)
+        .all()
+        .map((row) => row.name);
+    expect(columnsOf(old, 'tasks_by_status')).toEqual(['namespace', 'status', 'created_at', 'task_id']);
+    old.close();
+
+    const db = openSqliteDatabase({ path });
+    const store = createSqliteStore(db, LIMITS);
+    expect(columnsOf(db, 'tasks_by_time')).toEqual(['namespace', 'created_at']);
+    expect(columnsOf(db, 'tasks_by_status')).toEqual(['namespace', 'status', 'created_at']);
+    expect(columnsOf(db, 'tasks_by_conversation')).toEqual(['namespace', 'conversation_id', 'created_at']);
+    expect(columnsOf(db, 'tasks_by_destination')).toEqual(['namespace', 'destination', 'created_at']);
+    const expected = ids
+      .map((id, index) => ({ id, at: base + Math.min(index, 2) }))
+      .sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1))
+      .map((task) => task.id);
+    const listed: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await store.listTasks('', { statuses: ['queued'] }, 2, cursor);
+      listed.push(...page.tasks.map((task) => task.taskId));
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    expect(listed).toEqual(expected);
+    expect(await store.countTasks('', { conversationId: 'conv' })).toBe(5);
     await store.close();
     db.close();
   });
