@@ -3,13 +3,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteDatabase } from '../backends/sqlite/sqlite-database.js';
+import { openSqliteDatabase, type SqliteDatabase } from '../backends/sqlite/sqlite-database.js';
 import { waitFor } from '../dev/harness.js';
 import { createSqliteStore } from './sqlite-store.js';
 import { STORE_MIGRATIONS } from './sqlite-store-rows.js';
 import { defineStoreContractTests, type StoreContractFactory } from './store.contract.js';
 import { conversationKey, type NewTask, type StoreLimits } from './store.js';
-import { defineStoreListContractTests } from './store-lists.contract.js';
+import { allPages, defineStoreListContractTests } from './store-lists.contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -170,7 +170,7 @@ describe('createSqliteStore', () => {
         insert.run(id, createdAt, createdAt, Date.now() + 3_600_000);
       });
     });
-    const columnsOf = (db: typeof old, index: string): string[] =>
+    const columnsOf = (db: SqliteDatabase, index: string): string[] =>
       db
         .prepare<{ name: string }>(`SELECT name FROM pragma_index_info('${index}') ORDER BY seqno`)
         .all()
@@ -188,14 +188,7 @@ describe('createSqliteStore', () => {
       .map((id, index) => ({ id, at: base + Math.min(index, 2) }))
       .sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : -1))
       .map((task) => task.id);
-    const listed: string[] = [];
-    let cursor: string | null = null;
-    do {
-      const page = await store.listTasks('', { statuses: ['queued'] }, 2, cursor);
-      listed.push(...page.tasks.map((task) => task.taskId));
-      cursor = page.nextCursor;
-    } while (cursor !== null);
-    expect(listed).toEqual(expected);
+    expect((await allPages(store, '', { statuses: ['queued'] }, 2)).flat()).toEqual(expected);
     expect(await store.countTasks('', { conversationId: 'conv' })).toBe(5);
     await store.close();
     db.close();

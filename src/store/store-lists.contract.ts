@@ -25,7 +25,7 @@ function newTask(overrides: Partial<NewTask> = {}): NewTask {
 }
 
 /** Every page of a listing, followed through its cursors. */
-async function allPages(
+export async function allPages(
   store: Store,
   namespace: string,
   filter: TaskFilter,
