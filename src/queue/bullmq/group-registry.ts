@@ -30,6 +30,9 @@
  *   the next id of the group in `lw:pending`, which is then added to BullMQ. The adapter runs it
  *   BEFORE the job is acknowledged to BullMQ.
  * - A job waiting for a retry stays the group head, so the group stays blocked until it ends.
+ * - hold: a run acknowledged to BullMQ before its handler ended (a first delivery after the
+ *   generation, `bullmq-job-queue.ts`) is recorded in `lw:pending` with a score in the future,
+ *   renewed while it runs; `finish` clears it.
  * - sweeps: `lw:pending` ids older than a grace period whose BullMQ job is missing, and group
  *   heads whose BullMQ job is missing, are returned to be added. Each batch of ids or groups is
  *   checked by ONE script, so a sweep over thousands of groups costs a few round trips.
@@ -42,6 +45,8 @@
  *   `lw:pending`; a sweep adds it. Before the BullMQ acknowledgement: the job runs again as a
  *   stale copy, whose start script finds it unregistered, so it is acknowledged without running.
  * - A sweep re-adds a job that finished meanwhile: same as above, a stale copy, skipped.
+ * - A worker dies while it holds a run outside BullMQ: its hold is no longer renewed; once it is
+ *   older than the grace period the pending sweep adds the job back, and it runs again.
  * - BullMQ fails or drops a head for any other reason: the group sweep re-adds it.
  */
 import { readFileSync } from 'node:fs';
@@ -82,8 +87,14 @@ export interface GroupRegistry {
   sweepPending(nowMs: number): Promise<RegisteredJob[]>;
   /** One `SSCAN` step over the groups: the heads missing from BullMQ, and the next cursor. */
   sweepGroups(cursor: string): Promise<{ cursor: string; missing: RegisteredJob[] }>;
-  /** The number of unfinished jobs. */
-  countUnfinished(): Promise<number>;
+  /**
+   * Holds jobs that run outside BullMQ (acknowledged to it early, see `bullmq-job-queue.ts`) in
+   * `lw:pending` until `untilMs`: the sweeps leave them alone until then plus the grace period,
+   * and add them back after (their process died). `renew`: only those still held.
+   */
+  hold(ids: readonly string[], untilMs: number, renew: boolean): Promise<void>;
+  /** The number of unfinished jobs, and how many of them are held now (running outside BullMQ). */
+  countUnfinished(nowMs: number): Promise<{ total: number; held: number }>;
   /** Whether group `group` has jobs (waiting, delayed or running). */
   groupPending(group: string): Promise<boolean>;
 }
@@ -176,7 +187,20 @@ export function createGroupRegistry(client: Redis, base: string): GroupRegistry 
       return { cursor: next, missing: missing.map(decodeEntry) };
     },
 
-    countUnfinished: () => client.hlen(keys.jobs),
+    async hold(ids, untilMs, renew) {
+      if (ids.length === 0) return;
+      const members = ids.flatMap((id) => [untilMs, id]);
+      if (renew) await client.zadd(keys.pending, 'XX', ...members);
+      else await client.zadd(keys.pending, ...members);
+    },
+
+    async countUnfinished(nowMs) {
+      const [total, held] = await Promise.all([
+        client.hlen(keys.jobs),
+        client.zcount(keys.pending, `(${nowMs}`, '+inf'),
+      ]);
+      return { total, held };
+    },
     groupPending: async (group) => (await client.exists(keys.group(group))) === 1,
   };
 }
