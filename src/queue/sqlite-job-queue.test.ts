@@ -61,7 +61,7 @@ describe('createSqliteJobQueue', () => {
       .prepare<{ seam: string; version: number }>('SELECT * FROM schema_versions ORDER BY seam')
       .all();
     expect(versions).toEqual([
-      { seam: 'queue', version: 3 },
+      { seam: 'queue', version: QUEUE_MIGRATIONS.length },
       { seam: 'store', version: STORE_MIGRATIONS.length },
     ]);
     const order: string[] = [];
@@ -77,6 +77,61 @@ describe('createSqliteJobQueue', () => {
     expect(await store.getTaskById('t0')).toBeNull();
     await queue.close({ timeoutMs: 0 });
     await store.close();
+    db.close();
+  });
+
+  it('upgrades a file of the third queue schema: no index on job ids, jobs kept, an id still queued not added twice', async () => {
+    const path = join(dir, `${randomUUID()}.sqlite`);
+    const old = openSqliteDatabase({ path });
+    old.migrate('queue', QUEUE_MIGRATIONS.slice(0, 3));
+    await old.write(() => {
+      const insert = old.prepare(
+        `INSERT INTO jobs (id, name, task_id, grp, priority, attempt, run_at_ms, active) VALUES (?, 'generate', ?, 'g', 'normal', ?, 0, ?)`,
+      );
+      insert.run('a', 'ta', 2, 1);
+      insert.run('b', 'tb', 1, 0);
+    });
+    const indexesOf = (db: { prepare: typeof old.prepare }): string[] =>
+      db
+        .prepare<{ name: string }>(`SELECT name FROM pragma_index_list('jobs')`)
+        .all()
+        .map((row) => row.name);
+    expect(indexesOf(old)).toHaveLength(1);
+    old.close();
+
+    const db = openSqliteDatabase({ path });
+    const queue = createSqliteJobQueue(db);
+    expect(indexesOf(db)).toEqual([]);
+    expect(await queue.enqueue({ id: 'b', name: 'generate', taskId: 'tb', group: 'g' })).toBe(false);
+    const release = { open: (): void => {} };
+    const held = new Promise<void>((resolve) => {
+      release.open = resolve;
+    });
+    const runs: Job[] = [];
+    queue.consume(
+      async (job) => {
+        runs.push(job);
+        if (job.id === 'b' && runs.length === 2) await held;
+        return { type: 'done' };
+      },
+      { concurrency: 1 },
+    );
+    // The row marked active in the old file runs again first, with attempt + 1; then the next.
+    await waitFor(() => runs.length === 2, 'both jobs');
+    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
+      ['a', 3],
+      ['b', 1],
+    ]);
+    // While it runs its id is taken; once it has ended, the id can be used again.
+    expect(await queue.enqueue({ id: 'b', name: 'generate', taskId: 'tb', group: 'g' })).toBe(false);
+    release.open();
+    await waitFor(
+      () => db.prepare<{ n: number }>(`SELECT count(*) AS n FROM jobs`).get()!.n === 0,
+      'the rows deleted',
+    );
+    expect(await queue.enqueue({ id: 'b', name: 'generate', taskId: 'tb', group: 'g' })).toBe(true);
+    await waitFor(() => runs.length === 3, 'the job added again');
+    await queue.close({ timeoutMs: 1000 });
     db.close();
   });
 

@@ -24,6 +24,8 @@ export interface JobRow {
 
 /** What the scheduling writes need of a job; the driver's entries carry more. */
 export interface TableJob {
+  /** Its row (the rowid): the scheduling writes find it by that. */
+  readonly seq: number;
   readonly id: string;
   readonly taskId: string;
   attempt: number;
@@ -92,6 +94,27 @@ export function queueMigrations(table: string): readonly string[] {
     `
   ALTER TABLE ${table} ADD COLUMN trace TEXT;
   `,
+    // Without the unique index on id: its entries are random UUIDs, so each insert and each delete
+    // wrote a page of it of its own. Ids are unique by the table's in-memory set of them (one
+    // process uses the file), and rows are found by seq.
+    `
+  CREATE TABLE ${table}_next (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    grp TEXT,
+    attempt INTEGER NOT NULL,
+    run_at_ms INTEGER NOT NULL,
+    active INTEGER NOT NULL DEFAULT 0,
+    priority TEXT NOT NULL DEFAULT 'normal',
+    trace TEXT
+  );
+  INSERT INTO ${table}_next (seq, id, name, task_id, grp, attempt, run_at_ms, active, priority, trace)
+    SELECT seq, id, name, task_id, grp, attempt, run_at_ms, active, priority, trace FROM ${table};
+  DROP TABLE ${table};
+  ALTER TABLE ${table}_next RENAME TO ${table};
+  `,
   ];
 }
 
@@ -111,15 +134,28 @@ export function openSqliteJobTable(db: SqliteDatabase, logger: Logger, table = '
   db.migrate(table === 'jobs' ? 'queue' : `queue:${table}`, queueMigrations(table));
 
   const insertJob = db.prepare(
-    `INSERT OR IGNORE INTO ${table} (id, name, task_id, grp, priority, attempt, run_at_ms, trace) VALUES (?, ?, ?, ?, ?, 1, ?, ?)`,
+    `INSERT INTO ${table} (id, name, task_id, grp, priority, attempt, run_at_ms, trace) VALUES (?, ?, ?, ?, ?, 1, ?, ?)`,
   );
-  const markActive = db.prepare(`UPDATE ${table} SET active = 1 WHERE id = ?`);
-  const deleteJob = db.prepare(`DELETE FROM ${table} WHERE id = ?`);
-  const rescheduleJob = db.prepare(`UPDATE ${table} SET attempt = ?, run_at_ms = ?, active = 0 WHERE id = ?`);
+  const markActive = db.prepare(`UPDATE ${table} SET active = 1 WHERE seq = ?`);
+  const deleteJob = db.prepare(`DELETE FROM ${table} WHERE seq = ?`);
+  const rescheduleJob = db.prepare(
+    `UPDATE ${table} SET attempt = ?, run_at_ms = ?, active = 0 WHERE seq = ?`,
+  );
   const selectJobs = db.prepare<JobRow>(`SELECT * FROM ${table} ORDER BY seq`);
   const recoverActive = db.prepare(`UPDATE ${table} SET attempt = attempt + 1, active = 0 WHERE active = 1`);
   const countJobs = db.prepare<{ total: number; delayed: number | null }>(
     `SELECT count(*) AS total, sum(run_at_ms > ?) AS delayed FROM ${table}`,
+  );
+
+  /**
+   * The ids of the table's jobs, and of those being inserted: a job id is taken from an insert
+   * until its delete is recorded (the delete is written before any later insert, in order).
+   */
+  const ids = new Set(
+    db
+      .prepare<{ id: string }>(`SELECT id FROM ${table}`)
+      .all()
+      .map((row) => row.id),
   );
 
   const pendingWrites = new Set<Promise<unknown>>();
@@ -136,15 +172,16 @@ export function openSqliteJobTable(db: SqliteDatabase, logger: Logger, table = '
   const runHousekeeping = (ops: readonly Housekeeping[]): void => {
     for (const op of ops) {
       if (op.skip) continue;
-      if (op.kind === 'mark') markActive.run(op.entry.id);
-      else if (op.kind === 'delete') deleteJob.run(op.entry.id);
-      else rescheduleJob.run(op.attempt, op.runAtMs, op.entry.id);
+      if (op.kind === 'mark') markActive.run(op.entry.seq);
+      else if (op.kind === 'delete') deleteJob.run(op.entry.seq);
+      else rescheduleJob.run(op.attempt, op.runAtMs, op.entry.seq);
     }
   };
 
   /** Queues a scheduling write; the first one of a batch requests the `write` that runs them all. */
   const record = (kind: Housekeeping['kind'], entry: TableJob): Housekeeping => {
     const op: Housekeeping = { kind, entry, attempt: entry.attempt, runAtMs: entry.runAtMs, skip: false };
+    if (kind === 'delete') ids.delete(entry.id);
     housekeeping.push(op);
     if (housekeeping.length > 1) return op;
     let ops: Housekeeping[] | null = null;
@@ -173,11 +210,17 @@ export function openSqliteJobTable(db: SqliteDatabase, logger: Logger, table = '
   };
 
   return {
-    insert(id, name, taskId, group, priority, runAtMs, trace) {
-      return db.write(() => {
-        const result = insertJob.run(id, name, taskId, group, priority, runAtMs, trace);
-        return result.changes === 0 ? null : Number(result.lastInsertRowid);
-      });
+    async insert(id, name, taskId, group, priority, runAtMs, trace) {
+      if (ids.has(id)) return null;
+      ids.add(id);
+      try {
+        return await db.write(() =>
+          Number(insertJob.run(id, name, taskId, group, priority, runAtMs, trace).lastInsertRowid),
+        );
+      } catch (error) {
+        ids.delete(id);
+        throw error;
+      }
     },
 
     all: () => selectJobs.all(),
