@@ -148,6 +148,34 @@ export function defineJobQueueContractTests(name: string, factory: JobQueueContr
         expect(runs[1]!.at - runs[0]!.at).toBeGreaterThanOrEqual(295);
       }));
 
+    it('runs again, after the delay and with attempt + 1, a job that yielded its slot and then asked for a retry; its group waits', () =>
+      withQueue(async (queue) => {
+        const group = id('group');
+        const yielding = id('yielding');
+        const behind = id('behind');
+        const runs: Array<{ id: string; attempt: number; at: number }> = [];
+        queue.consume(
+          async (job) => {
+            runs.push({ id: job.id, attempt: job.attempt, at: Date.now() });
+            if (job.id !== yielding || job.attempt > 1) return done;
+            job.yieldSlot();
+            await sleep(50);
+            return { type: 'retry', delayMs: 300 };
+          },
+          { concurrency: 1 },
+        );
+        await queue.enqueue({ id: yielding, name: 'generate', taskId: 't1', group });
+        await queue.enqueue({ id: behind, name: 'generate', taskId: 't2', group });
+        await waitFor(() => runs.length === 3, 'the retry and the job behind it', { timeoutMs: 30_000 });
+        await idle(queue);
+        expect(runs.map((run) => [run.id, run.attempt])).toEqual([
+          [yielding, 1],
+          [yielding, 2],
+          [behind, 1],
+        ]);
+        expect(runs[1]!.at - runs[0]!.at).toBeGreaterThanOrEqual(345);
+      }));
+
     it('hands every run of a job the trace carrier it was enqueued with', () =>
       withQueue(async (queue) => {
         const carrier = {
