@@ -204,11 +204,14 @@ process.stdout.write('enqueued\\n');
     await dying.enqueue({ id: 'next', name: 'generate', taskId: 't2', group: 'g' });
     await waitFor(async () => (await dying.counts()).active === 1 && dyingRuns.length === 1, 'the held run');
     await closeQueue(dying, 50);
-    // Its hold lapsed at once, not a lock duration later.
+    // Its hold was released at once, not a lock duration later: the next sweep may add it back.
     const { Redis } = await import('ioredis');
     const raw = new Redis(redis.server.url);
     try {
-      expect(await raw.zscore(`${prefix}:jobs:lw:pending`, 'head')).toBe('0');
+      const pendingGraceMs = 3000;
+      expect(Number(await raw.zscore(`${prefix}:jobs:lw:pending`, 'head'))).toBeLessThanOrEqual(
+        Date.now() - pendingGraceMs,
+      );
     } finally {
       raw.disconnect();
     }

@@ -205,9 +205,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
    * A run that yields its slot goes on outside BullMQ: it is held in the registry's `lw:pending`
    * (so no sweep adds it back while it runs, and one does once its process has died), and the
    * processor returns, so BullMQ acknowledges the job and fetches the next one in the same round
-   * trip. When the handler ends, the registry's finish script ends the job as usual; a retry
-   * asked for after the yield waits for the pending sweep to add the job back (its hold is left to
-   * lapse at the retry's time).
+   * trip. When the handler ends, the registry's finish script ends the job as usual; for a retry
+   * asked for after the yield, its hold is released at the retry's time, and the pending sweep
+   * adds the job back then (within its interval).
    */
   const continueHeld = (data: JobData, bullId: string, run: Promise<number | null>): void => {
     const entry = { abandoned: false, ended: Promise.resolve() };
@@ -215,7 +215,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       .then(async (delayMs) => {
         if (entry.abandoned) return;
         if (delayMs === null) await finish(data, bullId);
-        else await registry.hold([data.id], Date.now() + delayMs - lockDurationMs, true);
+        else await registry.release([data.id], Date.now() + delayMs);
       })
       .catch((error: unknown) =>
         logger?.warn(
@@ -336,10 +336,9 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       const abandoned = heldNow.filter(([id]) => held.has(id));
       for (const [, entry] of abandoned) entry.abandoned = true;
       await registry
-        .hold(
+        .release(
           abandoned.map(([id]) => id),
-          0,
-          true,
+          Date.now(),
         )
         .catch((error: unknown) =>
           logger?.warn({ err: error }, 'could not hand held runs back; their holds will lapse'),

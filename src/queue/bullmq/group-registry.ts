@@ -93,6 +93,8 @@ export interface GroupRegistry {
    * and add them back after (their process died). `renew`: only those still held.
    */
   hold(ids: readonly string[], untilMs: number, renew: boolean): Promise<void>;
+  /** Ends the holds of `ids` (those still held): the pending sweep adds them back from `atMs` on. */
+  release(ids: readonly string[], atMs: number): Promise<void>;
   /** The number of unfinished jobs, and how many of them are held now (running outside BullMQ). */
   countUnfinished(nowMs: number): Promise<{ total: number; held: number }>;
   /** Whether group `group` has jobs (waiting, delayed or running). */
@@ -192,6 +194,11 @@ export function createGroupRegistry(client: Redis, base: string): GroupRegistry 
       const members = ids.flatMap((id) => [untilMs, id]);
       if (renew) await client.zadd(keys.pending, 'XX', ...members);
       else await client.zadd(keys.pending, ...members);
+    },
+
+    async release(ids, atMs) {
+      if (ids.length === 0) return;
+      await client.zadd(keys.pending, 'XX', ...ids.flatMap((id) => [atMs - PENDING_GRACE_MS, id]));
     },
 
     async countUnfinished(nowMs) {
