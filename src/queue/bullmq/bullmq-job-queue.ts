@@ -51,8 +51,9 @@
  *   the first pending sweep after it is older than the registry's grace period adds the job back
  *   (the lock duration plus 3 s plus the repair interval at most); it runs again with attempt + 1.
  * - `close()` times out: running jobs are moved back to wait at once (another worker takes
- *   them), held runs have their hold lapse at once (the next sweep of another worker adds them
- *   back); their handlers' late results are discarded. If even that fails, the lock expires.
+ *   them), held runs have their holds released at once (the next sweep of another worker adds
+ *   them back); their handlers' late results are discarded. If even that fails, the lock (or the
+ *   hold) expires.
  * - Redis itself loses data (no persistence): out of scope; run Redis with AOF for durability.
  */
 import { randomUUID } from 'node:crypto';
@@ -320,7 +321,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     }
     await Promise.all(current.map((worker) => worker.close(outcome === 'timeout').catch(() => {})));
     // The runs held outside BullMQ, within what is left of the time; those still running then are
-    // left to lapse at once, so a sweep of another worker runs them again.
+    // released at once, so a sweep of another worker runs them again.
     const heldNow = [...held.entries()];
     const heldEnded = Promise.all(heldNow.map(([, entry]) => entry.ended)).then(() => 'drained' as const);
     const left = await Promise.race([
