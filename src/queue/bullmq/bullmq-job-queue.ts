@@ -228,8 +228,10 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
         if (held.get(data.id) === entry) held.delete(data.id);
       });
     held.set(data.id, entry);
-    holdRenewal ??= setInterval(renewHolds, lockRenewMs);
-    holdRenewal.unref();
+    if (holdRenewal === null) {
+      holdRenewal = setInterval(renewHolds, lockRenewMs);
+      holdRenewal.unref();
+    }
   };
 
   /** The processor of one BullMQ worker. */
@@ -288,20 +290,32 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
       }
     };
 
-  const closeWorkers = async (timeoutMs: number): Promise<void> => {
-    if (workers === null) return;
-    const startedAt = Date.now();
-    const current = workers;
+  /**
+   * `done` once `work` has resolved, or `timeout` at `deadlineMs` if that comes first; a rejection
+   * of `work` before then is passed on.
+   */
+  const settledBy = async (work: Promise<unknown>, deadlineMs: number): Promise<'done' | 'timeout'> => {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, timeoutMs), 'timeout');
+      timer = setTimeout(resolve, Math.max(0, deadlineMs - Date.now()), 'timeout');
     });
+    const done = work.then(() => 'done' as const);
+    // A rejection after the deadline is nobody's to handle.
+    done.catch(() => {});
+    try {
+      return await Promise.race([done, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  const closeWorkers = async (timeoutMs: number): Promise<void> => {
+    if (workers === null) return;
+    const deadlineMs = Date.now() + timeoutMs;
+    const current = workers;
     // `pause` stops taking jobs and resolves once the running ones have finished. (`close()`
     // cannot be used for this: once called, a later forced `close(true)` waits for it.)
-    const drained = Promise.all(current.map((worker) => worker.pause())).then(() => 'drained' as const);
-    drained.catch(() => {});
-    const outcome = await Promise.race([drained, timedOut]);
-    clearTimeout(timer);
+    const outcome = await settledBy(Promise.all(current.map((worker) => worker.pause())), deadlineMs);
     if (outcome === 'timeout') {
       // Hand running jobs back now rather than after their lock expires; the late results of
       // their handlers are discarded (see `processor`).
@@ -323,14 +337,7 @@ export function createBullmqJobQueue(options: BullmqJobQueueOptions): JobQueue {
     // The runs held outside BullMQ, within what is left of the time; those still running then are
     // released at once, so a sweep of another worker runs them again.
     const heldNow = [...held.entries()];
-    const heldEnded = Promise.all(heldNow.map(([, entry]) => entry.ended)).then(() => 'drained' as const);
-    const left = await Promise.race([
-      heldEnded,
-      new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(resolve, Math.max(0, startedAt + timeoutMs - Date.now()), 'timeout');
-      }),
-    ]);
-    clearTimeout(timer);
+    const left = await settledBy(Promise.all(heldNow.map(([, entry]) => entry.ended)), deadlineMs);
     if (holdRenewal !== null) clearInterval(holdRenewal);
     holdRenewal = null;
     if (left === 'timeout') {
