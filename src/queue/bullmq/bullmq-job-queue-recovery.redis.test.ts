@@ -96,19 +96,24 @@ async function stuckConsumer(
   return { queue, runs, release };
 }
 
+/** The survivor ran the stuck consumer's job again (attempt 2) and then the next; the stuck run was the only one there. */
+async function expectHandedOver(runs: Job[], dying: { runs: Job[]; release: () => void }): Promise<void> {
+  await waitFor(() => runs.length === 2, 'the survivor to run both jobs');
+  dying.release();
+  expect(runs.map((job) => [job.id, job.attempt])).toEqual([
+    ['head', 2],
+    ['next', 1],
+  ]);
+  expect(dying.runs).toHaveLength(1);
+}
+
 describe('bullmq job queue', () => {
   it('hands a job cut off by a forced close to the other consumer, with attempt + 1', async () => {
     const options = { prefix: `t-${randomUUID()}`, lockDurationMs: 1000, stalledIntervalMs: 300 };
     const dying = await stuckConsumer(options, false);
     const runs = recordRuns(openQueue(options));
     await closeQueue(dying.queue, 50);
-    await waitFor(() => runs.length === 2, 'the survivor to run both jobs');
-    dying.release();
-    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
-      ['head', 2],
-      ['next', 1],
-    ]);
-    expect(dying.runs).toHaveLength(1);
+    await expectHandedOver(runs, dying);
   });
 
   it('recovers the job of a SIGKILLed worker through stalled-job recovery', async () => {
@@ -181,13 +186,7 @@ describe('bullmq job queue', () => {
       raw.disconnect();
     }
     const runs = recordRuns(openQueue({ ...options, repairIntervalMs: 200 }));
-    await waitFor(() => runs.length === 2, 'the survivor to run both jobs');
-    dying.release();
-    expect(runs.map((job) => [job.id, job.attempt])).toEqual([
-      ['head', 2],
-      ['next', 1],
-    ]);
-    expect(dying.runs).toHaveLength(1);
+    await expectHandedOver(runs, dying);
   });
 
   it('re-adds a job whose enqueue died between the registry and BullMQ', async () => {
