@@ -15,7 +15,7 @@
  * those run inside scripts included); STRACE=<file> the service's system calls during the measured
  * tasks (`strace -c`); SERVICE_ENV=NAME=value,... adds settings for the service.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,7 @@ import {
   waitUntilReady,
 } from './processes.js';
 import { startReceiver } from './receiver.js';
+import { redisCli, redisStats } from './redis-stats.js';
 
 const mode = process.env.MODE === 'redis' || process.env.MODE === 'redis-api' ? 'redis' : 'embedded';
 /** MODE=redis-api: an `api` process alone, CPU per accepted request (no worker: tasks stay queued). */
@@ -96,24 +97,11 @@ async function send(count: number, tag: string): Promise<void> {
   if (arrived !== count) throw new Error(`only ${arrived} of ${count} callbacks arrived`);
 }
 
-/** What `redis-cli` prints for one command against this run's Redis (redis mode only). */
-function redisCli(...args: string[]): string {
-  return execFileSync('redis-cli', ['-u', redis!.url, ...args]).toString();
-}
-
-function redisStats(): { commands: number; cpuMs: number } {
-  let commands = 0;
-  for (const match of redisCli('INFO', 'commandstats').matchAll(/calls=(\d+)/g)) commands += Number(match[1]);
-  const cpu = redisCli('INFO', 'cpu');
-  const seconds = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(cpu)?.[1] ?? 0);
-  return { commands, cpuMs: (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000 };
-}
-
 try {
   await send(300, 'warm');
   const cpuBefore = cpuTimesMs(service.pid) ?? { user: 0, system: 0 };
   const llmCpuBefore = cpuTimeMs(llm.pid) ?? 0;
-  const redisBefore = redis === null ? null : redisStats();
+  const redisBefore = redis === null ? null : redisStats(redis.url);
   // STRACE=<file>: the service's system calls during the measured tasks, counted by strace -c.
   const strace = process.env.STRACE
     ? spawn('strace', ['-f', '-c', '-p', String(service.pid), '-o', process.env.STRACE], { stdio: 'ignore' })
@@ -133,13 +121,13 @@ try {
     mockLlmCpuMsPerTask: ((cpuTimeMs(llm.pid) ?? 0) - llmCpuBefore) / tasks,
   };
   if (redisBefore !== null) {
-    const after = redisStats();
+    const after = redisStats(redis!.url);
     figures.redisCommandsPerTask = (after.commands - redisBefore.commands) / tasks;
     figures.redisCpuMsPerTask = (after.cpuMs - redisBefore.cpuMs) / tasks;
   }
   console.log(JSON.stringify({ mode: process.env.MODE ?? mode, tasks, ...figures }));
   if (redis !== null && process.env.REDIS_COMMANDSTATS) {
-    writeFileSync(process.env.REDIS_COMMANDSTATS, redisCli('INFO', 'commandstats'));
+    writeFileSync(process.env.REDIS_COMMANDSTATS, redisCli(redis.url, 'INFO', 'commandstats'));
   }
 } finally {
   await service.stop();
